@@ -1,0 +1,136 @@
+//! Command line: `ringcast serve` (default) and `ringcast echo`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::shard::ceiling::{self, Ceiling};
+use crate::shard::driver::DriverChoice;
+use crate::shard::{self, ShardConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ringcast",
+    version,
+    about = "WebSocket real-time messaging on io_uring, one shard per core"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the messaging server (the default).
+    Serve(ServeArgs),
+    /// Run a WebSocket echo server on the same shards and codec.
+    Echo(EchoArgs),
+}
+
+/// Options every server mode shares.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Shards (threads, one per core). Default: online CPUs.
+    #[arg(long, env = "RINGCAST_SHARDS")]
+    pub shards: Option<usize>,
+    /// Address to listen on.
+    #[arg(long, env = "RINGCAST_ADDRESS", default_value = "0.0.0.0")]
+    pub address: IpAddr,
+    /// I/O driver: auto (io_uring, falling back to epoll), uring, epoll.
+    #[arg(long, env = "RINGCAST_DRIVER", value_enum, default_value_t = DriverChoice::Auto)]
+    pub driver: DriverChoice,
+    /// Do not pin shard threads to cores.
+    #[arg(long, env = "RINGCAST_NO_PIN")]
+    pub no_pin: bool,
+    /// Largest WebSocket message accepted, bytes (larger: close 1009).
+    #[arg(long, env = "RINGCAST_MAX_MESSAGE")]
+    pub max_message: Option<usize>,
+    /// Seconds a client has to complete the upgrade request.
+    #[arg(long, env = "RINGCAST_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+    /// Cap on client connections (default: the fd limit minus a reserve).
+    #[arg(long, env = "RINGCAST_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Client WebSocket port.
+    #[arg(long, env = "RINGCAST_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Outbound bytes queued for one client before it is cut with 3008.
+    #[arg(long, env = "RINGCAST_MAX_QUEUE", default_value_t = 1 << 20)]
+    pub max_queue: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EchoArgs {
+    #[arg(long, env = "RINGCAST_PORT", default_value_t = 9002)]
+    pub port: u16,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+impl RuntimeArgs {
+    fn shard_config(&self, port: u16) -> ShardConfig {
+        let mut cfg = ShardConfig::new(SocketAddr::new(self.address, port));
+        if let Some(n) = self.shards {
+            cfg.shards = n.max(1);
+        }
+        cfg.pin = !self.no_pin;
+        cfg.driver = self.driver;
+        cfg.handshake_timeout = Duration::from_secs_f64(self.handshake_timeout.max(0.001));
+        cfg
+    }
+
+    /// Raises the fd limit and logs the start-up facts.
+    fn ceiling(&self, mode: &str, cfg: &ShardConfig) -> std::sync::Arc<Ceiling> {
+        let (limit, derived) = ceiling::from_fd_limit(cfg.shards);
+        let max = self.max_connections.map_or(derived, |m| m.min(derived));
+        tracing::info!(
+            version = crate::VERSION,
+            mode,
+            shards = cfg.shards,
+            fd_limit = limit,
+            max_connections = max,
+            "ringcast starting"
+        );
+        Ceiling::new(max)
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve(ServeArgs {
+        port: 8000,
+        max_queue: 1 << 20,
+        runtime: RuntimeArgs {
+            shards: None,
+            address: IpAddr::from([0, 0, 0, 0]),
+            driver: DriverChoice::Auto,
+            no_pin: false,
+            max_message: None,
+            handshake_timeout: 10.0,
+            max_connections: None,
+        },
+    })) {
+        Command::Echo(a) => {
+            let cfg = a.runtime.shard_config(a.port);
+            let ceiling = a.runtime.ceiling("echo", &cfg);
+            let max_message = a.runtime.max_message.unwrap_or(64 << 20);
+            shard::run(cfg, ceiling, move |_| crate::echo::Echo { max_message })
+        }
+        Command::Serve(a) => {
+            let cfg = a.runtime.shard_config(a.port);
+            let ceiling = a.runtime.ceiling("serve", &cfg);
+            let max_message = a.runtime.max_message.unwrap_or(64 << 10);
+            let max_queue = a.max_queue;
+            shard::run(cfg, ceiling, move |_| crate::server::Server {
+                max_message,
+                max_queue,
+            })
+        }
+    }
+}

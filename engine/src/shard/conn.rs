@@ -1,0 +1,183 @@
+//! The shared half of a connection: its outbound queue and close request. The
+//! connection task owns the socket; services and the hub hold `Rc<Conn>` and only
+//! ever enqueue. Kept small: an idle connection is this struct and its task.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::task::Waker;
+
+use bytes::{Buf, Bytes};
+
+/// A close the server decided on: sent as a close frame, then the socket closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: u16,
+    pub reason: Cow<'static, str>,
+}
+
+/// Centrifugo's "slow" disconnect: the outbound queue passed its byte limit.
+pub const SLOW_CONSUMER: u16 = 3008;
+
+pub struct Conn {
+    /// Unique on its shard; stable for the connection's life.
+    pub id: u64,
+    out: RefCell<VecDeque<Bytes>>,
+    out_bytes: Cell<usize>,
+    /// Queue bytes past which the connection is cut with 3008 (0: never).
+    limit: usize,
+    close: RefCell<Option<CloseRequest>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Conn {
+    pub fn new(id: u64, limit: usize) -> Self {
+        Conn {
+            id,
+            out: RefCell::new(VecDeque::new()),
+            out_bytes: Cell::new(0),
+            limit,
+            close: RefCell::new(None),
+            waker: Cell::new(None),
+        }
+    }
+
+    /// Queues an encoded frame. The same `Bytes` may sit in many queues.
+    /// Returns false when the frame was refused: the connection is closing, or
+    /// this frame pushed it over its limit (it is then cut with 3008).
+    pub fn send(&self, frame: Bytes) -> bool {
+        if self.close.borrow().is_some() {
+            return false;
+        }
+        let total = self.out_bytes.get() + frame.len();
+        if self.limit != 0 && total > self.limit {
+            self.out.borrow_mut().clear();
+            self.out_bytes.set(0);
+            self.close_with(SLOW_CONSUMER, "slow");
+            return false;
+        }
+        self.out_bytes.set(total);
+        self.out.borrow_mut().push_back(frame);
+        self.wake();
+        true
+    }
+
+    /// Asks the connection task to send a close frame and close. The first
+    /// request wins.
+    pub fn close_with(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
+        let mut c = self.close.borrow_mut();
+        if c.is_none() {
+            *c = Some(CloseRequest {
+                code,
+                reason: reason.into(),
+            });
+            drop(c);
+            self.wake();
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.close.borrow().is_some()
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.out_bytes.get()
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.out.borrow().is_empty()
+    }
+
+    pub(crate) fn take_close(&self) -> Option<CloseRequest> {
+        self.close.borrow_mut().take()
+    }
+
+    /// Queues a frame bypassing the close check (the close frame itself).
+    pub(crate) fn push_final(&self, frame: Bytes) {
+        self.out_bytes.set(self.out_bytes.get() + frame.len());
+        self.out.borrow_mut().push_back(frame);
+    }
+
+    pub(crate) fn set_waker(&self, w: &Waker) {
+        let old = self.waker.take();
+        match old {
+            Some(o) if o.will_wake(w) => self.waker.set(Some(o)),
+            _ => self.waker.set(Some(w.clone())),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Fills `iov` with the front of the queue (at most `iov`'s capacity
+    /// slices) and returns how many slices and bytes it gathered.
+    pub(crate) fn with_front<R>(&self, max: usize, f: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
+        let out = self.out.borrow();
+        let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
+        let mut n = 0;
+        for b in out.iter().take(max.min(MAX_IOV)) {
+            iov[n] = IoSlice::new(b);
+            n += 1;
+        }
+        f(&iov[..n])
+    }
+
+    /// Drops `sent` bytes from the front of the queue; returns whole frames sent.
+    pub(crate) fn consume(&self, mut sent: usize) -> usize {
+        self.out_bytes.set(self.out_bytes.get() - sent);
+        let mut out = self.out.borrow_mut();
+        let mut frames = 0;
+        while sent > 0 {
+            let front = out.front_mut().expect("sent more than queued");
+            if front.len() <= sent {
+                sent -= front.len();
+                out.pop_front();
+                frames += 1;
+            } else {
+                front.advance(sent);
+                sent = 0;
+            }
+        }
+        if out.is_empty() && out.capacity() > 64 {
+            // A burst grew the ring; give the memory back once it drains.
+            *out = VecDeque::new();
+        }
+        frames
+    }
+}
+
+/// Slices gathered into one sendmsg(2). Linux allows 1024 (UIO_MAXIOV).
+pub const MAX_IOV: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_limit_clears_queue_and_requests_3008() {
+        let c = Conn::new(1, 100);
+        assert!(c.send(Bytes::from_static(&[0; 60])));
+        assert!(!c.send(Bytes::from_static(&[0; 60])));
+        assert_eq!(c.queued_bytes(), 0);
+        assert!(!c.has_output());
+        let req = c.take_close().unwrap();
+        assert_eq!((req.code, req.reason.as_ref()), (3008, "slow"));
+    }
+
+    #[test]
+    fn consume_handles_partial_frames() {
+        let c = Conn::new(1, 0);
+        c.send(Bytes::from_static(b"abc"));
+        c.send(Bytes::from_static(b"defg"));
+        assert_eq!(c.consume(4), 1);
+        assert_eq!(c.queued_bytes(), 3);
+        let front = c.with_front(8, |iov| iov.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        assert_eq!(front, vec![b"efg".to_vec()]);
+        assert_eq!(c.consume(3), 1);
+        assert!(!c.has_output());
+    }
+}

@@ -1,0 +1,50 @@
+//! What runs on top of the transport: the echo server, the messaging server.
+//! One instance per shard, so implementations use `Rc`/`Cell`, never locks.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::conn::Conn;
+use crate::ws::handshake::{HandshakeError, UpgradeRequest};
+use crate::ws::DecoderConfig;
+
+/// How a connection's outbound queue is bounded.
+#[derive(Debug, Clone, Copy)]
+pub enum OutboundPolicy {
+    /// Cut the connection with 3008 when its queue passes `limit` bytes
+    /// (pushes from publications must never wait on one slow reader).
+    Disconnect { limit: usize },
+    /// Stop reading from the connection while its queue is above `high_water`
+    /// (echo: the peer's own writes are what fill its queue).
+    Backpressure { high_water: usize },
+}
+
+pub trait Service: 'static {
+    /// Per-connection protocol state, owned by the connection task.
+    type State: 'static;
+
+    /// Decides on an upgrade before the 101 is sent (routing, limits).
+    fn accept(&self, req: &UpgradeRequest) -> Result<(), HandshakeError>;
+
+    fn decoder_config(&self) -> DecoderConfig;
+
+    fn outbound_policy(&self) -> OutboundPolicy;
+
+    /// Extra `Name: value\r\n` lines for the 101 response.
+    fn response_headers(&self) -> &str {
+        ""
+    }
+
+    /// The connection is upgraded; `conn` is where replies go.
+    fn open(&self, conn: &Rc<Conn>, req: UpgradeRequest) -> Self::State;
+
+    /// A complete text (`text = true`) or binary message.
+    fn on_message(&self, conn: &Rc<Conn>, state: &mut Self::State, text: bool, data: Bytes);
+
+    /// A pong arrived (the protocol's liveness signal for some services).
+    fn on_pong(&self, _conn: &Rc<Conn>, _state: &mut Self::State) {}
+
+    /// The connection is gone; release everything it held.
+    fn on_close(&self, conn: &Rc<Conn>, state: Self::State);
+}

@@ -1,0 +1,67 @@
+//! Per-shard counters, written only by their shard (plain `Cell`s, no atomics
+//! on the hot path) and published to a shared snapshot for `/metrics`.
+
+use std::cell::Cell;
+
+use super::task::End;
+
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub connections: Cell<u64>,
+    pub opened: Cell<u64>,
+    pub closed_gone: Cell<u64>,
+    pub closed_clean: Cell<u64>,
+    pub closed_abandoned: Cell<u64>,
+    pub handshake_failures: Cell<u64>,
+    pub refused_at_ceiling: Cell<u64>,
+    pub protocol_errors: Cell<u64>,
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    pub frames_out: Cell<u64>,
+    pub sends: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>, by: u64) {
+    c.set(c.get() + by);
+}
+
+impl ShardStats {
+    pub(crate) fn opened(&self) {
+        bump(&self.opened, 1);
+        bump(&self.connections, 1);
+    }
+
+    pub(crate) fn closed(&self, end: End) {
+        self.connections.set(self.connections.get() - 1);
+        bump(
+            match end {
+                End::Gone => &self.closed_gone,
+                End::Closing => &self.closed_clean,
+                End::Abandoned => &self.closed_abandoned,
+            },
+            1,
+        );
+    }
+
+    pub(crate) fn handshake_failed(&self) {
+        bump(&self.handshake_failures, 1);
+    }
+
+    pub(crate) fn refused(&self) {
+        bump(&self.refused_at_ceiling, 1);
+    }
+
+    pub(crate) fn protocol_error(&self) {
+        bump(&self.protocol_errors, 1);
+    }
+
+    pub(crate) fn received(&self, n: usize) {
+        bump(&self.bytes_in, n as u64);
+    }
+
+    pub(crate) fn sent(&self, bytes: usize, frames: usize) {
+        bump(&self.bytes_out, bytes as u64);
+        bump(&self.frames_out, frames as u64);
+        bump(&self.sends, 1);
+    }
+}

@@ -1,0 +1,133 @@
+//! Every direct OS call the engine makes lives here, each `unsafe` block with the
+//! reason it holds. The rest of the crate is safe code.
+
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+
+use bytes::BytesMut;
+
+/// Turns a libc return value into `io::Result`, reading `errno` on -1.
+macro_rules! syscall {
+    ($e:expr) => {{
+        let r = $e;
+        if r == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    }};
+}
+
+/// Non-blocking `recv` into the spare capacity of `buf` (at most `max` bytes),
+/// extending its length by what arrived. `Ok(0)` is end of stream.
+pub fn recv_into(fd: RawFd, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < max {
+        buf.reserve(max);
+    }
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    // SAFETY: `spare` is writable memory of at least `want` bytes owned by `buf`;
+    // recv(2) writes at most `want` bytes into it and does not retain the pointer.
+    let n =
+        syscall!(unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), want, libc::MSG_DONTWAIT) })?
+            as usize;
+    // SAFETY: recv(2) initialised exactly `n <= want` bytes after the old length.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Non-blocking gather send of `bufs` in one syscall. Never raises SIGPIPE.
+pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec (documented guarantee on Unix).
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    // SAFETY: msg points at `bufs.len()` valid iovecs that outlive the call;
+    // sendmsg(2) only reads them.
+    let n = syscall!(unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) })?;
+    Ok(n as usize)
+}
+
+/// Non-blocking send of one buffer.
+pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    send_vectored(fd, &[IoSlice::new(buf)])
+}
+
+/// Half-closes the write side so a close frame is delivered before FIN, and the
+/// peer's remaining data does not turn our close into a reset.
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown(2) on an fd we own; an invalid fd only yields EBADF.
+    syscall!(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
+}
+
+/// RLIMIT_NOFILE as (soft, hard).
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one rlimit into the struct we pass.
+    syscall!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) })?;
+    Ok((r.rlim_cur as u64, r.rlim_max as u64))
+}
+
+/// Sets the soft RLIMIT_NOFILE to `soft` (≤ hard), returning the new (soft, hard).
+pub fn set_nofile_soft(soft: u64) -> io::Result<(u64, u64)> {
+    let (_, hard) = nofile_limit()?;
+    let r = libc::rlimit {
+        rlim_cur: soft.min(hard) as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit(2) reads one rlimit from the struct we pass.
+    syscall!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) })?;
+    nofile_limit()
+}
+
+/// Number of open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Resident set size of this process in bytes, from /proc/self/statm.
+pub fn rss_bytes() -> u64 {
+    let page = 4096u64;
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn recv_and_gather_send_over_a_socket_pair() {
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut buf = BytesMut::new();
+        let err = recv_into(b.as_raw_fd(), &mut buf, 16).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        a.write_all(b"hello world").unwrap();
+        assert_eq!(recv_into(b.as_raw_fd(), &mut buf, 5).unwrap(), 5);
+        assert_eq!(recv_into(b.as_raw_fd(), &mut buf, 64).unwrap(), 6);
+        assert_eq!(&buf[..], b"hello world");
+        let n = send_vectored(b.as_raw_fd(), &[IoSlice::new(b"ab"), IoSlice::new(b"cd")]).unwrap();
+        assert_eq!(n, 4);
+        let mut got = [0u8; 4];
+        a.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"abcd");
+    }
+
+    #[test]
+    fn limits_and_process_figures() {
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(soft <= hard && soft > 0);
+        assert!(open_fds() >= 3);
+        assert!(rss_bytes() > 0);
+    }
+}
