@@ -94,6 +94,12 @@ where
     S: Service,
     F: Fn(usize) -> S + Send + Sync + 'static,
 {
+    let mut cfg = cfg;
+    if cfg.listen.port() == 0 {
+        // Every shard must bind the same port: resolve it once up front.
+        let probe = listener::bind_reuseport(cfg.listen, 1)?;
+        cfg.listen = probe.local_addr()?;
+    }
     let cfg = Arc::new(cfg);
     let make_service = Arc::new(make_service);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
