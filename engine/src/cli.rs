@@ -1,10 +1,14 @@
 //! Command line: `ringcast serve` (default) and `ringcast echo`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::client::{ClientOptions, ClientService};
+use crate::hub::mesh::Mesh;
+use crate::hub::HubOptions;
 use crate::shard::ceiling::{self, Ceiling};
 use crate::shard::driver::DriverChoice;
 use crate::shard::{self, ShardConfig};
@@ -62,6 +66,21 @@ pub struct ServeArgs {
     /// Outbound bytes queued for one client before it is cut with 3008.
     #[arg(long, env = "RINGCAST_MAX_QUEUE", default_value_t = 1 << 20)]
     pub max_queue: usize,
+    /// Accept clients without a token and allow client-side publish.
+    #[arg(long, env = "RINGCAST_INSECURE")]
+    pub insecure: bool,
+    /// Keep channel presence (the presence and presence_stats commands).
+    #[arg(long, env = "RINGCAST_PRESENCE")]
+    pub presence: bool,
+    /// Push join/leave messages to channel subscribers.
+    #[arg(long, env = "RINGCAST_JOIN_LEAVE")]
+    pub join_leave: bool,
+    /// Seconds between server pings.
+    #[arg(long, env = "RINGCAST_PING_INTERVAL", default_value_t = 25)]
+    pub ping_interval: u64,
+    /// Seconds a client has to answer a ping (capped at half the interval).
+    #[arg(long, env = "RINGCAST_PONG_TIMEOUT", default_value_t = 8.0)]
+    pub pong_timeout: f64,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -87,7 +106,7 @@ impl RuntimeArgs {
     }
 
     /// Raises the fd limit and logs the start-up facts.
-    fn ceiling(&self, mode: &str, cfg: &ShardConfig) -> std::sync::Arc<Ceiling> {
+    fn ceiling(&self, mode: &str, cfg: &ShardConfig) -> Arc<Ceiling> {
         let (limit, derived) = ceiling::from_fd_limit(cfg.shards);
         let max = self.max_connections.map_or(derived, |m| m.min(derived));
         tracing::info!(
@@ -103,19 +122,13 @@ impl RuntimeArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve(ServeArgs {
-        port: 8000,
-        max_queue: 1 << 20,
-        runtime: RuntimeArgs {
-            shards: None,
-            address: IpAddr::from([0, 0, 0, 0]),
-            driver: DriverChoice::Auto,
-            no_pin: false,
-            max_message: None,
-            handshake_timeout: 10.0,
-            max_connections: None,
-        },
-    })) {
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::parse_from(["ringcast", "serve"])
+            .command
+            .expect("serve"),
+    };
+    match command {
         Command::Echo(a) => {
             let cfg = a.runtime.shard_config(a.port);
             let ceiling = a.runtime.ceiling("echo", &cfg);
@@ -125,11 +138,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => {
             let cfg = a.runtime.shard_config(a.port);
             let ceiling = a.runtime.ceiling("serve", &cfg);
-            let max_message = a.runtime.max_message.unwrap_or(64 << 10);
-            let max_queue = a.max_queue;
-            shard::run(cfg, ceiling, move |_| crate::server::Server {
-                max_message,
-                max_queue,
+            let opts = Arc::new(ClientOptions {
+                insecure: a.insecure,
+                max_message: a.runtime.max_message.unwrap_or(64 << 10),
+                max_queue: a.max_queue,
+                ping_interval: Duration::from_secs(a.ping_interval.max(1)),
+                pong_timeout: Duration::from_secs_f64(a.pong_timeout.max(0.1)),
+                hub: HubOptions {
+                    presence: a.presence,
+                    join_leave: a.join_leave,
+                },
+                ..ClientOptions::default()
+            });
+            if opts.insecure {
+                tracing::warn!("--insecure: clients connect without a token and may publish");
+            }
+            let mesh = Mesh::new(cfg.shards);
+            shard::run(cfg, ceiling, move |id| {
+                ClientService::start(id, mesh.clone(), opts.clone())
             })
         }
     }

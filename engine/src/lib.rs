@@ -1,9 +1,18 @@
 //! ringcast: a WebSocket real-time messaging engine on io_uring, one shard per
 //! core. See `docs/architecture.md` for the shape; this file only wires modules.
+//!
+//! - [`ws`]: the RFC 6455 codec (no I/O)
+//! - [`protocol`]: Centrifugo client protocol parsing and encoding (no I/O)
+//! - [`shard`]: runtime, listeners, the connection task
+//! - [`hub`]: subscriptions, channel owners, the mesh between shards
+//! - [`client`]: the client-protocol service that ties them together
+//! - [`echo`]: the echo service (conformance and benchmark target)
 
 pub mod cli;
+pub mod client;
 pub mod echo;
-pub mod server;
+pub mod hub;
+pub mod protocol;
 pub mod shard;
 pub mod sys;
 pub mod ws;

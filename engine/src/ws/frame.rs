@@ -1,6 +1,6 @@
 //! Frame headers (RFC 6455 §5.2): parsing without consuming, and encoding.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::{ProtocolError, WsError};
 use super::mask::apply_mask;
@@ -169,6 +169,23 @@ pub fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Builds a final text frame whose payload `write` appends, without copying
+/// the payload: room for the longest header is kept in front and the unused
+/// part is skipped once the length is known.
+pub fn text_frame_with(capacity: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+    const ROOM: usize = 10;
+    let mut out = BytesMut::with_capacity(ROOM + capacity);
+    out.put_bytes(0, ROOM);
+    write(&mut out);
+    let len = out.len() - ROOM;
+    let start = ROOM - header_len(len);
+    let mut header = BytesMut::with_capacity(ROOM);
+    put_header(&mut header, true, OpCode::Text, len);
+    out[start..ROOM].copy_from_slice(&header);
+    out.advance(start);
+    out.freeze()
+}
+
 /// Encodes a masked (client) frame; used by the load generator and tests.
 pub fn encode_masked(fin: bool, opcode: OpCode, payload: &[u8], mask: [u8; 4]) -> BytesMut {
     let mut out = BytesMut::with_capacity(MAX_HEADER_LEN + payload.len());
@@ -231,6 +248,15 @@ mod tests {
         ];
         for (bytes, err) in cases {
             assert_eq!(parse_header(bytes), Err(WsError::Protocol(err)));
+        }
+    }
+
+    #[test]
+    fn text_frame_with_matches_encode() {
+        for len in [0usize, 125, 126, 65535, 65536] {
+            let payload = vec![b'z'; len];
+            let f = text_frame_with(len, |out| out.put_slice(&payload));
+            assert_eq!(f, encode(OpCode::Text, &payload));
         }
     }
 

@@ -1,0 +1,41 @@
+//! Server pings: every ping interval each connected client gets `{}`; one that
+//! has not answered within the pong timeout is closed with 3012. A connection
+//! that never sends `connect` is closed as stale (3502).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::ClientOptions;
+use crate::hub::Hub;
+use crate::protocol::codes;
+use crate::ws::frame::{encode, OpCode};
+
+pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
+    let ping: Bytes = encode(OpCode::Text, b"{}");
+    let pong_timeout = opts.pong_timeout.min(opts.ping_interval / 2);
+    loop {
+        monoio::time::sleep(opts.ping_interval - pong_timeout).await;
+        let sessions: Vec<_> = hub.sessions.borrow().values().cloned().collect();
+        for s in &sessions {
+            if s.is_connected() {
+                s.awaiting_pong.set(true);
+                s.conn.send(ping.clone());
+            } else {
+                let n = s.unconnected_sweeps.get() + 1;
+                s.unconnected_sweeps.set(n);
+                if n >= 2 {
+                    s.conn.close_with(codes::STALE.code, codes::STALE.reason);
+                }
+            }
+        }
+        monoio::time::sleep(pong_timeout).await;
+        for s in &sessions {
+            if s.is_connected() && s.awaiting_pong.get() && !s.conn.is_closing() {
+                s.conn
+                    .close_with(codes::NO_PONG.code, codes::NO_PONG.reason);
+            }
+        }
+    }
+}

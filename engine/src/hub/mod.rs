@@ -1,0 +1,391 @@
+//! The per-shard messaging state: local subscriptions, the channels this shard
+//! owns, and the shard's end of the mesh. A publication goes to its channel's
+//! owner, which assigns the offset, encodes the push frame once, and sends that
+//! one buffer to every shard with local subscribers.
+
+pub mod mesh;
+pub mod owner;
+pub mod subs;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use self::mesh::{owner_of, ChannelName, Member, Mesh, MeshMsg, ReplyTo};
+use self::owner::{empty_presence, OwnedChannel};
+use self::subs::SubTable;
+use crate::client::session::{Session, SubState};
+use crate::protocol::json::{put_str, put_u64};
+use crate::protocol::push;
+use crate::ws::frame::{encode, OpCode};
+
+#[derive(Debug, Clone, Copy)]
+pub struct HubOptions {
+    /// Keep presence (who is subscribed) on channel owners.
+    pub presence: bool,
+    /// Push join/leave to subscribers when members come and go.
+    pub join_leave: bool,
+}
+
+/// Counters the hub keeps for `/metrics` (written by its shard only).
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub publications: Cell<u64>,
+    pub deliveries: Cell<u64>,
+    pub mesh_batches_in: Cell<u64>,
+}
+
+pub struct Hub {
+    pub shard: usize,
+    mesh: Arc<Mesh>,
+    pub opts: HubOptions,
+    outbox: RefCell<Vec<Vec<MeshMsg>>>,
+    flush_pending: Cell<bool>,
+    flusher: Cell<Option<Waker>>,
+    pub sessions: RefCell<HashMap<u64, Rc<Session>, ahash::RandomState>>,
+    pub subs: RefCell<SubTable>,
+    owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
+    pub stats: HubStats,
+}
+
+impl Hub {
+    /// Creates shard `shard`'s hub and starts its mesh tasks. Must run on the
+    /// shard's runtime.
+    pub fn start(shard: usize, mesh: Arc<Mesh>, opts: HubOptions) -> Rc<Hub> {
+        let hub = Rc::new(Hub {
+            shard,
+            outbox: RefCell::new((0..mesh.shards()).map(|_| Vec::new()).collect()),
+            mesh,
+            opts,
+            flush_pending: Cell::new(false),
+            flusher: Cell::new(None),
+            sessions: RefCell::default(),
+            subs: RefCell::default(),
+            owned: RefCell::default(),
+            stats: HubStats::default(),
+        });
+        monoio::spawn(flush_loop(hub.clone()));
+        monoio::spawn(receive_loop(hub.clone()));
+        hub
+    }
+
+    pub fn shards(&self) -> usize {
+        self.mesh.shards()
+    }
+
+    pub fn owner_of(&self, channel: &str) -> usize {
+        owner_of(channel, self.mesh.shards())
+    }
+
+    pub fn mesh_depth(&self) -> usize {
+        self.mesh.depth(self.shard)
+    }
+
+    /// Queues `msg` for shard `dst`; it leaves with the rest of this
+    /// scheduler pass's messages for `dst` as one batch.
+    pub fn send(&self, dst: usize, msg: MeshMsg) {
+        self.outbox.borrow_mut()[dst].push(msg);
+        if !self.flush_pending.replace(true) {
+            if let Some(w) = self.flusher.take() {
+                w.wake();
+            }
+        }
+    }
+
+    pub fn reply_to(&self, conn: u64, id: u32) -> ReplyTo {
+        ReplyTo {
+            shard: self.shard as u16,
+            conn,
+            id,
+        }
+    }
+
+    fn handle(&self, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Subscribe {
+                channel,
+                member,
+                reply,
+            } => self.owner_subscribe(channel, member, reply),
+            MeshMsg::Unsubscribe {
+                channel,
+                shard,
+                client,
+            } => self.owner_unsubscribe(channel, shard as usize, &client),
+            MeshMsg::Publish {
+                channel,
+                data,
+                info,
+                reply,
+            } => {
+                self.owner_publish(channel, &data, info.as_deref(), reply);
+            }
+            MeshMsg::Presence {
+                channel,
+                stats,
+                reply,
+            } => self.owner_presence(&channel, stats, reply),
+            MeshMsg::Deliver { channel, frame } => {
+                let n = self.subs.borrow().deliver(&channel, &frame);
+                self.stats
+                    .deliveries
+                    .set(self.stats.deliveries.get() + n as u64);
+            }
+            MeshMsg::Subscribed {
+                channel,
+                reply,
+                line,
+            } => self.on_subscribed(channel, reply, line),
+            MeshMsg::Reply { reply, line } => {
+                if let Some(s) = self.sessions.borrow().get(&reply.conn) {
+                    s.conn.send(encode(OpCode::Text, &line));
+                }
+            }
+        }
+    }
+
+    // ---- owner side ----
+
+    fn owner_subscribe(&self, channel: ChannelName, member: Member, reply: ReplyTo) {
+        let mut owned = self.owned.borrow_mut();
+        let ch = owned
+            .entry(channel.clone())
+            .or_insert_with(|| OwnedChannel::new(self.shards()));
+        ch.per_shard[reply.shard as usize] += 1;
+        ch.total += 1;
+        let mut line = BytesMut::with_capacity(64);
+        push::open_result(&mut line, reply.id, "subscribe");
+        line.put_slice(b"\"epoch\":");
+        put_str(&mut line, &ch.epoch);
+        line.put_slice(b",\"offset\":");
+        put_u64(&mut line, ch.offset);
+        push::close_result(&mut line);
+        let join = self
+            .opts
+            .join_leave
+            .then(|| push::join_leave_frame(&channel, true, &member.info));
+        if self.opts.presence || self.opts.join_leave {
+            ch.presence.insert(member.client.clone(), member);
+        }
+        self.send(
+            reply.shard as usize,
+            MeshMsg::Subscribed {
+                channel: channel.clone(),
+                reply,
+                line: line.freeze(),
+            },
+        );
+        if let Some(frame) = join {
+            for s in ch.shards_with_subscribers() {
+                self.send(
+                    s,
+                    MeshMsg::Deliver {
+                        channel: channel.clone(),
+                        frame: frame.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn owner_unsubscribe(&self, channel: ChannelName, shard: usize, client: &str) {
+        let mut owned = self.owned.borrow_mut();
+        let Some(ch) = owned.get_mut(&channel) else {
+            return;
+        };
+        if ch.per_shard[shard] > 0 {
+            ch.per_shard[shard] -= 1;
+            ch.total -= 1;
+        }
+        if let Some(m) = ch.presence.remove(client) {
+            if self.opts.join_leave {
+                let frame = push::join_leave_frame(&channel, false, &m.info);
+                for s in ch.shards_with_subscribers() {
+                    self.send(
+                        s,
+                        MeshMsg::Deliver {
+                            channel: channel.clone(),
+                            frame: frame.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        if ch.is_idle() {
+            owned.remove(&channel);
+        }
+    }
+
+    /// Assigns the next offset, encodes the push once, and sends it to every
+    /// shard with subscribers. Returns (epoch, offset).
+    pub fn owner_publish(
+        &self,
+        channel: ChannelName,
+        data: &[u8],
+        info: Option<&[u8]>,
+        reply: Option<ReplyTo>,
+    ) -> (Arc<str>, u64) {
+        let mut owned = self.owned.borrow_mut();
+        let ch = owned
+            .entry(channel.clone())
+            .or_insert_with(|| OwnedChannel::new(self.shards()));
+        ch.offset += 1;
+        let (epoch, offset) = (ch.epoch.clone(), ch.offset);
+        self.stats
+            .publications
+            .set(self.stats.publications.get() + 1);
+        if ch.total > 0 {
+            let frame = push::publication_frame(&channel, data, info, offset);
+            for s in ch.shards_with_subscribers() {
+                self.send(
+                    s,
+                    MeshMsg::Deliver {
+                        channel: channel.clone(),
+                        frame: frame.clone(),
+                    },
+                );
+            }
+        } else if ch.is_idle() {
+            // Nobody holds a position in this stream: forget it.
+            owned.remove(&channel);
+        }
+        if let Some(r) = reply {
+            let mut line = BytesMut::with_capacity(32);
+            push::empty_result(&mut line, r.id, "publish");
+            self.send(
+                r.shard as usize,
+                MeshMsg::Reply {
+                    reply: r,
+                    line: line.freeze(),
+                },
+            );
+        }
+        (epoch, offset)
+    }
+
+    fn owner_presence(&self, channel: &str, stats: bool, reply: ReplyTo) {
+        let owned = self.owned.borrow();
+        let mut line = BytesMut::with_capacity(128);
+        push::open_result(
+            &mut line,
+            reply.id,
+            if stats { "presence_stats" } else { "presence" },
+        );
+        match owned.get(channel) {
+            Some(ch) if stats => ch.presence_stats_json(&mut line),
+            Some(ch) => ch.presence_json(&mut line),
+            None => empty_presence(&mut line, stats),
+        }
+        push::close_result(&mut line);
+        self.send(
+            reply.shard as usize,
+            MeshMsg::Reply {
+                reply,
+                line: line.freeze(),
+            },
+        );
+    }
+
+    // ---- subscriber side ----
+
+    fn on_subscribed(&self, channel: ChannelName, reply: ReplyTo, line: Bytes) {
+        let session = self.sessions.borrow().get(&reply.conn).cloned();
+        let keep = session.as_ref().is_some_and(|s| s.activate(&channel));
+        match (keep, session) {
+            (true, Some(s)) => {
+                self.subs.borrow_mut().add(channel, s.conn.clone());
+                s.conn.send(encode(OpCode::Text, &line));
+            }
+            (_, session) => {
+                // Gone or unsubscribed while the owner was answering: undo.
+                let client = session
+                    .and_then(|s| s.client_id())
+                    .unwrap_or_else(|| "".into());
+                self.unsubscribe_at_owner(channel, client);
+            }
+        }
+    }
+
+    pub fn unsubscribe_at_owner(&self, channel: ChannelName, client: Arc<str>) {
+        let owner = self.owner_of(&channel);
+        self.send(
+            owner,
+            MeshMsg::Unsubscribe {
+                channel,
+                shard: self.shard as u16,
+                client,
+            },
+        );
+    }
+
+    /// Drops a session: its local subscriptions and its presence everywhere.
+    pub fn remove_session(&self, session: &Rc<Session>) {
+        self.sessions.borrow_mut().remove(&session.conn.id);
+        let client = session.client_id().unwrap_or_else(|| "".into());
+        for (channel, state) in session.take_subs() {
+            if state == SubState::Active {
+                self.subs.borrow_mut().remove(&channel, &session.conn);
+                self.unsubscribe_at_owner(channel, client.clone());
+            }
+            // Pending ones are undone when the owner's answer finds no session.
+        }
+    }
+}
+
+async fn flush_loop(hub: Rc<Hub>) {
+    loop {
+        poll_fn(|cx| {
+            if hub.flush_pending.get() {
+                Poll::Ready(())
+            } else {
+                hub.flusher.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        hub.flush_pending.set(false);
+        let batches: Vec<(usize, Vec<MeshMsg>)> = hub
+            .outbox
+            .borrow_mut()
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(dst, v)| (dst, std::mem::take(v)))
+            .collect();
+        for (dst, batch) in batches {
+            hub.mesh.push(hub.shard, dst, batch);
+        }
+    }
+}
+
+async fn receive_loop(hub: Rc<Hub>) {
+    loop {
+        poll_fn(|cx| {
+            hub.mesh.register(hub.shard, cx.waker());
+            if hub.mesh.has_pending(hub.shard) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        loop {
+            let n = hub.mesh.pop_round(hub.shard, |batch| {
+                for msg in batch {
+                    hub.handle(msg);
+                }
+            });
+            if n == 0 {
+                break;
+            }
+            hub.stats
+                .mesh_batches_in
+                .set(hub.stats.mesh_batches_in.get() + n as u64);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Wire protocols above WebSocket. Parsers and encoders only: no I/O.
+
+pub mod codes;
+pub mod command;
+pub mod json;
+pub mod push;
