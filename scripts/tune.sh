@@ -455,7 +455,9 @@ gather() {
 
 mem_total_bytes() {
 	if [ -n "$MEM_TOTAL" ]; then echo "$MEM_TOTAL"; return; fi
-	awk '$1 == "MemTotal:" { print $2 * 1024; exit }' /proc/meminfo
+	local kb
+	kb=$(awk '$1 == "MemTotal:" { print $2; exit }' /proc/meminfo)
+	echo $((kb * 1024))
 }
 
 # field I of the current value of KEY, or DEFAULT when absent
@@ -562,6 +564,9 @@ prepare() {
 	gather
 	compute
 	classify
+	if [ "$INIT_NETNS" = no ] && [ "$GLOBAL_ROOT" = /proc/sys ] && [ "$ONLY_NETNS" = 0 ]; then
+		note "this is not the initial network namespace, but fs.* keys are host-global: writing them here changes the whole host (use --only-netns to leave them alone)"
+	fi
 }
 
 # ----------------------------------------------------------------------------
@@ -616,7 +621,12 @@ unit_nofile() {
 			esac
 		done <"$f"
 	done
-	[ -n "$val" ] || return 1
+	if [ -z "$val" ]; then
+		# the unit exists but sets no limit: systemd's DefaultLimitNOFILE= applies
+		UNIT_NOFILE="unset"
+		UNIT_NOFILE_SRC="${files[*]} (no LimitNOFILE=: DefaultLimitNOFILE applies)"
+		return 0
+	fi
 	UNIT_NOFILE=$(limit_hard "$val")
 	return 0
 }
@@ -778,7 +788,7 @@ persist_limits_conf() {
 
 persist_dropin() {
 	say "# Written by scripts/tune.sh apply --persist: $N connections."
-	say "# Must stay <= fs.nr_open, or the service fails to start."
+	say "# Must stay <= fs.nr_open: above it systemd quietly sets a smaller limit."
 	say "[Service]"
 	say "LimitNOFILE=$NOFILE"
 }
@@ -853,6 +863,15 @@ load_state() {
 	return 0
 }
 
+state_netns() {
+	local line kind val
+	for line in "${ST_LINES[@]}"; do
+		IFS=$'\t' read -r kind val _ <<<"$line"
+		if [ "$kind" = netns ]; then echo "$val"; return; fi
+	done
+	echo unknown
+}
+
 # Write ST_LINES atomically.
 save_state() {
 	local tmp=$STATE_FILE.tmp.$$ line
@@ -892,6 +911,16 @@ declare -a DONE_KEYS=() DONE_FILES=() DONE_DIRS=()
 declare -A RUN_FILE_BACKUP=()
 
 cleanup_run() { [ -z "$RUN_TMP" ] || rm -rf -- "$RUN_TMP"; }
+
+# Give up before any value changed: leave the state dir as it was.
+abort_apply() {
+	if [ "$STATE_EXISTED" = 0 ]; then
+		rm -f -- "$STATE_FILE"
+		rm -rf -- "$STATE_DIR/files"
+		if [ "$STATE_DIR_CREATED" = 1 ]; then rm -f -- "$STATE_DIR/lock"; rmdir -- "$STATE_DIR" 2>/dev/null; fi
+	fi
+	die "$@"
+}
 
 maybe_load_conntrack() {
 	[ "$NO_CONNTRACK" = 0 ] || return 0
@@ -964,7 +993,7 @@ mkdir_recorded() { # create DIR and its missing parents, recording each
 }
 
 cmd_apply() {
-	local k p err got changed=0 unchanged=0 n_files i f backup
+	local k p err got changed=0 unchanged=0 n_files i f backup state_ns
 	local -a change=()
 	[ "$DRY_RUN" = 1 ] || require_root
 	RUN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ringcast-tune.XXXXXX") || die "cannot create a temp dir"
@@ -1016,12 +1045,18 @@ cmd_apply() {
 		STATE_DIR_CREATED=1
 	fi
 	if command -v flock >/dev/null 2>&1; then
-		exec 9>"$STATE_DIR/lock" || die "cannot open $STATE_DIR/lock"
-		flock -n 9 || die "another $PROG apply/revert holds $STATE_DIR/lock"
+		exec 9>"$STATE_DIR/lock" || abort_apply "cannot open $STATE_DIR/lock"
+		flock -n 9 || abort_apply "another $PROG apply/revert holds $STATE_DIR/lock"
 	fi
 	if load_state; then
 		STATE_EXISTED=1
 		cp -p -- "$STATE_FILE" "$RUN_TMP/state.before"
+		state_ns=$(state_netns)
+		for k in "${change[@]}"; do
+			if [ "${SCOPE[$k]}" = netns ] && [ "$state_ns" != "$(netns_id)" ]; then
+				abort_apply "$STATE_FILE belongs to network namespace net:[$state_ns], this is net:[$(netns_id)]; revert there first, or use another --state-dir"
+			fi
+		done
 	else
 		state_set meta version "version	$STATE_VERSION"
 		state_set meta netns "netns	$(netns_id)"
@@ -1040,21 +1075,18 @@ cmd_apply() {
 	for f in "${PFILES[@]}"; do
 		i=$((i + 1))
 		if [ -f "$f" ]; then
-			cp -p -- "$f" "$RUN_TMP/pre.$i" || die "cannot read $f"
+			cp -p -- "$f" "$RUN_TMP/pre.$i" || abort_apply "cannot read $f"
 			RUN_FILE_BACKUP[$f]=$RUN_TMP/pre.$i
 		fi
 		[ -z "${ST_FILE[$f]:-}" ] || continue
 		backup=-
 		if [ -f "$f" ]; then
 			backup=$STATE_DIR/files/$(printf '%s' "$f" | tr '/' '%')
-			cp -p -- "$f" "$backup" || die "cannot back up $f"
+			cp -p -- "$f" "$backup" || abort_apply "cannot back up $f"
 		fi
 		state_set file "$f" "file	$f	$backup"
 	done
-	if ! save_state; then
-		[ "$STATE_EXISTED" = 1 ] || { rm -rf -- "$STATE_DIR/files"; [ "$STATE_DIR_CREATED" = 0 ] || { rm -f -- "$STATE_DIR/lock"; rmdir -- "$STATE_DIR"; }; }
-		die "cannot write $STATE_FILE; nothing changed"
-	fi
+	save_state || abort_apply "cannot write $STATE_FILE; nothing changed"
 
 	# ---- change sysctls ----
 	trap on_signal INT TERM HUP
@@ -1105,10 +1137,7 @@ cmd_revert() {
 		flock -n 9 || die "another $PROG apply/revert holds $STATE_DIR/lock"
 	fi
 	here=$(netns_id)
-	for line in "${ST_LINES[@]}"; do
-		IFS=$'\t' read -r kind key _ <<<"$line"
-		[ "$kind" = netns ] && state_ns=$key
-	done
+	state_ns=$(state_netns)
 	for line in "${ST_LINES[@]}"; do
 		IFS=$'\t' read -r kind key scope _ <<<"$line"
 		if [ "$kind" = sysctl ] && [ "$scope" = netns ] && [ "$state_ns" != "$here" ]; then

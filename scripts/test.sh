@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need
+# (Debian packages, Node packages, the Autobahn venv), then runs every stage and
+# prints one summary line. `.ci/run` calls exactly this.
+#
+#   scripts/test.sh            # everything
+#   STAGES="unit sdk" scripts/test.sh   # a subset (names below)
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+STAGES=${STAGES:-"lint unit conformance sdk tuning fuzz bench"}
+PASSED=0 FAILED=0 FAILED_NAMES=""
+LOGDIR=${LOGDIR:-$ROOT/target/test-logs}
+mkdir -p "$LOGDIR"
+
+say() { printf '\n=== %s\n' "$*"; }
+run_stage() {
+  local name=$1; shift
+  say "$name"
+  local t0=$SECONDS
+  if "$@"; then
+    PASSED=$((PASSED + 1)); echo "--- $name: ok ($((SECONDS - t0)) s)"
+  else
+    FAILED=$((FAILED + 1)); FAILED_NAMES="$FAILED_NAMES $name"; echo "--- $name: FAILED ($((SECONDS - t0)) s)"
+  fi
+}
+want() { case " $STAGES " in *" $1 "*) return 0;; *) return 1;; esac; }
+
+# ---- set-up (idempotent) ----
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then echo "need root to install: ${missing[*]}" >&2; return 1; fi
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+setup() {
+  want sdk && { apt_install chromium || return 1; }
+  want tuning && { apt_install iproute2 || return 1; }
+  if want sdk; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
+  if want conformance; then ../shared/tools/autobahn3/setup.sh >"$LOGDIR/autobahn-setup.log" 2>&1 || { cat "$LOGDIR/autobahn-setup.log"; return 1; }; fi
+  cargo build --workspace --all-targets && cargo build --release -p ringcast
+}
+
+# ---- stages ----
+lint() {
+  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+}
+unit() {
+  cargo test --workspace
+}
+conformance() {
+  # Autobahn|Testsuite 1.* to 10.* against `ringcast echo` (release), on io_uring
+  # and on the epoll fallback: 0 FAILED, 0 MISSING.
+  local rc=0
+  for driver in uring epoll; do
+    local port=$((19100 + RANDOM % 500))
+    target/release/ringcast echo --port "$port" --address 127.0.0.1 --shards 2 --driver "$driver" \
+      >"$LOGDIR/echo-$driver.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 50); do grep -q listening "$LOGDIR/echo-$driver.log" && break; sleep 0.1; done
+    ../shared/tools/autobahn3/run.sh -o "$LOGDIR/autobahn-$driver" -a "ringcast-$driver" "ws://127.0.0.1:$port" || rc=1
+    kill "$pid"; wait "$pid" 2>/dev/null
+  done
+  return $rc
+}
+sdk() {
+  (cd tests/sdk && RINGCAST_BIN="$ROOT/target/debug/ringcast" node --test --test-concurrency=1 .)
+}
+tuning() {
+  bash scripts/test-tuning.sh
+}
+fuzz() {
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+}
+bench() {
+  if [ -x scripts/bench-smoke.sh ]; then bash scripts/bench-smoke.sh; else echo "no bench smoke yet"; fi
+}
+
+say "setup"
+if ! setup; then echo "setup failed"; echo "test.sh: 0 passed, 1 failed"; exit 1; fi
+for s in $STAGES; do run_stage "$s" "$s"; done
+echo
+[ -n "$FAILED_NAMES" ] && echo "failed stages:$FAILED_NAMES"
+echo "test.sh: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,54 @@
+// Starts the real ringcast binary on a free port and stops it after the test.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function ringcastBin() {
+  return process.env.RINGCAST_BIN || path.join(root, 'target/debug/ringcast');
+}
+
+export async function startServer(args) {
+  const child = spawn(ringcastBin(), ['serve', '--port', '0', '--address', '127.0.0.1', '--no-pin', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'info' },
+  });
+  let log = '';
+  const addr = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ringcast did not start:\n${log}`)), 10000);
+    child.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = /listening.*listen=([0-9.:]+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`ringcast exited with ${code}:\n${log}`)));
+  });
+  return {
+    url: `ws://${addr}/connection/websocket`,
+    addr,
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+      }
+    },
+  };
+}
+
+export function waitFor(predicate, ms, what) {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      if (predicate()) return resolve();
+      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
