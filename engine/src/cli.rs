@@ -109,6 +109,15 @@ impl RuntimeArgs {
     fn ceiling(&self, mode: &str, cfg: &ShardConfig) -> Arc<Ceiling> {
         let (limit, derived) = ceiling::from_fd_limit(cfg.shards);
         let max = self.max_connections.map_or(derived, |m| m.min(derived));
+        if let Some(target) = self.max_connections.filter(|&m| m > derived) {
+            tracing::warn!(
+                target,
+                fd_limit = limit,
+                ceiling = derived,
+                "the fd limit cannot carry the configured connection target; raise \
+                 LimitNOFILE / nofile (scripts/tune.sh plan --connections {target})"
+            );
+        }
         tracing::info!(
             version = crate::VERSION,
             mode,
