@@ -9,7 +9,8 @@ set -u -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
-STAGES=${STAGES:-"lint unit conformance sdk tuning fuzz bench"}
+STAGES=${STAGES:-"lint unit conformance sdk api tuning fuzz bench"}
+VENV=${VENV:-$ROOT/target/test-venv}
 PASSED=0 FAILED=0 FAILED_NAMES=""
 LOGDIR=${LOGDIR:-$ROOT/target/test-logs}
 mkdir -p "$LOGDIR"
@@ -39,6 +40,10 @@ setup() {
   want sdk && { apt_install chromium || return 1; }
   want tuning && { apt_install iproute2 || return 1; }
   if want sdk; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
+  if want api; then
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
+    "$VENV/bin/pip" install -q -r tests/api/requirements.txt || return 1
+  fi
   if want conformance; then ../shared/tools/autobahn3/setup.sh >"$LOGDIR/autobahn-setup.log" 2>&1 || { cat "$LOGDIR/autobahn-setup.log"; return 1; }; fi
   cargo build --workspace --all-targets && cargo build --release -p ringcast
 }
@@ -67,6 +72,9 @@ conformance() {
 }
 sdk() {
   (cd tests/sdk && RINGCAST_BIN="$ROOT/target/debug/ringcast" node --test --test-concurrency=1 .)
+}
+api() {
+  (cd tests/api && RINGCAST_BIN="$ROOT/target/debug/ringcast" "$VENV/bin/python" -m pytest -q)
 }
 tuning() {
   bash scripts/test-tuning.sh

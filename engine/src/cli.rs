@@ -2,15 +2,17 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{ClientOptions, ClientService};
+use crate::api::ApiOptions;
+use crate::client::{ClientOptions, ClientService, NodeInfo};
 use crate::hub::mesh::Mesh;
 use crate::hub::HubOptions;
 use crate::shard::ceiling::{self, Ceiling};
 use crate::shard::driver::DriverChoice;
+use crate::shard::shutdown::Shutdown;
 use crate::shard::{self, ShardConfig};
 
 #[derive(Debug, Parser)]
@@ -56,6 +58,10 @@ pub struct RuntimeArgs {
     /// Cap on client connections (default: the fd limit minus a reserve).
     #[arg(long, env = "RINGCAST_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Seconds a graceful shutdown (SIGTERM/SIGINT) waits for clients to be
+    /// told and their queues flushed.
+    #[arg(long, env = "RINGCAST_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
+    pub shutdown_timeout: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -81,6 +87,15 @@ pub struct ServeArgs {
     /// Seconds a client has to answer a ping (capped at half the interval).
     #[arg(long, env = "RINGCAST_PONG_TIMEOUT", default_value_t = 8.0)]
     pub pong_timeout: f64,
+    /// Internal port: server API, /metrics, /health (same address as --address).
+    #[arg(long, env = "RINGCAST_API_PORT", default_value_t = 9000)]
+    pub api_port: u16,
+    /// Key the server API requires (X-API-Key or `Authorization: apikey KEY`).
+    #[arg(long, env = "RINGCAST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Serve the server API without a key (trusted networks only).
+    #[arg(long, env = "RINGCAST_API_INSECURE")]
+    pub api_insecure: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -102,11 +117,12 @@ impl RuntimeArgs {
         cfg.pin = !self.no_pin;
         cfg.driver = self.driver;
         cfg.handshake_timeout = Duration::from_secs_f64(self.handshake_timeout.max(0.001));
+        cfg.shutdown_timeout = Duration::from_secs_f64(self.shutdown_timeout.max(0.0));
         cfg
     }
 
     /// Raises the fd limit and logs the start-up facts.
-    fn ceiling(&self, mode: &str, cfg: &ShardConfig) -> Arc<Ceiling> {
+    fn ceiling(&self, mode: &str, cfg: &ShardConfig) -> (Arc<Ceiling>, u64) {
         let (limit, derived) = ceiling::from_fd_limit(cfg.shards);
         let max = self.max_connections.map_or(derived, |m| m.min(derived));
         if let Some(target) = self.max_connections.filter(|&m| m > derived) {
@@ -126,7 +142,7 @@ impl RuntimeArgs {
             max_connections = max,
             "ringcast starting"
         );
-        Ceiling::new(max)
+        (Ceiling::new(max), limit)
     }
 }
 
@@ -140,13 +156,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Echo(a) => {
             let cfg = a.runtime.shard_config(a.port);
-            let ceiling = a.runtime.ceiling("echo", &cfg);
+            let (ceiling, _) = a.runtime.ceiling("echo", &cfg);
+            let shutdown = on_signals(cfg.shards)?;
             let max_message = a.runtime.max_message.unwrap_or(64 << 20);
-            shard::run(cfg, ceiling, move |_| crate::echo::Echo { max_message })
+            shard::run(cfg, ceiling, shutdown, move |_| crate::echo::Echo {
+                max_message,
+            })
         }
         Command::Serve(a) => {
-            let cfg = a.runtime.shard_config(a.port);
-            let ceiling = a.runtime.ceiling("serve", &cfg);
+            let mut cfg = a.runtime.shard_config(a.port);
+            cfg.extra_listen = vec![SocketAddr::new(a.runtime.address, a.api_port)];
+            let (ceiling, fd_limit) = a.runtime.ceiling("serve", &cfg);
             let opts = Arc::new(ClientOptions {
                 insecure: a.insecure,
                 max_message: a.runtime.max_message.unwrap_or(64 << 10),
@@ -162,10 +182,55 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if opts.insecure {
                 tracing::warn!("--insecure: clients connect without a token and may publish");
             }
+            let api = Arc::new(ApiOptions {
+                key: a.api_key.clone(),
+                insecure: a.api_insecure,
+                ..ApiOptions::default()
+            });
+            if api.key.is_none() && !api.insecure {
+                tracing::warn!(
+                    "no --api-key: the server API answers 401 (metrics and health still served)"
+                );
+            }
+            let node = Arc::new(NodeInfo {
+                uid: new_uid().into(),
+                name: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "ringcast".into())
+                    .into(),
+                started: Instant::now(),
+                fd_limit,
+            });
+            let shutdown = on_signals(cfg.shards)?;
             let mesh = Mesh::new(cfg.shards);
-            shard::run(cfg, ceiling, move |id| {
-                ClientService::start(id, mesh.clone(), opts.clone())
+            shard::run(cfg, ceiling, shutdown, move |env| {
+                ClientService::start(env, mesh.clone(), opts.clone(), api.clone(), &node)
             })
         }
     }
+}
+
+/// SIGTERM/SIGINT start a graceful shutdown; a second one exits at once.
+fn on_signals(shards: usize) -> anyhow::Result<Arc<Shutdown>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let shutdown = Shutdown::new(shards);
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let s = shutdown.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if s.is_triggered() {
+                    tracing::warn!(signal = sig, "second signal: exiting now");
+                    std::process::exit(130);
+                }
+                tracing::info!(signal = sig, "graceful shutdown");
+                s.trigger();
+            }
+        })?;
+    Ok(shutdown)
+}
+
+fn new_uid() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }

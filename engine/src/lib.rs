@@ -6,8 +6,10 @@
 //! - [`shard`]: runtime, listeners, the connection task
 //! - [`hub`]: subscriptions, channel owners, the mesh between shards
 //! - [`client`]: the client-protocol service that ties them together
+//! - [`api`]: the internal port: server API, metrics, health
 //! - [`echo`]: the echo service (conformance and benchmark target)
 
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod echo;

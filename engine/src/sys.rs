@@ -62,6 +62,8 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
 }
 
 /// RLIMIT_NOFILE as (soft, hard).
+// rlim_t is u64 on 64-bit Linux but not on every target.
+#[allow(clippy::unnecessary_cast)]
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut r = libc::rlimit {
         rlim_cur: 0,

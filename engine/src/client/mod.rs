@@ -2,16 +2,20 @@
 //! at `/connection/websocket`. Commands are handled on the connection's shard;
 //! anything about a channel goes to the channel's owner through the hub.
 
+pub mod admin;
 pub mod ping;
 pub mod session;
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use self::session::{Identity, Session, SubState};
+use crate::api::{ApiCtx, ApiOptions};
 use crate::hub::mesh::{ChannelName, Member, Mesh, MeshMsg};
 use crate::hub::{Hub, HubOptions};
 use crate::protocol::codes::{self, ClientError, Disconnect};
@@ -19,7 +23,8 @@ use crate::protocol::command::{self, Command, ParseError};
 use crate::protocol::json::{put_str, put_u64};
 use crate::protocol::push;
 use crate::shard::conn::Conn;
-use crate::shard::service::{OutboundPolicy, Service};
+use crate::shard::service::{LocalFuture, OutboundPolicy, Service};
+use crate::shard::{ShardCtx, ShardEnv};
 use crate::ws::frame::{encode, OpCode};
 use crate::ws::handshake::{HandshakeError, UpgradeRequest};
 use crate::ws::DecoderConfig;
@@ -62,14 +67,39 @@ impl Default for ClientOptions {
 pub struct ClientService {
     pub hub: Rc<Hub>,
     opts: Arc<ClientOptions>,
+    api: Rc<ApiCtx>,
+}
+
+/// Process-wide facts every shard's service is built with.
+pub struct NodeInfo {
+    pub uid: Arc<str>,
+    pub name: Arc<str>,
+    pub started: Instant,
+    pub fd_limit: u64,
 }
 
 impl ClientService {
-    /// Builds shard `shard`'s service; runs on that shard's runtime.
-    pub fn start(shard: usize, mesh: Arc<Mesh>, opts: Arc<ClientOptions>) -> Self {
-        let hub = Hub::start(shard, mesh, opts.hub);
+    /// Builds one shard's service; runs on that shard's runtime.
+    pub fn start(
+        env: &ShardEnv,
+        mesh: Arc<Mesh>,
+        opts: Arc<ClientOptions>,
+        api: Arc<ApiOptions>,
+        node: &NodeInfo,
+    ) -> Self {
+        let hub = Hub::start(env.id, mesh, opts.hub, env.stats.clone());
         monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
-        ClientService { hub, opts }
+        let api = Rc::new(ApiCtx {
+            hub: hub.clone(),
+            opts: api,
+            max_channel_len: opts.max_channel_len,
+            node_uid: node.uid.clone(),
+            node_name: node.name.clone(),
+            started: node.started,
+            ceiling: env.ceiling.clone(),
+            fd_limit: node.fd_limit,
+        });
+        ClientService { hub, opts, api }
     }
 
     fn handle(
@@ -278,7 +308,21 @@ impl Service for ClientService {
     fn on_close(&self, _conn: &Rc<Conn>, s: Rc<Session>) {
         self.hub.remove_session(&s);
     }
+
+    fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {
+        match which {
+            EXTRA_API => Box::pin(crate::api::serve_http(shard.service.api.clone(), stream)),
+            _ => Box::pin(async {}),
+        }
+    }
+
+    fn shutdown_close(&self) -> (u16, &'static str) {
+        (codes::SHUTDOWN.code, codes::SHUTDOWN.reason)
+    }
 }
+
+/// Index of the API listener in `ShardConfig::extra_listen`.
+pub const EXTRA_API: usize = 0;
 
 fn sep(out: &mut BytesMut) {
     if !out.is_empty() {

@@ -30,7 +30,9 @@ pub struct Member {
     pub info: Bytes,
 }
 
-#[derive(Debug)]
+/// Work to run on another shard, with that shard's hub.
+pub type Job = Box<dyn FnOnce(&super::Hub) + Send>;
+
 pub enum MeshMsg {
     // To the channel's owner.
     Subscribe {
@@ -58,14 +60,18 @@ pub enum MeshMsg {
     // From the owner.
     /// An encoded push frame for every local subscriber of `channel`.
     Deliver { channel: ChannelName, frame: Bytes },
-    /// The owner accepted a subscription; `line` is the reply to send.
+    /// The owner accepted a subscription at this stream position. `reply.id`
+    /// 0 marks a server-side subscription (answered with a push).
     Subscribed {
         channel: ChannelName,
         reply: ReplyTo,
-        line: Bytes,
+        epoch: Arc<str>,
+        offset: u64,
     },
     /// A reply line (without the trailing newline) for a connection.
     Reply { reply: ReplyTo, line: Bytes },
+    /// Anything else: API calls, queries, metrics gathering (see `Hub::call`).
+    Run(Job),
 }
 
 pub struct Mesh {

@@ -3,6 +3,7 @@
 //! owner, which assigns the offset, encodes the push frame once, and sends that
 //! one buffer to every shard with local subscribers.
 
+pub mod call;
 pub mod mesh;
 pub mod owner;
 pub mod subs;
@@ -20,7 +21,6 @@ use self::mesh::{owner_of, ChannelName, Member, Mesh, MeshMsg, ReplyTo};
 use self::owner::{empty_presence, OwnedChannel};
 use self::subs::SubTable;
 use crate::client::session::{Session, SubState};
-use crate::protocol::json::{put_str, put_u64};
 use crate::protocol::push;
 use crate::ws::frame::{encode, OpCode};
 
@@ -51,12 +51,20 @@ pub struct Hub {
     pub subs: RefCell<SubTable>,
     owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
     pub stats: HubStats,
+    /// Counters of the shard this hub runs on (for metrics gathering).
+    pub shard_stats: Rc<crate::shard::stats::ShardStats>,
+    pub(crate) calls: call::Calls,
 }
 
 impl Hub {
     /// Creates shard `shard`'s hub and starts its mesh tasks. Must run on the
     /// shard's runtime.
-    pub fn start(shard: usize, mesh: Arc<Mesh>, opts: HubOptions) -> Rc<Hub> {
+    pub fn start(
+        shard: usize,
+        mesh: Arc<Mesh>,
+        opts: HubOptions,
+        shard_stats: Rc<crate::shard::stats::ShardStats>,
+    ) -> Rc<Hub> {
         let hub = Rc::new(Hub {
             shard,
             outbox: RefCell::new((0..mesh.shards()).map(|_| Vec::new()).collect()),
@@ -68,6 +76,8 @@ impl Hub {
             subs: RefCell::default(),
             owned: RefCell::default(),
             stats: HubStats::default(),
+            shard_stats,
+            calls: call::Calls::default(),
         });
         monoio::spawn(flush_loop(hub.clone()));
         monoio::spawn(receive_loop(hub.clone()));
@@ -105,6 +115,28 @@ impl Hub {
         }
     }
 
+    /// Channels this shard owns, with their subscriber counts.
+    pub fn owned_channels(&self) -> Vec<(ChannelName, u64)> {
+        self.owned
+            .borrow()
+            .iter()
+            .filter(|(_, c)| c.total > 0)
+            .map(|(n, c)| (n.clone(), c.total))
+            .collect()
+    }
+
+    /// Presence of a channel this shard owns, as reply JSON fields.
+    pub fn presence_fields(&self, channel: &str, stats: bool) -> Bytes {
+        let owned = self.owned.borrow();
+        let mut out = BytesMut::with_capacity(64);
+        match owned.get(channel) {
+            Some(ch) if stats => ch.presence_stats_json(&mut out),
+            Some(ch) => ch.presence_json(&mut out),
+            None => empty_presence(&mut out, stats),
+        }
+        out.freeze()
+    }
+
     fn handle(&self, msg: MeshMsg) {
         match msg {
             MeshMsg::Subscribe {
@@ -139,8 +171,10 @@ impl Hub {
             MeshMsg::Subscribed {
                 channel,
                 reply,
-                line,
-            } => self.on_subscribed(channel, reply, line),
+                epoch,
+                offset,
+            } => self.on_subscribed(channel, reply, &epoch, offset),
+            MeshMsg::Run(job) => job(self),
             MeshMsg::Reply { reply, line } => {
                 if let Some(s) = self.sessions.borrow().get(&reply.conn) {
                     s.conn.send(encode(OpCode::Text, &line));
@@ -158,13 +192,6 @@ impl Hub {
             .or_insert_with(|| OwnedChannel::new(self.shards()));
         ch.per_shard[reply.shard as usize] += 1;
         ch.total += 1;
-        let mut line = BytesMut::with_capacity(64);
-        push::open_result(&mut line, reply.id, "subscribe");
-        line.put_slice(b"\"epoch\":");
-        put_str(&mut line, &ch.epoch);
-        line.put_slice(b",\"offset\":");
-        put_u64(&mut line, ch.offset);
-        push::close_result(&mut line);
         let join = self
             .opts
             .join_leave
@@ -177,7 +204,8 @@ impl Hub {
             MeshMsg::Subscribed {
                 channel: channel.clone(),
                 reply,
-                line: line.freeze(),
+                epoch: ch.epoch.clone(),
+                offset: ch.offset,
             },
         );
         if let Some(frame) = join {
@@ -269,18 +297,13 @@ impl Hub {
     }
 
     fn owner_presence(&self, channel: &str, stats: bool, reply: ReplyTo) {
-        let owned = self.owned.borrow();
         let mut line = BytesMut::with_capacity(128);
         push::open_result(
             &mut line,
             reply.id,
             if stats { "presence_stats" } else { "presence" },
         );
-        match owned.get(channel) {
-            Some(ch) if stats => ch.presence_stats_json(&mut line),
-            Some(ch) => ch.presence_json(&mut line),
-            None => empty_presence(&mut line, stats),
-        }
+        line.put_slice(&self.presence_fields(channel, stats));
         push::close_result(&mut line);
         self.send(
             reply.shard as usize,
@@ -293,13 +316,22 @@ impl Hub {
 
     // ---- subscriber side ----
 
-    fn on_subscribed(&self, channel: ChannelName, reply: ReplyTo, line: Bytes) {
+    fn on_subscribed(&self, channel: ChannelName, reply: ReplyTo, epoch: &str, offset: u64) {
         let session = self.sessions.borrow().get(&reply.conn).cloned();
         let keep = session.as_ref().is_some_and(|s| s.activate(&channel));
         match (keep, session) {
             (true, Some(s)) => {
+                let frame = if reply.id == 0 {
+                    push::server_subscribe_frame(&channel, epoch, offset)
+                } else {
+                    let mut line = BytesMut::with_capacity(64);
+                    push::open_result(&mut line, reply.id, "subscribe");
+                    push::stream_position(&mut line, epoch, offset);
+                    push::close_result(&mut line);
+                    encode(OpCode::Text, &line)
+                };
                 self.subs.borrow_mut().add(channel, s.conn.clone());
-                s.conn.send(encode(OpCode::Text, &line));
+                s.conn.send(frame);
             }
             (_, session) => {
                 // Gone or unsubscribed while the owner was answering: undo.

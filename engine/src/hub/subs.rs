@@ -51,6 +51,10 @@ impl SubTable {
         self.channels.len()
     }
 
+    pub fn total_subscriptions(&self) -> usize {
+        self.channels.values().map(Vec::len).sum()
+    }
+
     pub fn subscribers(&self, channel: &str) -> usize {
         self.channels.get(channel).map_or(0, Vec::len)
     }

@@ -117,6 +117,26 @@ pub fn unsubscribe_frame(channel: &str, code: u32, reason: &str) -> Bytes {
     })
 }
 
+/// `"epoch":"E","offset":N` inside a subscribe result or push.
+pub fn stream_position(out: &mut BytesMut, epoch: &str, offset: u64) {
+    out.put_slice(b"\"epoch\":");
+    put_str(out, epoch);
+    out.put_slice(b",\"offset\":");
+    put_u64(out, offset);
+}
+
+/// Server-side subscription push:
+/// `{"push":{"channel":"C","subscribe":{"epoch":"E","offset":N}}}`.
+pub fn server_subscribe_frame(channel: &str, epoch: &str, offset: u64) -> Bytes {
+    text_frame_with(64 + channel.len(), |out| {
+        out.put_slice(b"{\"push\":{\"channel\":");
+        put_str(out, channel);
+        out.put_slice(b",\"subscribe\":{");
+        stream_position(out, epoch, offset);
+        out.put_slice(b"}}}");
+    })
+}
+
 /// Asynchronous message push (server `send`): `{"push":{"message":{"data":D}}}`.
 pub fn message_frame(data: &[u8]) -> Bytes {
     text_frame_with(32 + data.len(), |out| {

@@ -1,5 +1,5 @@
 //! Shards: one OS thread per core, pinned, each running its own monoio runtime
-//! with its own listener on the shared port. A connection is accepted, served
+//! with its own listeners on the shared ports. A connection is accepted, served
 //! and closed on one shard; shards share no mutable state.
 
 pub mod ceiling;
@@ -7,28 +7,35 @@ pub mod conn;
 pub mod driver;
 pub mod listener;
 pub mod service;
+pub mod shutdown;
 pub mod stats;
 pub mod task;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::net::TcpListener;
+use monoio::net::{TcpListener, TcpStream};
 
 use self::ceiling::Ceiling;
+use self::conn::Conn;
 use self::driver::{DriverChoice, DriverKind};
 use self::service::Service;
+use self::shutdown::Shutdown;
 use self::stats::ShardStats;
 use crate::ws::handshake;
 
 /// Transport settings shared by every shard.
 #[derive(Debug, Clone)]
 pub struct ShardConfig {
+    /// The WebSocket listener.
     pub listen: SocketAddr,
+    /// Further listeners served by `Service::serve_extra` (API, publishers).
+    pub extra_listen: Vec<SocketAddr>,
     pub shards: usize,
     /// Pin shard i to the i-th online core.
     pub pin: bool,
@@ -38,12 +45,15 @@ pub struct ShardConfig {
     pub handshake_timeout: Duration,
     pub max_handshake: usize,
     pub close_timeout: Duration,
+    /// How long a graceful shutdown waits for connections to flush and close.
+    pub shutdown_timeout: Duration,
 }
 
 impl ShardConfig {
     pub fn new(listen: SocketAddr) -> Self {
         ShardConfig {
             listen,
+            extra_listen: Vec::new(),
             shards: default_shards(),
             pin: true,
             driver: DriverChoice::Auto,
@@ -52,6 +62,7 @@ impl ShardConfig {
             handshake_timeout: Duration::from_secs(10),
             max_handshake: 8 * 1024,
             close_timeout: Duration::from_secs(3),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -60,15 +71,25 @@ pub fn default_shards() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// What a service factory gets to build shard `id`'s service with.
+pub struct ShardEnv {
+    pub id: usize,
+    pub stats: Rc<ShardStats>,
+    pub ceiling: Arc<Ceiling>,
+}
+
 /// What a shard owns. Lives on its thread only.
 pub struct ShardCtx<S: Service> {
     pub id: usize,
     pub cfg: Arc<ShardConfig>,
     pub service: S,
-    pub stats: ShardStats,
+    pub stats: Rc<ShardStats>,
     /// The read buffer every connection of this shard reads into.
     pub(crate) scratch: RefCell<BytesMut>,
     next_id: Cell<u64>,
+    /// Upgraded connections, for shutdown.
+    conns: RefCell<HashMap<u64, Rc<Conn>, ahash::RandomState>>,
+    stopping: Cell<bool>,
 }
 
 impl<S: Service> ShardCtx<S> {
@@ -76,6 +97,19 @@ impl<S: Service> ShardCtx<S> {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         id
+    }
+
+    pub(crate) fn register(&self, conn: &Rc<Conn>) {
+        self.conns.borrow_mut().insert(conn.id, conn.clone());
+    }
+
+    pub(crate) fn unregister(&self, conn: &Conn) {
+        self.conns.borrow_mut().remove(&conn.id);
+    }
+
+    /// Whether graceful shutdown has begun on this shard.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
     }
 }
 
@@ -87,18 +121,39 @@ pub struct ShardReady {
     pub driver: DriverKind,
 }
 
-/// Starts the shards and blocks until they all exit. `make_service(i)` builds
-/// shard i's service on its own thread.
-pub fn run<S, F>(cfg: ShardConfig, ceiling: Arc<Ceiling>, make_service: F) -> anyhow::Result<()>
+/// Binds every configured address on one shard (all shards share the ports).
+fn bind_all(cfg: &ShardConfig) -> std::io::Result<Vec<std::net::TcpListener>> {
+    std::iter::once(cfg.listen)
+        .chain(cfg.extra_listen.iter().copied())
+        .map(|a| listener::bind_reuseport(a, cfg.backlog))
+        .collect()
+}
+
+/// Resolves port 0 to a concrete free port, so every shard binds the same one.
+fn resolve_port(addr: &mut SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        let probe = listener::bind_reuseport(*addr, 1)?;
+        *addr = probe.local_addr()?;
+    }
+    Ok(())
+}
+
+/// Starts the shards and blocks until they have all stopped (after
+/// `shutdown` is triggered). `make_service` builds each shard's service on
+/// that shard's own thread and runtime.
+pub fn run<S, F>(
+    mut cfg: ShardConfig,
+    ceiling: Arc<Ceiling>,
+    shutdown: Arc<Shutdown>,
+    make_service: F,
+) -> anyhow::Result<()>
 where
     S: Service,
-    F: Fn(usize) -> S + Send + Sync + 'static,
+    F: Fn(&ShardEnv) -> S + Send + Sync + 'static,
 {
-    let mut cfg = cfg;
-    if cfg.listen.port() == 0 {
-        // Every shard must bind the same port: resolve it once up front.
-        let probe = listener::bind_reuseport(cfg.listen, 1)?;
-        cfg.listen = probe.local_addr()?;
+    resolve_port(&mut cfg.listen)?;
+    for a in cfg.extra_listen.iter_mut() {
+        resolve_port(a)?;
     }
     let cfg = Arc::new(cfg);
     let make_service = Arc::new(make_service);
@@ -111,9 +166,10 @@ where
         } else {
             None
         };
-        let (cfg, ceiling, make_service, ready_tx) = (
+        let (cfg, ceiling, shutdown, make_service, ready_tx) = (
             cfg.clone(),
             ceiling.clone(),
+            shutdown.clone(),
             make_service.clone(),
             ready_tx.clone(),
         );
@@ -123,25 +179,24 @@ where
                 let pinned = core
                     .filter(|c| core_affinity::set_for_current(*c))
                     .map(|c| c.id);
-                let listener = match listener::bind_reuseport(cfg.listen, cfg.backlog) {
+                let listeners = match bind_all(&cfg) {
                     Ok(l) => l,
                     Err(e) => {
-                        let _ = ready_tx
-                            .send(Err(anyhow::anyhow!("shard {id}: bind {}: {e}", cfg.listen)));
+                        let _ = ready_tx.send(Err(anyhow::anyhow!("shard {id}: bind: {e}")));
                         return;
                     }
                 };
                 let result = driver::block_on(cfg.driver, cfg.ring_entries, |kind| {
-                    shard_main(
+                    let boot = Boot {
                         id,
-                        pinned,
-                        kind,
-                        cfg.clone(),
+                        core: pinned,
+                        driver: kind,
+                        cfg: cfg.clone(),
                         ceiling,
-                        listener,
-                        &*make_service,
-                        ready_tx.clone(),
-                    )
+                        shutdown,
+                        ready: ready_tx.clone(),
+                    };
+                    shard_main(boot, listeners, &*make_service)
                 });
                 if let Err(e) = result {
                     let _ = ready_tx.send(Err(e.context(format!("shard {id}"))));
@@ -158,76 +213,151 @@ where
                 driver = %r.driver,
                 "shard ready"
             ),
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => {
+                shutdown.trigger();
+                return Err(e);
+            }
             Err(_) => anyhow::bail!("a shard exited during start-up"),
         }
     }
-    tracing::info!(listen = %cfg.listen, shards = cfg.shards, "listening");
+    let extra: Vec<String> = cfg.extra_listen.iter().map(|a| a.to_string()).collect();
+    tracing::info!(listen = %cfg.listen, extra = ?extra, shards = cfg.shards, "listening");
     for t in threads {
         let _ = t.join();
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn shard_main<S: Service>(
+struct Boot {
     id: usize,
     core: Option<usize>,
     driver: DriverKind,
     cfg: Arc<ShardConfig>,
     ceiling: Arc<Ceiling>,
-    std_listener: std::net::TcpListener,
-    make_service: &(dyn Fn(usize) -> S + Send + Sync),
+    shutdown: Arc<Shutdown>,
     ready: mpsc::Sender<anyhow::Result<ShardReady>>,
+}
+
+async fn shard_main<S: Service>(
+    boot: Boot,
+    listeners: Vec<std::net::TcpListener>,
+    make_service: &(dyn Fn(&ShardEnv) -> S + Send + Sync),
 ) {
-    let listener = match TcpListener::from_std(std_listener) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = ready.send(Err(anyhow::anyhow!("shard {id}: listener: {e}")));
-            return;
+    let id = boot.id;
+    let mut monoio_listeners = Vec::with_capacity(listeners.len());
+    for l in listeners {
+        match TcpListener::from_std(l) {
+            Ok(l) => monoio_listeners.push(l),
+            Err(e) => {
+                let _ = boot
+                    .ready
+                    .send(Err(anyhow::anyhow!("shard {id}: listener: {e}")));
+                return;
+            }
         }
+    }
+    let stats = Rc::new(ShardStats::default());
+    stats.driver.set(match boot.driver {
+        DriverKind::IoUring => "io_uring",
+        DriverKind::Epoll => "epoll",
+    });
+    let env = ShardEnv {
+        id,
+        stats: stats.clone(),
+        ceiling: boot.ceiling.clone(),
     };
     let shard = Rc::new(ShardCtx {
         id,
-        cfg: cfg.clone(),
-        service: make_service(id),
-        stats: ShardStats::default(),
+        cfg: boot.cfg.clone(),
+        service: make_service(&env),
+        stats,
         scratch: RefCell::new(BytesMut::new()),
         next_id: Cell::new(1),
+        conns: RefCell::default(),
+        stopping: Cell::new(false),
     });
-    let _ = ready.send(Ok(ShardReady { id, core, driver }));
-    drop(ready);
-    accept_loop(shard, listener, ceiling).await;
+    let mut listeners = monoio_listeners.into_iter();
+    let ws = listeners.next().expect("the WebSocket listener");
+    monoio::spawn(accept_loop(shard.clone(), ws, None, boot.ceiling.clone()));
+    for (which, l) in listeners.enumerate() {
+        monoio::spawn(accept_loop(
+            shard.clone(),
+            l,
+            Some(which),
+            boot.ceiling.clone(),
+        ));
+    }
+    let _ = boot.ready.send(Ok(ShardReady {
+        id,
+        core: boot.core,
+        driver: boot.driver,
+    }));
+    drop(boot.ready);
+
+    boot.shutdown.wait(id).await;
+    drain(&shard).await;
+}
+
+/// Graceful shutdown on one shard: refuse new connections, send every
+/// connection its close, and wait for them to flush and go, up to the timeout.
+async fn drain<S: Service>(shard: &Rc<ShardCtx<S>>) {
+    shard.stopping.set(true);
+    let (code, reason) = shard.service.shutdown_close();
+    let conns: Vec<Rc<Conn>> = shard.conns.borrow().values().cloned().collect();
+    tracing::info!(shard = shard.id, connections = conns.len(), "shutting down");
+    for c in &conns {
+        c.close_with(code, reason);
+    }
+    drop(conns);
+    let deadline = Instant::now() + shard.cfg.shutdown_timeout;
+    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = shard.conns.borrow().len();
+    if left > 0 {
+        tracing::warn!(
+            shard = shard.id,
+            left,
+            "shutdown timeout: dropping connections"
+        );
+    }
 }
 
 async fn accept_loop<S: Service>(
     shard: Rc<ShardCtx<S>>,
     listener: TcpListener,
+    extra: Option<usize>,
     ceiling: Arc<Ceiling>,
 ) {
-    let mut last_emfile_log = None::<std::time::Instant>;
+    let mut last_error_log = None::<Instant>;
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => match ceiling.try_acquire() {
-                Some(slot) => {
-                    let shard = shard.clone();
-                    monoio::spawn(async move {
-                        task::serve(shard, stream).await;
-                        drop(slot);
-                    });
+            Ok(_) if shard.is_stopping() => {}
+            Ok((stream, _peer)) => match extra {
+                Some(which) => {
+                    monoio::spawn(S::serve_extra(shard.clone(), which, stream));
                 }
-                None => {
-                    shard.stats.refused();
-                    monoio::spawn(refuse_at_ceiling(stream));
-                }
+                None => match ceiling.try_acquire() {
+                    Some(slot) => {
+                        let shard = shard.clone();
+                        monoio::spawn(async move {
+                            task::serve(shard, stream).await;
+                            drop(slot);
+                        });
+                    }
+                    None => {
+                        shard.stats.refused();
+                        monoio::spawn(refuse_at_ceiling(stream));
+                    }
+                },
             },
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a
                 // listener that stays readable.
-                let now = std::time::Instant::now();
-                if last_emfile_log.is_none_or(|t| now.duration_since(t) > Duration::from_secs(5)) {
+                let now = Instant::now();
+                if last_error_log.is_none_or(|t| now.duration_since(t) > Duration::from_secs(5)) {
                     tracing::warn!(shard = shard.id, error = %e, "accept failed; backing off");
-                    last_emfile_log = Some(now);
+                    last_error_log = Some(now);
                 }
                 monoio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -235,7 +365,7 @@ async fn accept_loop<S: Service>(
     }
 }
 
-async fn refuse_at_ceiling(stream: monoio::net::TcpStream) {
+async fn refuse_at_ceiling(stream: TcpStream) {
     let resp = handshake::plain_response(
         503,
         "Service Unavailable",

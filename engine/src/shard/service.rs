@@ -1,11 +1,16 @@
 //! What runs on top of the transport: the echo server, the messaging server.
 //! One instance per shard, so implementations use `Rc`/`Cell`, never locks.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
 
+use monoio::net::TcpStream;
+
 use super::conn::Conn;
+use super::ShardCtx;
 use crate::ws::handshake::{HandshakeError, UpgradeRequest};
 use crate::ws::DecoderConfig;
 
@@ -20,7 +25,10 @@ pub enum OutboundPolicy {
     Backpressure { high_water: usize },
 }
 
-pub trait Service: 'static {
+/// A connection handler for one of the shard's extra listeners.
+pub type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+pub trait Service: Sized + 'static {
     /// Per-connection protocol state, owned by the connection task.
     type State: 'static;
 
@@ -47,4 +55,16 @@ pub trait Service: 'static {
 
     /// The connection is gone; release everything it held.
     fn on_close(&self, conn: &Rc<Conn>, state: Self::State);
+
+    /// Serves a connection accepted on extra listener `which` (the order of
+    /// `ShardConfig::extra_listen`): the HTTP API, the TCP publisher port.
+    fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {
+        let _ = (shard, which, stream);
+        Box::pin(async {})
+    }
+
+    /// The close every connection gets on graceful shutdown.
+    fn shutdown_close(&self) -> (u16, &'static str) {
+        (crate::ws::close::code::GOING_AWAY, "going away")
+    }
 }

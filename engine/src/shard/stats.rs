@@ -7,6 +7,10 @@ use super::task::End;
 
 #[derive(Debug, Default)]
 pub struct ShardStats {
+    /// "io_uring" or "epoll", set when the shard starts.
+    pub driver: Cell<&'static str>,
+    pub messages_in: Cell<u64>,
+    pub slow_disconnects: Cell<u64>,
     pub connections: Cell<u64>,
     pub opened: Cell<u64>,
     pub closed_gone: Cell<u64>,
@@ -53,6 +57,14 @@ impl ShardStats {
 
     pub(crate) fn protocol_error(&self) {
         bump(&self.protocol_errors, 1);
+    }
+
+    pub(crate) fn message_in(&self) {
+        bump(&self.messages_in, 1);
+    }
+
+    pub(crate) fn slow_disconnect(&self) {
+        bump(&self.slow_disconnects, 1);
     }
 
     pub(crate) fn received(&self, n: usize) {

@@ -75,9 +75,11 @@ pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream)
     };
     let conn = Rc::new(Conn::new(shard.next_conn_id(), limit));
     shard.stats.opened();
+    shard.register(&conn);
     let mut state = shard.service.open(&conn, req);
     let end = ws_loop(&shard, &stream, &conn, &mut state, rest).await;
     shard.service.on_close(&conn, state);
+    shard.unregister(&conn);
     shard.stats.closed(end);
     if end == End::Closing {
         linger(&shard, &stream).await;
@@ -179,6 +181,9 @@ async fn ws_loop<S: Service>(
     loop {
         if !closing {
             if let Some(CloseRequest { code, reason }) = conn.take_close() {
+                if code == super::conn::SLOW_CONSUMER {
+                    shard.stats.slow_disconnect();
+                }
                 conn.push_final(encode_close(code, &reason));
                 closing = true;
                 partial = None;
@@ -337,6 +342,7 @@ fn dispatch<S: Service>(
     state: &mut S::State,
     msg: Message,
 ) -> Option<End> {
+    shard.stats.message_in();
     match msg {
         Message::Text(data) => shard.service.on_message(conn, state, true, data),
         Message::Binary(data) => shard.service.on_message(conn, state, false, data),

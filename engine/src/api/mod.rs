@@ -1,0 +1,233 @@
+//! The internal port (`--api-port`, 9000): Centrifugo v5 server API
+//! (`POST /api/<method>`), `/metrics` and `/health`, HTTP/1.1 with keep-alive
+//! and pipelining, served by every shard on the shared port.
+
+pub mod http;
+pub mod methods;
+pub mod metrics;
+
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use monoio::net::TcpStream;
+
+use self::http::Request;
+use crate::hub::Hub;
+use crate::protocol::codes::{self, ClientError};
+use crate::protocol::json::{put_str, put_u64};
+use crate::shard::ceiling::Ceiling;
+use crate::shard::task::write_all;
+use crate::sys;
+
+/// API settings shared by every shard.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Required in `X-API-Key` or `Authorization: apikey <key>`.
+    pub key: Option<String>,
+    /// Serve the API without a key (for trusted networks only).
+    pub insecure: bool,
+    pub max_body: usize,
+    pub idle_timeout: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            key: None,
+            insecure: false,
+            max_body: 1 << 20,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What API handlers on one shard need.
+pub struct ApiCtx {
+    pub hub: Rc<Hub>,
+    pub opts: Arc<ApiOptions>,
+    pub max_channel_len: usize,
+    pub node_uid: Arc<str>,
+    pub node_name: Arc<str>,
+    pub started: Instant,
+    pub ceiling: Arc<Ceiling>,
+    pub fd_limit: u64,
+}
+
+/// Serves one HTTP connection: every complete request in the buffer is
+/// answered in order and the answers written together.
+pub async fn serve_http(ctx: Rc<ApiCtx>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let mut out = BytesMut::new();
+        let mut close = false;
+        loop {
+            match http::parse(&mut buf, ctx.opts.max_body) {
+                Ok(Some(req)) => {
+                    let keep = req.keep_alive;
+                    out.put_slice(&handle(&ctx, req).await);
+                    if !keep {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.put_slice(&e.response());
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() && write_all(&stream, &out).await.is_err() {
+            return;
+        }
+        if close {
+            let _ = sys::shutdown_write(fd);
+            return;
+        }
+        let readable = monoio::time::timeout(ctx.opts.idle_timeout, stream.readable(false)).await;
+        if !matches!(readable, Ok(Ok(()))) {
+            return;
+        }
+        match sys::recv_into(fd, &mut buf, 64 * 1024) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+async fn handle(ctx: &ApiCtx, req: Request) -> Bytes {
+    let keep = req.keep_alive;
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/health") => health(ctx, keep).await,
+        ("GET", "/metrics") => {
+            let shards = ctx.hub.call_all(metrics::snapshot).await;
+            let p = metrics::Process {
+                fd_limit: ctx.fd_limit,
+                max_connections: ctx.ceiling.max() as u64,
+                uptime_secs: ctx.started.elapsed().as_secs(),
+            };
+            http::response(
+                200,
+                "text/plain; version=0.0.4",
+                metrics::render(&shards, &p).as_bytes(),
+                keep,
+            )
+        }
+        ("POST", path) if path == "/api" || path.starts_with("/api/") => {
+            if let Err(resp) = authorize(ctx, &req) {
+                return resp;
+            }
+            let (method, result) = match path.strip_prefix("/api/") {
+                Some(method) => (method, methods::dispatch(ctx, method, &req.body).await),
+                None => ("", legacy(ctx, &req.body).await),
+            };
+            match result {
+                // Centrifugo answers batch with `replies` at the top level.
+                Ok(r) if method == "batch" => http::response(200, "application/json", &r, keep),
+                other => api_response(other, req.transport_errors, keep),
+            }
+        }
+        (_, path) if path == "/api" || path.starts_with("/api/") => {
+            http::response(405, "text/plain", b"use POST", keep)
+        }
+        _ => http::response(404, "text/plain", b"not found", keep),
+    }
+}
+
+fn authorize(ctx: &ApiCtx, req: &Request) -> Result<(), Bytes> {
+    let ok = match &ctx.opts.key {
+        Some(key) => req.api_key.as_deref() == Some(key.as_str()),
+        None => ctx.opts.insecure,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(http::response(
+            401,
+            "text/plain",
+            b"unauthorized",
+            req.keep_alive,
+        ))
+    }
+}
+
+/// The pre-v5 single endpoint: `POST /api` with `{"method":..,"params":..}`.
+async fn legacy(ctx: &ApiCtx, body: &Bytes) -> methods::ApiResult {
+    #[derive(serde::Deserialize)]
+    struct Legacy<'a> {
+        method: String,
+        #[serde(borrow, default)]
+        params: Option<&'a serde_json::value::RawValue>,
+    }
+    let l: Legacy<'_> = serde_json::from_slice(body).map_err(|_| codes::BAD_REQUEST)?;
+    let params = Bytes::copy_from_slice(l.params.map_or("{}", |p| p.get()).as_bytes());
+    methods::dispatch(ctx, &l.method, &params).await
+}
+
+/// `{"result":..}` / `{"error":..}` with 200, or in transport error mode an
+/// HTTP status and `{"code":..,"message":..}`.
+fn api_response(result: methods::ApiResult, transport: bool, keep: bool) -> Bytes {
+    match result {
+        Ok(r) => {
+            let mut body = BytesMut::with_capacity(r.len() + 12);
+            body.put_slice(b"{\"result\":");
+            body.put_slice(&r);
+            body.put_u8(b'}');
+            http::response(200, "application/json", &body, keep)
+        }
+        Err(e) if transport => {
+            let mut body = BytesMut::new();
+            body.put_slice(b"{\"code\":");
+            put_u64(&mut body, e.code as u64);
+            body.put_slice(b",\"message\":");
+            put_str(&mut body, e.message);
+            body.put_u8(b'}');
+            http::response(transport_status(e), "application/json", &body, keep)
+        }
+        Err(e) => {
+            let mut body = BytesMut::new();
+            methods::error_object(&mut body, e);
+            http::response(200, "application/json", &body, keep)
+        }
+    }
+}
+
+/// HTTP status for an API error in transport error mode.
+pub fn transport_status(e: ClientError) -> u16 {
+    match e.code {
+        101 => 401,
+        103 => 403,
+        102 | 104 => 404,
+        105 => 409,
+        106 | 111 => 429,
+        107 | 108 | 109 | 110 | 112 => 400,
+        _ => 500,
+    }
+}
+
+async fn health(ctx: &ApiCtx, keep: bool) -> Bytes {
+    let shards = ctx.hub.shards();
+    let all = ctx.hub.call_all(|h| h.shard);
+    match monoio::time::timeout(Duration::from_secs(1), all).await {
+        Ok(ids) if ids.len() == shards => http::response(
+            200,
+            "application/json",
+            br#"{"status":"ok","broker":"memory"}"#,
+            keep,
+        ),
+        _ => http::response(
+            503,
+            "application/json",
+            br#"{"status":"unavailable","reason":"a shard did not answer within 1 s"}"#,
+            keep,
+        ),
+    }
+}

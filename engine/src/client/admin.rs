@@ -1,0 +1,90 @@
+//! Server-side actions on a user's connections (from the server API), applied
+//! on one shard to that shard's sessions.
+
+use std::rc::Rc;
+
+use super::session::{Session, SubState};
+use crate::hub::mesh::{ChannelName, Member, MeshMsg};
+use crate::hub::Hub;
+use crate::protocol::push;
+
+/// Unsubscribe push code for a server-side unsubscribe (client may not
+/// resubscribe on its own).
+pub const UNSUBSCRIBE_SERVER: u32 = 2000;
+
+fn matching(hub: &Hub, user: &str, client: Option<&str>) -> Vec<Rc<Session>> {
+    hub.sessions
+        .borrow()
+        .values()
+        .filter(|s| {
+            s.with_identity(|i| &*i.user == user && client.is_none_or(|c| &*i.client == c))
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Closes the user's connections (or one client) with `code`; returns how many.
+pub fn disconnect(hub: &Hub, user: &str, client: Option<&str>, code: u16, reason: String) -> usize {
+    let sessions = matching(hub, user, client);
+    for s in &sessions {
+        s.conn.close_with(code, reason.clone());
+    }
+    sessions.len()
+}
+
+/// Removes the user's connections from `channel`, telling each with an
+/// unsubscribe push.
+pub fn unsubscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> usize {
+    let sessions = matching(hub, user, client);
+    let mut n = 0;
+    for s in &sessions {
+        if s.unsubscribe(channel) == Some(SubState::Active) {
+            hub.subs.borrow_mut().remove(channel, &s.conn);
+            if let Some(c) = s.client_id() {
+                hub.unsubscribe_at_owner(channel.into(), c);
+            }
+            s.conn.send(push::unsubscribe_frame(
+                channel,
+                UNSUBSCRIBE_SERVER,
+                "server unsubscribe",
+            ));
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Subscribes the user's connections to `channel` (a server-side
+/// subscription: the client learns of it through a subscribe push).
+pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> usize {
+    let sessions = matching(hub, user, client);
+    let mut n = 0;
+    let ch: ChannelName = channel.into();
+    for s in &sessions {
+        if s.sub_state(channel)
+            .is_some_and(|st| st != SubState::Cancelled)
+        {
+            continue;
+        }
+        let Some(member) = s.with_identity(|i| Member {
+            client: i.client.clone(),
+            user: i.user.clone(),
+            info: i.info.clone(),
+        }) else {
+            continue;
+        };
+        s.add_pending(ch.clone());
+        let reply = hub.reply_to(s.conn.id, 0);
+        hub.send(
+            hub.owner_of(channel),
+            MeshMsg::Subscribe {
+                channel: ch.clone(),
+                member,
+                reply,
+            },
+        );
+        n += 1;
+    }
+    n
+}

@@ -1,0 +1,46 @@
+//! Graceful shutdown, triggered once (SIGTERM/SIGINT) and seen by every shard.
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
+
+pub struct Shutdown {
+    triggered: AtomicBool,
+    wakers: Box<[AtomicWaker]>,
+}
+
+impl Shutdown {
+    pub fn new(shards: usize) -> Arc<Shutdown> {
+        Arc::new(Shutdown {
+            triggered: AtomicBool::new(false),
+            wakers: (0..shards).map(|_| AtomicWaker::new()).collect(),
+        })
+    }
+
+    pub fn trigger(&self) {
+        self.triggered.store(true, Ordering::Release);
+        for w in self.wakers.iter() {
+            w.wake();
+        }
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.triggered.load(Ordering::Acquire)
+    }
+
+    /// Resolves on shard `shard` once shutdown is triggered.
+    pub async fn wait(&self, shard: usize) {
+        poll_fn(|cx| {
+            self.wakers[shard].register(cx.waker());
+            if self.is_triggered() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,156 @@
+"""The Centrifugo v5 server API, driven by the `cent` client library, reaching
+real WebSocket clients."""
+import json
+import time
+
+import pytest
+import requests
+from cent import (BatchRequest, BroadcastRequest, ChannelsRequest, Client, DisconnectRequest,
+                  InfoRequest, PresenceRequest, PresenceStatsRequest, PublishRequest)
+from cent.dto import Disconnect
+from cent.exceptions import CentApiResponseError, CentUnauthorizedError
+from websockets.exceptions import ConnectionClosed
+
+from conftest import API_KEY
+
+
+def test_publish_reaches_subscribers_on_both_shards(server, ws):
+    subs = [ws() for _ in range(8)]
+    for s in subs:
+        s.subscribe("news")
+    cent = Client(server.api_url, API_KEY)
+    last = 0
+    for i in range(20):
+        r = cent.publish(PublishRequest(channel="news", data={"n": i}))
+        assert r.offset > last and r.epoch
+        last = r.offset
+    for s in subs:
+        got = s.pushes(20)
+        assert [p["pub"]["data"]["n"] for p in got] == list(range(20))
+        offsets = [p["pub"]["offset"] for p in got]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 20
+
+
+def test_broadcast_presence_and_batch(server, ws):
+    a, b = ws(), ws()
+    for ch in ("c1", "c2", "c3"):
+        a.subscribe(ch)
+    b.subscribe("c2")
+    cent = Client(server.api_url, API_KEY)
+    r = cent.broadcast(BroadcastRequest(channels=["c1", "c2", "c3"], data={"hello": "all"}))
+    assert len(r.responses) == 3 and all(x.result.offset >= 1 for x in r.responses)
+    assert sorted(p["channel"] for p in a.pushes(3)) == ["c1", "c2", "c3"]
+    assert b.pushes(1)[0]["pub"]["data"] == {"hello": "all"}
+
+    pres = cent.presence(PresenceRequest(channel="c2"))
+    assert set(pres.presence) == {a.client_id, b.client_id}
+    assert cent.presence_stats(PresenceStatsRequest(channel="c2")).num_clients == 2
+
+    batch = cent.batch(BatchRequest(requests=[
+        PublishRequest(channel="c1", data={"batch": 1}),
+        PublishRequest(channel="c3", data={"batch": 2}),
+        PresenceStatsRequest(channel="c1"),
+    ]))
+    assert batch.replies[0].offset >= 1 and batch.replies[2].num_clients == 1
+    got = a.pushes(2)
+    assert [p["pub"]["data"]["batch"] for p in got] == [1, 2]
+
+    chans = cent.channels(ChannelsRequest(pattern="c*"))
+    assert chans.channels["c2"].num_clients == 2
+    info = cent.info(InfoRequest())
+    assert info.nodes[0].num_clients == 2 and info.nodes[0].num_channels == 3
+
+
+def test_disconnect_closes_the_client_with_its_code(server, ws):
+    victim, bystander = ws(), ws()
+    cent = Client(server.api_url, API_KEY)
+    cent.disconnect(DisconnectRequest(user="", client=victim.client_id,
+                                      disconnect=Disconnect(code=4001, reason="kicked")))
+    with pytest.raises(ConnectionClosed) as e:
+        victim.recv(timeout=5)
+    assert e.value.rcvd.code == 4001 and e.value.rcvd.reason == "kicked"
+    assert "ping" in bystander.call("ping", {})
+
+
+def test_wrong_or_missing_key_is_401_and_nothing_happens(server, ws):
+    sub = ws()
+    sub.subscribe("guarded")
+    with pytest.raises(CentUnauthorizedError):
+        Client(server.api_url, "wrong-key").publish(PublishRequest(channel="guarded", data={}))
+    r = requests.post(server.api_url + "/publish", json={"channel": "guarded", "data": {}})
+    assert r.status_code == 401
+    r = requests.post(server.api_url + "/publish", json={"channel": "guarded", "data": {"ok": 1}},
+                      headers={"Authorization": f"apikey {API_KEY}"})
+    assert r.status_code == 200 and r.json()["result"]["offset"] == 1
+    assert sub.pushes(1)[0]["pub"]["data"] == {"ok": 1}
+
+
+def test_errors_in_body_and_in_transport_mode(server):
+    h = {"X-API-Key": API_KEY}
+    r = requests.post(server.api_url + "/publish", data="not json", headers=h)
+    assert r.status_code == 200 and r.json()["error"]["code"] == 107
+    r = requests.post(server.api_url + "/nonsense", json={}, headers=h)
+    assert r.json()["error"] == {"code": 104, "message": "method not found"}
+    r = requests.post(server.api_url + "/publish", data="not json",
+                      headers={**h, "X-Centrifugo-Error-Mode": "transport"})
+    assert r.status_code == 400 and r.json() == {"code": 107, "message": "bad request"}
+    with pytest.raises(CentApiResponseError):
+        Client(server.api_url, API_KEY).publish(PublishRequest(channel="", data={}))
+    # The pre-v5 single endpoint.
+    r = requests.post(server.api_url, json={"method": "publish", "params": {"channel": "x", "data": 1}},
+                      headers=h)
+    assert r.json()["result"]["offset"] == 1
+
+
+def test_keepalive_and_pipelining(server, ws):
+    import socket
+    sub = ws()
+    sub.subscribe("pipe")
+    host, port = server.api_addr.rsplit(":", 1)
+    body = json.dumps({"channel": "pipe", "data": {"v": 1}})
+    req = (f"POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n{body}")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall((req * 50).encode())
+        data = b""
+        s.settimeout(5)
+        while data.count(b"HTTP/1.1 200") < 50:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed early"
+            data += chunk
+    offsets = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])["result"]["offset"]
+               for part in data.split(b"HTTP/1.1 200 OK")[1:]]
+    assert offsets == list(range(1, 51))
+    assert [p["pub"]["offset"] for p in sub.pushes(50)] == list(range(1, 51))
+
+
+def metric(server, name):
+    text = requests.get(f"http://{server.api_addr}/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total, text
+
+
+def test_metrics_move_as_clients_come_and_go_and_health(server, ws):
+    base, text = metric(server, "ringcast_connections")
+    assert "ringcast_shard_driver{shard=\"0\"" in text and "ringcast_fd_limit" in text
+    clients = [ws() for _ in range(5)]
+    for c in clients:
+        c.subscribe("m")
+    assert metric(server, "ringcast_connections")[0] == base + 5
+    assert metric(server, "ringcast_subscriptions")[0] == 5
+    Client(server.api_url, API_KEY).publish(PublishRequest(channel="m", data={}))
+    for c in clients:
+        c.pushes(1)
+    assert metric(server, "ringcast_deliveries_total")[0] >= 5
+    for c in clients[:3]:
+        c.close()
+    deadline = time.time() + 5
+    while metric(server, "ringcast_connections")[0] != base + 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert metric(server, "ringcast_connections")[0] == base + 2
+    assert metric(server, "ringcast_connections_closed_total")[0] >= 3
+    r = requests.get(f"http://{server.api_addr}/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
