@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// Serve the server API without a key (trusted networks only).
     #[arg(long, env = "RINGCAST_API_INSECURE")]
     pub api_insecure: bool,
+    /// TCP publisher port (docs/publisher-protocol.md); authenticated with the API key.
+    #[arg(long, env = "RINGCAST_PUBLISHER_PORT", default_value_t = 9001)]
+    pub publisher_port: u16,
+    /// Largest TCP publisher frame, bytes.
+    #[arg(long, env = "RINGCAST_PUBLISHER_MAX_FRAME", default_value_t = 1 << 20)]
+    pub publisher_max_frame: usize,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -165,7 +171,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(a) => {
             let mut cfg = a.runtime.shard_config(a.port);
-            cfg.extra_listen = vec![SocketAddr::new(a.runtime.address, a.api_port)];
+            cfg.extra_listen = vec![
+                SocketAddr::new(a.runtime.address, a.api_port),
+                SocketAddr::new(a.runtime.address, a.publisher_port),
+            ];
             let (ceiling, fd_limit) = a.runtime.ceiling("serve", &cfg);
             let opts = Arc::new(ClientOptions {
                 insecure: a.insecure,
@@ -185,6 +194,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let api = Arc::new(ApiOptions {
                 key: a.api_key.clone(),
                 insecure: a.api_insecure,
+                publisher_max_frame: a.publisher_max_frame,
                 ..ApiOptions::default()
             });
             if api.key.is_none() && !api.insecure {

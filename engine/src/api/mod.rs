@@ -5,6 +5,7 @@
 pub mod http;
 pub mod methods;
 pub mod metrics;
+pub mod publisher;
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -31,6 +32,8 @@ pub struct ApiOptions {
     pub insecure: bool,
     pub max_body: usize,
     pub idle_timeout: Duration,
+    /// Largest TCP publisher frame.
+    pub publisher_max_frame: usize,
 }
 
 impl Default for ApiOptions {
@@ -40,6 +43,7 @@ impl Default for ApiOptions {
             insecure: false,
             max_body: 1 << 20,
             idle_timeout: Duration::from_secs(60),
+            publisher_max_frame: 1 << 20,
         }
     }
 }

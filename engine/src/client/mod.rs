@@ -312,6 +312,10 @@ impl Service for ClientService {
     fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {
         match which {
             EXTRA_API => Box::pin(crate::api::serve_http(shard.service.api.clone(), stream)),
+            EXTRA_PUBLISHER => Box::pin(crate::api::publisher::serve_publisher(
+                shard.service.api.clone(),
+                stream,
+            )),
             _ => Box::pin(async {}),
         }
     }
@@ -323,6 +327,8 @@ impl Service for ClientService {
 
 /// Index of the API listener in `ShardConfig::extra_listen`.
 pub const EXTRA_API: usize = 0;
+/// Index of the TCP publisher listener.
+pub const EXTRA_PUBLISHER: usize = 1;
 
 fn sep(out: &mut BytesMut) {
     if !out.is_empty() {

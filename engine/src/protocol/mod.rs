@@ -3,4 +3,5 @@
 pub mod codes;
 pub mod command;
 pub mod json;
+pub mod publisher;
 pub mod push;
