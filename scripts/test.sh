@@ -42,7 +42,7 @@ setup() {
   if want sdk; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
   if want api; then
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
-    "$VENV/bin/pip" install -q -r tests/api/requirements.txt || return 1
+    "$VENV/bin/pip" install -q -r tests/api/requirements.txt -r tests/publishers/requirements.txt || return 1
   fi
   if want conformance; then ../shared/tools/autobahn3/setup.sh >"$LOGDIR/autobahn-setup.log" 2>&1 || { cat "$LOGDIR/autobahn-setup.log"; return 1; }; fi
   cargo build --workspace --all-targets && cargo build --release -p ringcast
@@ -71,10 +71,12 @@ conformance() {
   return $rc
 }
 sdk() {
-  (cd tests/sdk && RINGCAST_BIN="$ROOT/target/debug/ringcast" node --test --test-concurrency=1 .)
+  (cd tests/sdk && RINGCAST_BIN="$ROOT/target/debug/ringcast" node --test --test-concurrency=1 .) &&
+    RINGCAST_BIN="$ROOT/target/debug/ringcast" node --test --test-concurrency=1 tests/publishers/
 }
 api() {
-  (cd tests/api && RINGCAST_BIN="$ROOT/target/debug/ringcast" "$VENV/bin/python" -m pytest -q)
+  (cd tests/api && RINGCAST_BIN="$ROOT/target/debug/ringcast" "$VENV/bin/python" -m pytest -q) &&
+    (cd tests/publishers && RINGCAST_BIN="$ROOT/target/debug/ringcast" "$VENV/bin/python" -m pytest -q)
 }
 tuning() {
   bash scripts/test-tuning.sh

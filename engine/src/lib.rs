@@ -10,6 +10,7 @@
 //! - [`echo`]: the echo service (conformance and benchmark target)
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod echo;

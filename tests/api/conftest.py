@@ -21,7 +21,8 @@ def ringcast_bin():
 class Server:
     def __init__(self, *args):
         self.proc = subprocess.Popen(
-            [ringcast_bin(), "serve", "--port", "0", "--api-port", "0", "--address", "127.0.0.1",
+            [ringcast_bin(), "serve", "--port", "0", "--api-port", "0", "--publisher-port", "0",
+             "--address", "127.0.0.1",
              "--no-pin", "--api-key", API_KEY, *args],
             stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"})
         self.log = []
@@ -30,9 +31,10 @@ class Server:
         def pump():
             for line in self.proc.stderr:
                 self.log.append(line)
-                m = re.search(r"listening listen=(\S+) extra=\[\"(\S+?)\"\]", line)
+                m = re.search(r"listening listen=(\S+) extra=\[(.*?)\]", line)
                 if m:
-                    self.ws_addr, self.api_addr = m.group(1), m.group(2)
+                    extra = re.findall(r'"([^"]+)"', m.group(2))
+                    self.ws_addr, self.api_addr, self.publisher_addr = m.group(1), extra[0], extra[1]
                     ready.set()
 
         threading.Thread(target=pump, daemon=True).start()

@@ -25,9 +25,15 @@ pub struct Conn {
     pub id: u64,
     out: RefCell<VecDeque<Bytes>>,
     out_bytes: Cell<usize>,
+    /// The front frame is partly on the wire: it must be finished before
+    /// anything else, even when the rest of the queue is dropped.
+    front_started: Cell<bool>,
     /// Queue bytes past which the connection is cut with 3008 (0: never).
     limit: usize,
     close: RefCell<Option<CloseRequest>>,
+    /// Set by the first close request and never cleared: a closing
+    /// connection accepts no more frames.
+    closed: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
@@ -37,8 +43,10 @@ impl Conn {
             id,
             out: RefCell::new(VecDeque::new()),
             out_bytes: Cell::new(0),
+            front_started: Cell::new(false),
             limit,
             close: RefCell::new(None),
+            closed: Cell::new(false),
             waker: Cell::new(None),
         }
     }
@@ -47,13 +55,12 @@ impl Conn {
     /// Returns false when the frame was refused: the connection is closing, or
     /// this frame pushed it over its limit (it is then cut with 3008).
     pub fn send(&self, frame: Bytes) -> bool {
-        if self.close.borrow().is_some() {
+        if self.closed.get() {
             return false;
         }
         let total = self.out_bytes.get() + frame.len();
         if self.limit != 0 && total > self.limit {
-            self.out.borrow_mut().clear();
-            self.out_bytes.set(0);
+            self.drop_queued();
             self.close_with(SLOW_CONSUMER, "slow");
             return false;
         }
@@ -66,19 +73,31 @@ impl Conn {
     /// Asks the connection task to send a close frame and close. The first
     /// request wins.
     pub fn close_with(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
-        let mut c = self.close.borrow_mut();
-        if c.is_none() {
-            *c = Some(CloseRequest {
+        if !self.closed.replace(true) {
+            *self.close.borrow_mut() = Some(CloseRequest {
                 code,
                 reason: reason.into(),
             });
-            drop(c);
             self.wake();
         }
     }
 
+    /// Drops everything queued except a frame already partly sent (cutting
+    /// that one would corrupt the stream before the close frame).
+    fn drop_queued(&self) {
+        let mut out = self.out.borrow_mut();
+        let keep = if self.front_started.get() {
+            out.pop_front()
+        } else {
+            None
+        };
+        out.clear();
+        self.out_bytes.set(keep.as_ref().map_or(0, |b| b.len()));
+        out.extend(keep);
+    }
+
     pub fn is_closing(&self) -> bool {
-        self.close.borrow().is_some()
+        self.closed.get()
     }
 
     pub fn queued_bytes(&self) -> usize {
@@ -137,9 +156,11 @@ impl Conn {
                 sent -= front.len();
                 out.pop_front();
                 frames += 1;
+                self.front_started.set(false);
             } else {
                 front.advance(sent);
                 sent = 0;
+                self.front_started.set(true);
             }
         }
         if out.is_empty() && out.capacity() > 64 {
@@ -166,6 +187,23 @@ mod tests {
         assert!(!c.has_output());
         let req = c.take_close().unwrap();
         assert_eq!((req.code, req.reason.as_ref()), (3008, "slow"));
+    }
+
+    #[test]
+    fn cutting_a_slow_consumer_keeps_the_frame_on_the_wire() {
+        let c = Conn::new(1, 100);
+        c.send(Bytes::from_static(&[1; 40]));
+        c.send(Bytes::from_static(&[2; 40]));
+        assert_eq!(c.consume(10), 0);
+        assert!(!c.send(Bytes::from_static(&[3; 40])));
+        assert_eq!(c.queued_bytes(), 30);
+        let left = c.with_front(8, |iov| iov.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        assert_eq!(left, vec![vec![1u8; 30]]);
+        assert_eq!(c.take_close().unwrap().code, 3008);
+        // Still closing after the request was taken: nothing more is queued.
+        assert!(c.is_closing());
+        assert!(!c.send(Bytes::from_static(&[4; 1])));
+        assert_eq!(c.queued_bytes(), 30);
     }
 
     #[test]

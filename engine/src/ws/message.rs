@@ -88,6 +88,16 @@ impl Decoder {
                 (Role::Client, true) => return Err(ProtocolError::MaskedFrame.into()),
                 _ => {}
             }
+            if !h.opcode.is_control()
+                && self.partial.is_none()
+                && h.payload_len > cfg.max_message as u64
+            {
+                return Err(CapacityError::MessageTooLarge {
+                    size: h.payload_len,
+                    max: cfg.max_message,
+                }
+                .into());
+            }
             if h.payload_len > cfg.max_frame as u64 {
                 return Err(CapacityError::FrameTooLarge {
                     size: h.payload_len,
@@ -135,9 +145,11 @@ impl Decoder {
                             Err(WsError::InvalidUtf8)
                         };
                     }
+                    // Copied out: the fragment must not keep the shard's
+                    // shared read buffer alive while the message stays open.
                     let mut p = Partial {
                         text,
-                        buf: payload,
+                        buf: BytesMut::from(&payload[..]),
                         checked: 0,
                     };
                     p.check_utf8()?;

@@ -139,3 +139,188 @@ pub fn expect_close(s: &mut TcpStream) -> u16 {
         }
     }
 }
+
+// ---- Helpers for the hostile-peer and shard tests ----
+
+/// Connects with a read timeout so no test can hang on a silent server.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// An HTTP response as the server sent it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status_line: String,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn status(&self) -> u16 {
+        self.status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The value of the first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// Whether the comma-separated list header `name`, over all its field
+    /// lines (RFC 9110 §5.3), holds `token` (case-insensitive).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.head.lines().skip(1).any(|l| {
+            l.split_once(':').is_some_and(|(n, v)| {
+                n.trim().eq_ignore_ascii_case(name)
+                    && v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    }
+}
+
+/// Sends `request` on a fresh connection and reads the whole response, up
+/// to the server closing the connection (which it must do after refusing a
+/// handshake). Panics if the connection is reset before a full response
+/// head arrives.
+pub fn http_exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut s = connect(addr);
+    s.write_all(request).expect("send request");
+    read_http_response(&mut s)
+}
+
+/// Reads an HTTP response head and everything after it until EOF (5 s
+/// read timeout). A reset after the head is tolerated.
+pub fn read_http_response(s: &mut TcpStream) -> HttpResponse {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let err = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) => break Some(e),
+        }
+    };
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no complete response head ({err:?}); got {:?}",
+                String::from_utf8_lossy(&data)
+            )
+        });
+    let head = String::from_utf8_lossy(&data[..end + 4]).into_owned();
+    if let Some(e) = err {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "server did not close the connection after its response: {head}"
+        );
+    }
+    HttpResponse {
+        status_line: head.lines().next().unwrap_or("").to_string(),
+        head,
+        body: data[end + 4..].to_vec(),
+    }
+}
+
+/// A client frame from raw parts: `b0` is the first header byte as sent
+/// (FIN, RSV bits and opcode unchecked), masked with a fixed key.
+pub fn raw_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![b0];
+    raw_len(&mut out, 0x80, payload.len() as u64);
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    out
+}
+
+/// Just the header of a masked frame that announces `len` payload bytes.
+pub fn raw_header(b0: u8, len: u64) -> Vec<u8> {
+    let mut out = vec![b0];
+    raw_len(&mut out, 0x80, len);
+    out.extend_from_slice(&[1, 2, 3, 4]);
+    out
+}
+
+fn raw_len(out: &mut Vec<u8>, mask_bit: u8, len: u64) {
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if len <= u16::MAX as u64 {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// Reads frames until a close frame; returns its code, then asserts the
+/// server half-closes (EOF) right behind it.
+pub fn expect_close_then_eof(s: &mut TcpStream) -> u16 {
+    let code = expect_close(s);
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Ok(n) => panic!("{n} bytes after the close frame"),
+        Err(e) => assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset,
+            "no EOF after the close frame: {e}"
+        ),
+    }
+    code
+}
+
+/// Sends a text and a binary message (small enough for any `--max-message`
+/// the tests use) and checks both come back unchanged.
+pub fn assert_echoes(s: &mut TcpStream, tag: &str) {
+    let text = format!("still echoing after {tag}");
+    s.write_all(&client_frame(true, 1, text.as_bytes()))
+        .expect("send text");
+    let got = read_frame(s).expect("read text echo");
+    assert_eq!(got, (true, 1, text.into_bytes()), "{tag}");
+    let bin: Vec<u8> = (0..700u32).map(|i| (i * 31) as u8).collect();
+    s.write_all(&client_frame(true, 2, &bin))
+        .expect("send binary");
+    let (fin, op, payload) = read_frame(s).expect("read binary echo");
+    assert!(
+        fin && op == 2 && payload == bin,
+        "{tag}: binary echo came back as fin={fin} op={op} len={}",
+        payload.len()
+    );
+}
+
+/// The `X-Ringcast-Shard` header of a 101 response.
+pub fn shard_of(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case("x-ringcast-shard")
+            .then(|| v.trim().parse().ok())?
+    })
+}
+
+/// Deterministic pseudo-random bytes (xorshift64), for junk input.
+pub fn junk(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

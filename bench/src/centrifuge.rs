@@ -1,0 +1,259 @@
+//! The slice of Centrifugo's client protocol (v2, JSON) the bench speaks:
+//! commands out, replies / pushes / pings in. One WebSocket text frame may
+//! hold several JSON objects separated by `\n`.
+//!
+//! Parsing is a fast path for the shapes ringcast and the peer emit (keys in
+//! the order Centrifugo writes them), with a serde_json fallback for any
+//! other valid spelling, so the client stays cheap without being brittle.
+
+use std::io::Write as _;
+
+use serde_json::Value;
+
+pub fn connect_cmd(id: u64, token: Option<&str>) -> Vec<u8> {
+    match token {
+        Some(t) => serde_json::to_vec(&serde_json::json!({"id": id, "connect": {"token": t}}))
+            .expect("json"),
+        None => format!("{{\"id\":{id},\"connect\":{{}}}}").into_bytes(),
+    }
+}
+
+pub fn subscribe_cmd(id: u64, channel: &str) -> Vec<u8> {
+    let ch = serde_json::to_string(channel).expect("json");
+    format!("{{\"id\":{id},\"subscribe\":{{\"channel\":{ch}}}}}").into_bytes()
+}
+
+/// Appends a publish command whose `data` is a bench payload.
+pub fn publish_cmd(out: &mut Vec<u8>, id: u64, channel: &str, data: &[u8]) {
+    let _ = write!(
+        out,
+        "{{\"id\":{id},\"publish\":{{\"channel\":\"{channel}\",\"data\":"
+    );
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"}}");
+}
+
+/// The payload a publisher sends: send time (CLOCK_MONOTONIC ns), sequence
+/// number in its stream, publisher and channel index, then padding so the
+/// whole `data` object is about `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub t: u64,
+    pub s: u64,
+    pub p: u32,
+    pub c: u32,
+}
+
+pub fn write_data(out: &mut Vec<u8>, stamp: Stamp, size: usize) {
+    let start = out.len();
+    let _ = write!(
+        out,
+        "{{\"t\":{},\"s\":{},\"p\":{},\"c\":{},\"x\":\"",
+        stamp.t, stamp.s, stamp.p, stamp.c
+    );
+    let used = out.len() - start + 2;
+    out.resize(out.len() + size.saturating_sub(used), b'x');
+    out.extend_from_slice(b"\"}");
+}
+
+/// One JSON object from a server frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// `{}`: a server ping, to be answered with `{}`.
+    Ping,
+    /// A reply to command `id`; `error` when it carries an error object.
+    Reply {
+        id: u64,
+        error: bool,
+    },
+    /// A push: a publication (with our stamp when it is one of ours) or
+    /// another push kind.
+    Push {
+        stamp: Option<Stamp>,
+    },
+    Other,
+}
+
+/// Splits a frame into its JSON objects.
+pub fn lines(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
+    frame
+        .split(|&b| b == b'\n')
+        .map(trim)
+        .filter(|l| !l.is_empty())
+}
+
+fn trim(mut l: &[u8]) -> &[u8] {
+    while let [b' ' | b'\r' | b'\t', rest @ ..] = l {
+        l = rest;
+    }
+    while let [rest @ .., b' ' | b'\r' | b'\t'] = l {
+        l = rest;
+    }
+    l
+}
+
+pub fn classify(line: &[u8]) -> Line {
+    if line == b"{}" {
+        return Line::Ping;
+    }
+    if let Some(rest) = line.strip_prefix(b"{\"id\":") {
+        if let Some((id, after)) = number(rest) {
+            return Line::Reply {
+                id,
+                error: after.starts_with(b",\"error\""),
+            };
+        }
+    }
+    if line.starts_with(b"{\"push\":") {
+        if let Some(stamp) = fast_stamp(line) {
+            return Line::Push { stamp: Some(stamp) };
+        }
+    }
+    slow_classify(line)
+}
+
+/// `{"push":{"channel":"…","pub":{"data":{"t":…,"s":…,"p":…,"c":…`
+fn fast_stamp(line: &[u8]) -> Option<Stamp> {
+    const KEY: &[u8] = b"\"data\":{\"t\":";
+    let at = line.windows(KEY.len()).position(|w| w == KEY)?;
+    let rest = &line[at + KEY.len()..];
+    let (t, rest) = number(rest)?;
+    let (s, rest) = number(rest.strip_prefix(b",\"s\":")?)?;
+    let (p, rest) = number(rest.strip_prefix(b",\"p\":")?)?;
+    let (c, _) = number(rest.strip_prefix(b",\"c\":")?)?;
+    Some(Stamp {
+        t,
+        s,
+        p: p as u32,
+        c: c as u32,
+    })
+}
+
+fn number(b: &[u8]) -> Option<(u64, &[u8])> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > 19 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &d in &b[..n] {
+        v = v * 10 + (d - b'0') as u64;
+    }
+    Some((v, &b[n..]))
+}
+
+fn slow_classify(line: &[u8]) -> Line {
+    let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        return Line::Other;
+    };
+    let Some(obj) = v.as_object() else {
+        return Line::Other;
+    };
+    if obj.is_empty() {
+        return Line::Ping;
+    }
+    if let Some(id) = obj.get("id").and_then(Value::as_u64) {
+        return Line::Reply {
+            id,
+            error: obj.get("error").is_some_and(|e| !e.is_null()),
+        };
+    }
+    if let Some(push) = obj.get("push") {
+        let data = &push["pub"]["data"];
+        let field = |k: &str| data.get(k).and_then(Value::as_u64);
+        let stamp = match (field("t"), field("s"), field("p"), field("c")) {
+            (Some(t), Some(s), Some(p), Some(c)) => Some(Stamp {
+                t,
+                s,
+                p: p as u32,
+                c: c as u32,
+            }),
+            _ => None,
+        };
+        return Line::Push { stamp };
+    }
+    Line::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        assert_eq!(connect_cmd(1, None), br#"{"id":1,"connect":{}}"#);
+        assert_eq!(
+            subscribe_cmd(2, "c"),
+            br#"{"id":2,"subscribe":{"channel":"c"}}"#
+        );
+        let mut out = vec![];
+        publish_cmd(&mut out, 3, "c", br#"{"a":1}"#);
+        assert_eq!(out, br#"{"id":3,"publish":{"channel":"c","data":{"a":1}}}"#);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["publish"]["data"]["a"], 1);
+    }
+
+    #[test]
+    fn data_is_padded_to_size() {
+        let stamp = Stamp {
+            t: 123456789,
+            s: 7,
+            p: 2,
+            c: 9,
+        };
+        for size in [0, 10, 64, 100, 1000] {
+            let mut d = vec![];
+            write_data(&mut d, stamp, size);
+            let v: Value = serde_json::from_slice(&d).unwrap();
+            assert_eq!(v["s"], 7);
+            if size >= 64 {
+                assert_eq!(d.len(), size);
+            }
+        }
+    }
+
+    #[test]
+    fn classifies_fast_and_slow() {
+        assert_eq!(classify(b"{}"), Line::Ping);
+        assert_eq!(
+            classify(br#"{"id":1,"connect":{"client":"x","version":"1","ping":25,"pong":true}}"#),
+            Line::Reply {
+                id: 1,
+                error: false
+            }
+        );
+        assert_eq!(
+            classify(br#"{"id":5,"error":{"code":107,"message":"bad request"}}"#),
+            Line::Reply { id: 5, error: true }
+        );
+        // Keys in another order go through serde_json.
+        assert_eq!(
+            classify(br#"{"error":{"code":1},"id":6}"#),
+            Line::Reply { id: 6, error: true }
+        );
+        let stamp = Stamp {
+            t: 1,
+            s: 2,
+            p: 3,
+            c: 4,
+        };
+        let mut data = vec![];
+        write_data(&mut data, stamp, 80);
+        let push = format!(
+            r#"{{"push":{{"channel":"ch","pub":{{"data":{},"offset":2}}}}}}"#,
+            String::from_utf8(data.clone()).unwrap()
+        );
+        assert_eq!(classify(push.as_bytes()), Line::Push { stamp: Some(stamp) });
+        let reordered = format!(
+            r#"{{"push":{{"pub":{{"offset":2,"data":{}}},"channel":"ch"}}}}"#,
+            String::from_utf8(data)
+                .unwrap()
+                .replace(r#""t":1,"s":2"#, r#""s":2,"t":1"#)
+        );
+        assert_eq!(
+            classify(reordered.as_bytes()),
+            Line::Push { stamp: Some(stamp) }
+        );
+        let frame = b"{}\n{\"id\":1,\"subscribe\":{}}\n";
+        assert_eq!(lines(frame).count(), 2);
+    }
+}

@@ -1,0 +1,322 @@
+//! A minimal WebSocket client over a tokio `TcpStream`, on ringcast's own
+//! codec: masked frames out (`frame::encode_masked`), unmasked frames in
+//! (`Decoder` with `Role::Client`).
+//!
+//! Built for load: outgoing frames are appended to one buffer and written
+//! with a single `write` per `flush`, so a burst costs one syscall; an idle
+//! connection keeps no read buffer until the socket turns readable.
+
+use std::io;
+use std::net::IpAddr;
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use bytes::BytesMut;
+use ringcast::ws::frame::encode_masked;
+use ringcast::ws::handshake::accept_key;
+use ringcast::ws::{Decoder, DecoderConfig, Message, OpCode, Role};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::net::{self, Target};
+
+/// Largest message the client accepts from a server.
+const MAX_MESSAGE: usize = 64 << 20;
+/// Read-buffer growth step once data arrives.
+const READ_CHUNK: usize = 16 << 10;
+/// Longest HTTP response head accepted.
+const MAX_HEAD: usize = 16 << 10;
+
+pub struct WsClient {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    decoder: Decoder,
+    mask: [u8; 4],
+}
+
+/// Why a connection attempt failed: at the TCP level or during the upgrade.
+#[derive(Debug)]
+pub enum ConnectError {
+    Tcp(io::Error),
+    Upgrade(anyhow::Error),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Tcp(e) => write!(f, "tcp connect: {e}"),
+            ConnectError::Upgrade(e) => write!(f, "upgrade: {e:#}"),
+        }
+    }
+}
+
+fn decoder_config() -> DecoderConfig {
+    DecoderConfig {
+        role: Role::Client,
+        max_frame: MAX_MESSAGE,
+        max_message: MAX_MESSAGE,
+    }
+}
+
+impl WsClient {
+    /// TCP connect (from `src` when given) and the RFC 6455 upgrade.
+    pub async fn connect(
+        target: &Target,
+        src: Option<IpAddr>,
+        rng: &mut Rng,
+    ) -> Result<WsClient, ConnectError> {
+        let stream = net::connect(target.addr, src)
+            .await
+            .map_err(ConnectError::Tcp)?;
+        let mut c = WsClient {
+            stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            decoder: Decoder::new(),
+            mask: rng.next_u32().to_ne_bytes(),
+        };
+        c.upgrade(target, rng)
+            .await
+            .map_err(ConnectError::Upgrade)?;
+        Ok(c)
+    }
+
+    async fn upgrade(&mut self, target: &Target, rng: &mut Rng) -> anyhow::Result<()> {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&rng.next_u64().to_ne_bytes());
+        key[8..].copy_from_slice(&rng.next_u64().to_ne_bytes());
+        let key = base64::engine::general_purpose::STANDARD.encode(key);
+        let req = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            target.path, target.host
+        );
+        self.stream.write_all(req.as_bytes()).await?;
+        let head_len = loop {
+            if let Some(i) = find(&self.rbuf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.rbuf.len() > MAX_HEAD {
+                bail!("response head longer than {MAX_HEAD} bytes");
+            }
+            if self.read_some(4096).await? == 0 {
+                bail!("connection closed during the upgrade");
+            }
+        };
+        let head = self.rbuf.split_to(head_len);
+        let head = std::str::from_utf8(&head).context("response head is not UTF-8")?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap_or_default();
+        if !status.starts_with("HTTP/1.1 101") {
+            bail!("expected 101, got {status:?}");
+        }
+        let accept = lines
+            .filter_map(|l| l.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-accept"))
+            .map(|(_, v)| v.trim())
+            .context("no Sec-WebSocket-Accept in the 101 response")?;
+        if accept != accept_key(&key) {
+            bail!("wrong Sec-WebSocket-Accept {accept:?}");
+        }
+        if self.rbuf.is_empty() {
+            // Give the head's allocation back: an idle connection holds none.
+            self.rbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// Appends a masked frame to the outgoing batch.
+    pub fn queue(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.wbuf
+            .extend_from_slice(&encode_masked(true, opcode, payload, self.mask));
+    }
+
+    /// Appends an already encoded (masked) frame to the outgoing batch.
+    pub fn queue_encoded(&mut self, frame: &[u8]) {
+        self.wbuf.extend_from_slice(frame);
+    }
+
+    /// The mask this connection uses, for frames encoded once and reused.
+    pub fn mask(&self) -> [u8; 4] {
+        self.mask
+    }
+
+    /// Writes the whole outgoing batch.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Decodes the next complete message already buffered. Pings are
+    /// answered (the pong is queued; the caller flushes). `Ok(None)`: read more.
+    pub fn next_message(&mut self) -> anyhow::Result<Option<Message>> {
+        let cfg = decoder_config();
+        match self.decoder.decode(&mut self.rbuf, &cfg) {
+            Ok(Some(Message::Ping(p))) => {
+                self.queue(OpCode::Pong, &p);
+                Ok(Some(Message::Ping(p)))
+            }
+            Ok(m) => Ok(m),
+            Err(e) => bail!("bad frame from server: {e:?}"),
+        }
+    }
+
+    /// Waits until the socket is readable, then reads what is there. Returns
+    /// the bytes read; 0 means the server closed the connection.
+    pub async fn read_some(&mut self, chunk: usize) -> io::Result<usize> {
+        loop {
+            self.stream.readable().await?;
+            if self.rbuf.capacity() - self.rbuf.len() < chunk / 2 {
+                self.rbuf.reserve(chunk);
+            }
+            match self.stream.try_read_buf(&mut self.rbuf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads more bytes; EOF is an error.
+    pub async fn fill(&mut self) -> anyhow::Result<()> {
+        if self.read_some(READ_CHUNK).await? == 0 {
+            bail!("server closed the connection");
+        }
+        Ok(())
+    }
+
+    /// The next data message, answering pings on the way; a close frame or
+    /// EOF is an error.
+    pub async fn recv(&mut self) -> anyhow::Result<Message> {
+        loop {
+            while let Some(m) = self.next_message()? {
+                match m {
+                    Message::Ping(_) | Message::Pong(_) => {}
+                    Message::Close(c) => bail!("server closed: {c:?}"),
+                    m => {
+                        self.flush().await?;
+                        return Ok(m);
+                    }
+                }
+            }
+            self.flush().await?;
+            self.fill().await?;
+        }
+    }
+
+    /// Drops the read buffer's allocation when nothing is buffered, so an
+    /// idle connection costs the client only its socket and this struct.
+    pub fn shrink_idle(&mut self) {
+        if self.rbuf.is_empty() && !self.decoder.in_message() {
+            self.rbuf = BytesMut::new();
+        }
+    }
+
+    /// Sends a close frame (1000) and drops the connection without waiting.
+    pub async fn close(mut self) {
+        self.queue(OpCode::Close, &1000u16.to_be_bytes());
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Bytes buffered but not yet decoded (for tests).
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
+        self.rbuf.len()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// splitmix64: masks, keys and jitter. Not for anything secret.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn from_clock(salt: u64) -> Rng {
+        Rng::new(crate::stats::mono_ns() ^ salt.rotate_left(32) ^ std::process::id() as u64)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringcast::ws::frame::encode;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// A tiny in-test server: answers the upgrade, sends a ping and a text
+    /// frame, then expects the pong and echoes one masked frame back.
+    #[tokio::test]
+    async fn handshake_ping_and_messages() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while find(&got, b"\r\n\r\n").is_none() {
+                let n = s.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            let head = String::from_utf8(got).unwrap();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .trim()
+                .to_string();
+            let resp = ringcast::ws::handshake::switching_protocols(&key, None, "");
+            s.write_all(&resp).await.unwrap();
+            s.write_all(&encode(OpCode::Ping, b"p")).await.unwrap();
+            s.write_all(&encode(OpCode::Text, b"hello")).await.unwrap();
+            // The pong and the client's text frame arrive masked.
+            let mut rb = BytesMut::new();
+            let mut dec = Decoder::new();
+            let mut msgs = Vec::new();
+            while msgs.len() < 2 {
+                let n = s.read_buf(&mut rb).await.unwrap();
+                assert!(n > 0);
+                while let Some(m) = dec
+                    .decode(&mut rb, &DecoderConfig::server(1 << 20))
+                    .unwrap()
+                {
+                    msgs.push(m);
+                }
+            }
+            msgs
+        });
+        let target = Target::parse(&format!("ws://{addr}/x")).unwrap();
+        let mut rng = Rng::new(1);
+        let mut c = WsClient::connect(&target, None, &mut rng).await.unwrap();
+        let m = c.recv().await.unwrap();
+        assert_eq!(m, Message::Text(bytes::Bytes::from_static(b"hello")));
+        assert_eq!(c.buffered(), 0);
+        c.queue(OpCode::Text, b"back");
+        c.flush().await.unwrap();
+        let msgs = server.await.unwrap();
+        assert_eq!(msgs[0], Message::Pong(bytes::Bytes::from_static(b"p")));
+        assert_eq!(msgs[1], Message::Text(bytes::Bytes::from_static(b"back")));
+    }
+}

@@ -1,0 +1,141 @@
+//! Publishing through the server API: `POST <api>/publish` with
+//! `{"channel":…,"data":…}` and `X-API-Key`, on one keep-alive connection
+//! with requests pipelined. Responses come back in request order; a 200
+//! whose body is `{"result":…}` acknowledges, anything else refuses.
+
+use std::io::Write as _;
+
+use bytes::Buf;
+
+use super::{Ack, PublishConfig, Stream};
+use crate::net::Target;
+use crate::worker::Hand;
+
+pub struct HttpPublisher {
+    s: Stream,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    next_id: u64,
+    next_ack: u64,
+}
+
+impl HttpPublisher {
+    pub async fn open(
+        h: &mut Hand,
+        index: usize,
+        target: &Target,
+        cfg: &PublishConfig,
+    ) -> Option<HttpPublisher> {
+        let t = target.clone();
+        let s = h
+            .establish(index, move |src, _| async move {
+                Stream::connect(&t, src).await
+            })
+            .await?;
+        let mut head = Vec::new();
+        let _ = write!(
+            head,
+            "POST {}/publish HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n",
+            target.path.trim_end_matches('/'),
+            target.host
+        );
+        if let Some(k) = &cfg.api_key {
+            let _ = write!(head, "X-API-Key: {k}\r\n");
+        }
+        Some(HttpPublisher {
+            s,
+            head,
+            body: Vec::with_capacity(256),
+            next_id: 1,
+            next_ack: 1,
+        })
+    }
+
+    pub fn queue(&mut self, channel: &str, data: &[u8]) -> u64 {
+        self.body.clear();
+        let ch = serde_json::to_string(channel).expect("json");
+        let _ = write!(self.body, "{{\"channel\":{ch},\"data\":");
+        self.body.extend_from_slice(data);
+        self.body.push(b'}');
+        self.s.wbuf.extend_from_slice(&self.head);
+        let _ = write!(self.s.wbuf, "Content-Length: {}\r\n\r\n", self.body.len());
+        self.s.wbuf.extend_from_slice(&self.body);
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        self.s.flush().await
+    }
+
+    pub async fn read_acks(&mut self, acks: &mut Vec<Ack>) -> anyhow::Result<()> {
+        self.s.read().await?;
+        while let Some((status, ok_body)) = parse_response(&mut self.s.rbuf)? {
+            acks.push(Ack {
+                id: self.next_ack,
+                ok: status == 200 && ok_body,
+            });
+            self.next_ack += 1;
+        }
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        self.s.close().await
+    }
+}
+
+/// Takes one complete response off the front of `buf`: (status, whether
+/// the body is a `result`). `Ok(None)`: incomplete.
+fn parse_response(buf: &mut bytes::BytesMut) -> anyhow::Result<Option<(u16, bool)>> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if buf.len() > 16 << 10 {
+            anyhow::bail!("HTTP response head too long");
+        }
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..end])?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("bad HTTP status line"))?;
+    let mut len = 0usize;
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse()?;
+            } else if k.trim().eq_ignore_ascii_case("transfer-encoding") {
+                anyhow::bail!("chunked API responses are not supported");
+            }
+        }
+    }
+    if buf.len() < end + 4 + len {
+        return Ok(None);
+    }
+    buf.advance(end + 4);
+    let body = buf.split_to(len);
+    let ok = body.starts_with(b"{\"result\"");
+    Ok(Some((status, ok)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelined_responses() {
+        let mut b = bytes::BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"result\":{\"offset\":1}}\n\
+               HTTP/1.1 200 OK\r\ncontent-length: 38\r\n\r\n{\"error\":{\"code\":102,\"message\":\"x\"}}\n\
+               HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\nHTTP/1.1 2"[..],
+        );
+        assert_eq!(parse_response(&mut b).unwrap(), Some((200, true)));
+        assert_eq!(parse_response(&mut b).unwrap(), Some((200, false)));
+        assert_eq!(parse_response(&mut b).unwrap(), Some((401, false)));
+        assert_eq!(parse_response(&mut b).unwrap(), None);
+        assert_eq!(&b[..], b"HTTP/1.1 2");
+    }
+}

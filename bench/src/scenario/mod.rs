@@ -1,0 +1,141 @@
+//! Scenarios: what the connections of a run do. Each is one file with a
+//! config and a `run(ctx) -> Tally` for one worker.
+
+pub mod echo;
+pub mod fanout;
+pub mod hold;
+
+use std::time::Duration;
+
+use anyhow::bail;
+use ringcast::ws::{Message, OpCode};
+use serde::Serialize;
+
+use crate::centrifuge::{classify, connect_cmd, lines, subscribe_cmd, Line};
+use crate::client::WsClient;
+use crate::net::{Spread, Target};
+use crate::stats::Tally;
+use crate::worker::{Share, WorkerCtx};
+
+/// Everything a run needs, the same in every worker and child process.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: Scenario,
+    pub target: Target,
+    pub url: String,
+    pub spread: Spread,
+    pub duration: Duration,
+    pub connect_timeout: Duration,
+    /// Centrifugo connect token, if the server wants one.
+    pub token: Option<String>,
+    /// Channel names are `<prefix>-<index>`.
+    pub channel_prefix: String,
+}
+
+impl Plan {
+    pub fn channel(&self, index: usize) -> String {
+        format!("{}-{index}", self.channel_prefix)
+    }
+
+    /// The whole run as one share: primary connections, then publishers.
+    pub fn share(&self) -> Share {
+        let (conns, pubs) = match &self.scenario {
+            Scenario::Hold(c) => (c.conns, 0),
+            Scenario::Echo(c) => (c.conns, 0),
+            Scenario::Fanout(c) => (c.subscribers, c.publishers),
+        };
+        Share {
+            conns: 0..conns,
+            pubs: conns..conns + pubs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "scenario", rename_all = "snake_case")]
+pub enum Scenario {
+    Hold(hold::HoldConfig),
+    Echo(echo::EchoConfig),
+    Fanout(fanout::FanoutConfig),
+}
+
+impl Scenario {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Hold(_) => "hold",
+            Scenario::Echo(_) => "echo",
+            Scenario::Fanout(_) => "fanout",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Centrifugo client protocol (JSON): connect, subscribe, answer pings.
+    Centrifuge,
+    /// WebSocket upgrade only.
+    Raw,
+}
+
+/// One worker's part of the run.
+pub async fn run_worker(ctx: WorkerCtx) -> Tally {
+    match ctx.plan.scenario.clone() {
+        Scenario::Hold(c) => hold::run(ctx, c).await,
+        Scenario::Echo(c) => echo::run(ctx, c).await,
+        Scenario::Fanout(c) => fanout::run(ctx, c).await,
+    }
+}
+
+/// The Centrifugo login: `connect` (id 1), then one `subscribe` per channel
+/// (ids 2…), pipelined in one write; waits for every reply, answering server
+/// pings meanwhile. An error reply fails the connection.
+pub async fn centrifuge_login(
+    mut c: WsClient,
+    token: Option<&str>,
+    channels: &[String],
+) -> anyhow::Result<WsClient> {
+    c.queue(OpCode::Text, &connect_cmd(1, token));
+    for (i, ch) in channels.iter().enumerate() {
+        c.queue(OpCode::Text, &subscribe_cmd(2 + i as u64, ch));
+    }
+    c.flush().await?;
+    let mut waiting = 1 + channels.len();
+    while waiting > 0 {
+        match c.recv().await? {
+            Message::Text(t) => {
+                for line in lines(&t) {
+                    match classify(line) {
+                        Line::Reply { id, error } => {
+                            if error {
+                                let what = if id == 1 { "connect" } else { "subscribe" };
+                                bail!("{what} refused: {}", String::from_utf8_lossy(line));
+                            }
+                            waiting = waiting.saturating_sub(1);
+                        }
+                        Line::Ping => c.queue(OpCode::Text, b"{}"),
+                        _ => {}
+                    }
+                }
+            }
+            Message::Binary(_) => bail!("binary frame during connect (protobuf server?)"),
+            _ => {}
+        }
+    }
+    c.flush().await?;
+    c.shrink_idle();
+    Ok(c)
+}
+
+/// Handles the Centrifugo lines of one text frame that need no scenario
+/// logic: pings are answered (queued). Returns the number of pings.
+pub fn answer_pings(c: &mut WsClient, frame: &[u8]) -> u64 {
+    let mut pings = 0;
+    for line in lines(frame) {
+        if classify(line) == Line::Ping {
+            c.queue(OpCode::Text, b"{}");
+            pings += 1;
+        }
+    }
+    pings
+}

@@ -1,0 +1,350 @@
+//! Counters and latency histograms: what one worker collects (`Tally`), how
+//! tallies from workers and child processes merge, and percentile summaries.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// CLOCK_MONOTONIC in nanoseconds. One clock for every process on the box,
+/// so a timestamp written by a publisher process is comparable with the
+/// receive time taken in a subscriber process.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into a stack timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Highest value recorded: 100 s in nanoseconds (larger ones are clamped).
+const HIST_MAX: u64 = 100_000_000_000;
+
+/// A latency histogram in nanoseconds, 3 significant digits. Crosses process
+/// boundaries as a list of `[value, count]` pairs.
+#[derive(Clone, Debug)]
+pub struct Hist(Histogram<u64>);
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist(Histogram::new_with_bounds(1, HIST_MAX, 3).expect("valid bounds"))
+    }
+}
+
+impl Hist {
+    pub fn record(&mut self, ns: u64) {
+        let _ = self.0.record(ns.clamp(1, HIST_MAX));
+    }
+
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        let _ = self.0.record_n(ns.clamp(1, HIST_MAX), n);
+    }
+
+    pub fn merge(&mut self, other: &Hist) {
+        let _ = self.0.add(&other.0);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let h = &self.0;
+        let us = |ns: u64| ns as f64 / 1000.0;
+        if h.is_empty() {
+            return Summary::default();
+        }
+        Summary {
+            count: h.len(),
+            min_us: us(h.min()),
+            mean_us: h.mean() / 1000.0,
+            p50_us: us(h.value_at_quantile(0.50)),
+            p90_us: us(h.value_at_quantile(0.90)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let pairs: Vec<[u64; 2]> = self
+            .0
+            .iter_recorded()
+            .map(|v| [v.value_iterated_to(), v.count_at_value()])
+            .collect();
+        pairs.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<[u64; 2]>::deserialize(d)?;
+        let mut h = Hist::default();
+        for [v, n] in pairs {
+            h.record_n(v, n);
+        }
+        Ok(h)
+    }
+}
+
+/// Percentiles in microseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub min_us: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+/// Key of one publication stream: (channel index, publisher index).
+pub fn stream_key(channel: u32, publisher: u32) -> u64 {
+    (channel as u64) << 32 | publisher as u64
+}
+
+pub fn stream_channel(key: u64) -> u32 {
+    (key >> 32) as u32
+}
+
+/// At most this many distinct error texts are kept (the rest are counted
+/// under "other").
+const MAX_ERROR_KINDS: usize = 16;
+
+/// Everything one worker (or, merged, one process or the whole run) counted.
+/// Fields a scenario does not use stay zero.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
+    // --- connections
+    pub attempted: u64,
+    pub established: u64,
+    pub connect_errors: u64,
+    /// Connections lost during the measured phase.
+    pub disconnects: u64,
+    /// Unexpected or malformed replies.
+    pub protocol_errors: u64,
+    /// Setup phase bounds (CLOCK_MONOTONIC ns); 0 = unset.
+    pub setup_start_ns: u64,
+    pub setup_end_ns: u64,
+    /// Connect + upgrade (+ connect/subscribe replies) time per connection.
+    pub connect_latency: Hist,
+    /// Server pings (`{}`) answered.
+    pub pings: u64,
+    // --- echo
+    pub sent: u64,
+    pub received: u64,
+    pub mismatched: u64,
+    // --- fanout
+    pub published: u64,
+    pub publish_acked: u64,
+    pub publish_errors: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Publications the rate schedule wanted but the window did not allow.
+    pub rate_deficit: u64,
+    /// Publications per stream (`stream_key`), counted as sent.
+    pub stream_published: BTreeMap<u64, u64>,
+    /// Distinct publications received per stream, summed over subscribers.
+    pub stream_received: BTreeMap<u64, u64>,
+    /// Subscribers per channel that completed their subscribe.
+    pub channel_subscribers: BTreeMap<u32, u64>,
+    // --- both
+    /// Message latency: echo round trip, or publish → receive.
+    pub latency: Hist,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub fn error(&mut self, what: impl std::fmt::Display) {
+        let mut text = what.to_string();
+        if text.len() > 160 {
+            let mut end = 160;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        if self.errors.len() >= MAX_ERROR_KINDS && !self.errors.contains_key(&text) {
+            text = "other".into();
+        }
+        *self.errors.entry(text).or_default() += 1;
+    }
+
+    pub fn setup_span(&mut self, start: u64, end: u64) {
+        if start != 0 && (self.setup_start_ns == 0 || start < self.setup_start_ns) {
+            self.setup_start_ns = start;
+        }
+        self.setup_end_ns = self.setup_end_ns.max(end);
+    }
+
+    pub fn merge(&mut self, o: &Tally) {
+        self.attempted += o.attempted;
+        self.established += o.established;
+        self.connect_errors += o.connect_errors;
+        self.disconnects += o.disconnects;
+        self.protocol_errors += o.protocol_errors;
+        self.setup_span(o.setup_start_ns, o.setup_end_ns);
+        self.connect_latency.merge(&o.connect_latency);
+        self.pings += o.pings;
+        self.sent += o.sent;
+        self.received += o.received;
+        self.mismatched += o.mismatched;
+        self.published += o.published;
+        self.publish_acked += o.publish_acked;
+        self.publish_errors += o.publish_errors;
+        self.delivered += o.delivered;
+        self.duplicates += o.duplicates;
+        self.out_of_order += o.out_of_order;
+        self.rate_deficit += o.rate_deficit;
+        for (k, v) in &o.stream_published {
+            *self.stream_published.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.stream_received {
+            *self.stream_received.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.channel_subscribers {
+            *self.channel_subscribers.entry(*k).or_default() += v;
+        }
+        self.latency.merge(&o.latency);
+        for (k, v) in &o.errors {
+            if self.errors.len() >= MAX_ERROR_KINDS && !self.errors.contains_key(k) {
+                *self.errors.entry("other".into()).or_default() += v;
+            } else {
+                *self.errors.entry(k.clone()).or_default() += v;
+            }
+        }
+    }
+
+    /// Deliveries the run owed: for each stream, publications × subscribers
+    /// of its channel.
+    pub fn expected_deliveries(&self) -> u64 {
+        self.stream_published
+            .iter()
+            .map(|(k, n)| {
+                n * self
+                    .channel_subscribers
+                    .get(&stream_channel(*k))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    /// Owed deliveries that never arrived (distinct publications only).
+    pub fn lost(&self) -> u64 {
+        let received: u64 = self.stream_received.values().sum();
+        self.expected_deliveries().saturating_sub(received)
+    }
+}
+
+/// Per-stream delivery check on one subscriber: publications carry
+/// sequence numbers 1, 2, 3…; gaps are remembered as ranges so a late
+/// arrival (reordering) is told apart from a duplicate without keeping
+/// every number seen.
+#[derive(Debug, Clone)]
+pub struct SeqCheck {
+    /// Next in-order sequence number expected (starts at 1).
+    next: u64,
+    /// Missing numbers below `next`, as half-open ranges.
+    gaps: Vec<(u64, u64)>,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+}
+
+impl Default for SeqCheck {
+    fn default() -> SeqCheck {
+        SeqCheck {
+            next: 1,
+            gaps: Vec::new(),
+            duplicates: 0,
+            out_of_order: 0,
+        }
+    }
+}
+
+impl SeqCheck {
+    pub fn see(&mut self, seq: u64) {
+        if seq == self.next {
+            self.next += 1;
+        } else if seq > self.next {
+            self.gaps.push((self.next, seq));
+            self.next = seq + 1;
+        } else if let Some(i) = self.gaps.iter().position(|&(a, b)| a <= seq && seq < b) {
+            // A late arrival fills a hole.
+            self.out_of_order += 1;
+            let (a, b) = self.gaps[i];
+            match (seq == a, seq + 1 == b) {
+                (true, true) => {
+                    self.gaps.remove(i);
+                }
+                (true, false) => self.gaps[i].0 = seq + 1,
+                (false, true) => self.gaps[i].1 = seq,
+                (false, false) => {
+                    self.gaps[i].1 = seq;
+                    self.gaps.insert(i + 1, (seq + 1, b));
+                }
+            }
+        } else {
+            self.duplicates += 1;
+        }
+    }
+
+    /// Distinct sequence numbers received.
+    pub fn distinct(&self) -> u64 {
+        let missing: u64 = self.gaps.iter().map(|(a, b)| b - a).sum();
+        (self.next - 1) - missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_check_counts() {
+        let mut s = SeqCheck::default();
+        for q in [1, 2, 3, 5, 4, 4, 8, 6, 7, 2, 10] {
+            s.see(q);
+        }
+        // 1..=8 and 10 distinct; 9 missing.
+        assert_eq!(s.distinct(), 9);
+        assert_eq!(s.duplicates, 2);
+        assert_eq!(s.out_of_order, 3);
+    }
+
+    #[test]
+    fn hist_round_trips_through_json() {
+        let mut h = Hist::default();
+        for v in 1..=1000u64 {
+            h.record(v * 1000);
+        }
+        let json = serde_json::to_string(&h).unwrap();
+        let back: Hist = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.len(), 1000);
+        assert_eq!(back.summary(), h.summary());
+    }
+
+    #[test]
+    fn lost_accounts_for_subscribers_per_channel() {
+        let mut t = Tally::default();
+        t.stream_published.insert(stream_key(0, 0), 10);
+        t.stream_published.insert(stream_key(1, 0), 5);
+        t.channel_subscribers.insert(0, 3);
+        t.channel_subscribers.insert(1, 2);
+        t.stream_received.insert(stream_key(0, 0), 30);
+        t.stream_received.insert(stream_key(1, 0), 9);
+        assert_eq!(t.expected_deliveries(), 40);
+        assert_eq!(t.lost(), 1);
+        let json = serde_json::to_string(&t).unwrap();
+        let back: Tally = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.lost(), 1);
+    }
+}

@@ -1,0 +1,159 @@
+//! A subscriber that stops reading is cut with 3008 (Centrifugo's "slow")
+//! once its queue passes `--max-queue`, and what it then reads must still be
+//! a well-formed WebSocket stream: whole frames, the close frame last
+//! (RFC 6455 §5.5.1: nothing after it), then EOF.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A client socket with a tiny receive buffer, so the server's writes to it
+/// block early.
+fn small_window_ws(addr: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap();
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(upgrade_request("/connection/websocket").as_bytes())
+        .unwrap();
+    let head = read_http_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+fn send_text(s: &mut TcpStream, text: &str) {
+    s.write_all(&client_frame(true, 1, text.as_bytes()))
+        .unwrap();
+}
+
+/// Reads frames until one whose text contains `needle`.
+fn wait_for(s: &mut TcpStream, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let (_, op, p) = read_frame(s).expect("frame");
+        if op == 1 && String::from_utf8_lossy(&p).contains(needle) {
+            return;
+        }
+    }
+    panic!("no frame containing {needle}");
+}
+
+fn connect_client(s: &mut TcpStream) {
+    send_text(s, r#"{"id":1,"connect":{"name":"t"}}"#);
+    wait_for(s, r#""id":1"#);
+}
+
+/// Splits a server byte stream into frames. Returns the opcodes and the
+/// close code; an error says what is malformed.
+fn parse_stream(raw: &[u8]) -> Result<(Vec<u8>, Option<u16>), String> {
+    let mut ops = Vec::new();
+    let mut close = None;
+    let mut pos = 0;
+    while pos < raw.len() {
+        let n = ops.len();
+        if let Some(code) = close {
+            return Err(format!(
+                "{} bytes after the close frame ({code}), after {n} frames",
+                raw.len() - pos
+            ));
+        }
+        let h = ringcast::ws::frame::parse_header(&raw[pos..])
+            .map_err(|e| format!("frame {n} at byte {pos}: {e}"))?
+            .ok_or_else(|| format!("frame {n} at byte {pos}: truncated header"))?;
+        let end = pos + h.header_len + h.payload_len as usize;
+        if end > raw.len() {
+            return Err(format!(
+                "frame {n} at byte {pos}: {:?} of {} bytes, only {} arrived before EOF",
+                h.opcode,
+                h.payload_len,
+                raw.len() - pos - h.header_len
+            ));
+        }
+        let payload = &raw[pos + h.header_len..end];
+        let op = h.opcode.as_u8();
+        if op == 8 {
+            if payload.len() < 2 {
+                return Err(format!("close frame {n} without a code"));
+            }
+            close = Some(u16::from_be_bytes([payload[0], payload[1]]));
+        } else if op == 1 {
+            for line in payload.split(|&b| b == b'\n') {
+                serde_json::from_slice::<serde_json::Value>(line).map_err(|e| {
+                    format!(
+                        "frame {n}: not JSON ({e}): {:?}",
+                        String::from_utf8_lossy(line)
+                    )
+                })?;
+            }
+        }
+        ops.push(op);
+        pos = end;
+    }
+    Ok((ops, close))
+}
+
+/// BUG (engine/src/shard/conn.rs, `Conn::send` and `Conn::take_close`): the
+/// over-limit path clears the whole queue, including a front frame the
+/// socket has already taken part of, and including the close frame the task
+/// queued with `push_final`; and once the task has taken the close request,
+/// `send` accepts frames again, so they are queued behind the close frame.
+/// The reader sees a truncated frame and EOF instead of a 3008 close.
+#[test]
+fn slow_consumer_gets_a_well_formed_3008() {
+    let server = Server::start("serve", &["--shards", "1", "--insecure"]);
+    let mut slow = small_window_ws(server.addr);
+    connect_client(&mut slow);
+    send_text(&mut slow, r#"{"id":2,"subscribe":{"channel":"c"}}"#);
+    wait_for(&mut slow, r#""id":2"#);
+
+    let (mut publisher, _) = ws_connect(server.addr, "/connection/websocket");
+    connect_client(&mut publisher);
+    // 8 MB of 4 kB publications: more than the socket buffers (at most
+    // 4 MB send + the small receive window) and the 1 MiB queue together.
+    let blob = "y".repeat(4000);
+    for i in 0..2000 {
+        send_text(
+            &mut publisher,
+            &format!(
+                r#"{{"id":{},"publish":{{"channel":"c","data":{{"b":"{blob}"}}}}}}"#,
+                10 + i
+            ),
+        );
+    }
+    wait_for(&mut publisher, r#""id":2009"#);
+
+    // Now read it all, well within the 3 s close timeout.
+    let mut raw = Vec::new();
+    slow.read_to_end(&mut raw)
+        .expect("the server closes after its close frame");
+    let (ops, close) = parse_stream(&raw).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(close, Some(3008), "{} frames, no 3008 close", ops.len());
+    assert!(
+        ops.len() > 10,
+        "cut before any backlog: {} frames",
+        ops.len()
+    );
+}
+
+#[test]
+fn stream_parser_accepts_a_clean_close() {
+    // The checker itself, against a server that behaves: an echo and a
+    // client-initiated close.
+    let server = Server::start("echo", &["--shards", "1"]);
+    let (mut s, _) = ws_connect(server.addr, "/");
+    s.write_all(&client_frame(true, 1, br#"{"a":1}"#)).unwrap();
+    s.write_all(&client_frame(true, 8, &3008u16.to_be_bytes()))
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert_eq!(parse_stream(&raw), Ok((vec![1, 8], Some(3008))));
+    let mut cut = raw.clone();
+    cut.truncate(4);
+    assert!(parse_stream(&cut).unwrap_err().contains("only"));
+}
