@@ -339,11 +339,7 @@ async fn accept_loop<S: Service>(
                 }
                 None => match ceiling.try_acquire() {
                     Some(slot) => {
-                        let shard = shard.clone();
-                        monoio::spawn(async move {
-                            task::serve(shard, stream).await;
-                            drop(slot);
-                        });
+                        monoio::spawn(task::serve(shard.clone(), stream, slot));
                     }
                     None => {
                         shard.stats.refused();

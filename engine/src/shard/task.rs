@@ -5,7 +5,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::Poll;
 
@@ -27,48 +27,20 @@ const READ_CHUNK: usize = 64 * 1024;
 /// recv(2) calls per readiness event before yielding to other connections.
 const READS_PER_TURN: usize = 4;
 
-pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
-    let hs = timeout(
-        shard.cfg.handshake_timeout,
-        read_upgrade(&stream, shard.cfg.max_handshake),
-    );
-    let (req, rest) = match hs.await {
-        Err(_) => {
-            shard.stats.handshake_failed();
-            let resp = handshake::plain_response(408, "Request Timeout", "", "handshake timeout");
-            let _ = sys::send(fd, &resp);
-            return;
-        }
-        Ok(Err(None)) => {
-            shard.stats.handshake_failed();
-            return;
-        }
-        Ok(Err(Some(e))) => {
-            shard.stats.handshake_failed();
-            reject(&shard, &stream, e).await;
-            return;
-        }
-        Ok(Ok(r)) => r,
+/// Serves one accepted connection; `_slot` holds its place under the
+/// connection ceiling until the task ends.
+pub(crate) async fn serve<S: Service>(
+    shard: Rc<ShardCtx<S>>,
+    stream: TcpStream,
+    _slot: super::ceiling::Slot,
+) {
+    // The handshake runs in its own allocation, freed once it is done: the
+    // future that stays resident for the connection's life holds only what
+    // the WebSocket loop needs.
+    let Some((req, rest)) = Box::pin(upgrade(&shard, &stream)).await else {
+        shard.stats.handshake_failed();
+        return;
     };
-    if let Err(e) = shard.service.accept(&req) {
-        shard.stats.handshake_failed();
-        reject(&shard, &stream, e).await;
-        return;
-    }
-    let headers = format!(
-        "X-Ringcast-Shard: {}\r\n{}",
-        shard.id,
-        shard.service.response_headers()
-    );
-    let resp = handshake::switching_protocols(&req.key, None, &headers);
-    let write = timeout(shard.cfg.handshake_timeout, write_all(&stream, &resp));
-    if !matches!(write.await, Ok(Ok(()))) {
-        shard.stats.handshake_failed();
-        return;
-    }
-
     let limit = match shard.service.outbound_policy() {
         OutboundPolicy::Disconnect { limit } => limit,
         OutboundPolicy::Backpressure { .. } => 0,
@@ -82,8 +54,50 @@ pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream)
     shard.unregister(&conn);
     shard.stats.closed(end);
     if end == End::Closing {
-        linger(&shard, &stream).await;
+        Box::pin(linger(&shard, &stream)).await;
     }
+}
+
+/// Reads and answers the upgrade request. `None`: refused, timed out or gone
+/// (the peer got its status where there was one to give).
+async fn upgrade<S: Service>(
+    shard: &ShardCtx<S>,
+    stream: &TcpStream,
+) -> Option<(UpgradeRequest, Option<BytesMut>)> {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let hs = timeout(
+        shard.cfg.handshake_timeout,
+        read_upgrade(stream, shard.cfg.max_handshake),
+    );
+    let (req, rest) = match hs.await {
+        Err(_) => {
+            let resp = handshake::plain_response(408, "Request Timeout", "", "handshake timeout");
+            let _ = sys::send(fd, &resp);
+            return None;
+        }
+        Ok(Err(None)) => return None,
+        Ok(Err(Some(e))) => {
+            reject(shard, stream, e).await;
+            return None;
+        }
+        Ok(Ok(r)) => r,
+    };
+    if let Err(e) = shard.service.accept(&req) {
+        reject(shard, stream, e).await;
+        return None;
+    }
+    let headers = format!(
+        "X-Ringcast-Shard: {}\r\n{}",
+        shard.id,
+        shard.service.response_headers()
+    );
+    let resp = handshake::switching_protocols(&req.key, None, &headers);
+    let write = timeout(shard.cfg.handshake_timeout, write_all(stream, &resp));
+    if !matches!(write.await, Ok(Ok(()))) {
+        return None;
+    }
+    Some((req, rest))
 }
 
 /// Reads until a complete upgrade request. `Err(None)`: the peer went away.
@@ -165,10 +179,9 @@ async fn ws_loop<S: Service>(
     };
     let mut decoder = Decoder::new();
     let mut readable = pin!(stream.readable(false));
-    let mut writable = pin!(Some(stream.writable(false)));
-    writable.set(None);
-    let mut deadline = pin!(Some(sleep(shard.cfg.close_timeout)));
-    deadline.set(None);
+    // Rare states get their own allocations so the resident future stays small.
+    let mut writable: Option<Pin<Box<dyn Future<Output = io::Result<()>> + '_>>> = None;
+    let mut deadline: Option<Pin<Box<monoio::time::Sleep>>> = None;
     let mut blocked = false;
     let mut closing = false;
 
@@ -187,7 +200,7 @@ async fn ws_loop<S: Service>(
                 conn.push_final(encode_close(code, &reason));
                 closing = true;
                 partial = None;
-                deadline.set(Some(sleep(shard.cfg.close_timeout)));
+                deadline = Some(Box::pin(sleep(shard.cfg.close_timeout)));
             }
         }
         if !blocked && conn.has_output() {
@@ -195,7 +208,7 @@ async fn ws_loop<S: Service>(
                 Ok(true) => {}
                 Ok(false) => {
                     blocked = true;
-                    writable.set(Some(stream.writable(false)));
+                    writable = Some(Box::pin(stream.writable(false)));
                 }
                 Err(_) => return End::Gone,
             }
@@ -210,8 +223,8 @@ async fn ws_loop<S: Service>(
                 return Poll::Ready(Event::Wake);
             }
             conn.set_waker(cx.waker());
-            if let Some(w) = writable.as_mut().as_pin_mut() {
-                if w.poll(cx).is_ready() {
+            if let Some(w) = writable.as_mut() {
+                if w.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Writable);
                 }
             }
@@ -220,8 +233,8 @@ async fn ws_loop<S: Service>(
                     return Poll::Ready(Event::Readable(r));
                 }
             }
-            if let Some(d) = deadline.as_mut().as_pin_mut() {
-                if d.poll(cx).is_ready() {
+            if let Some(d) = deadline.as_mut() {
+                if d.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Deadline);
                 }
             }
@@ -232,7 +245,7 @@ async fn ws_loop<S: Service>(
         match event {
             Event::Wake => {}
             Event::Writable => {
-                writable.set(None);
+                writable = None;
                 blocked = false;
             }
             Event::Deadline => return End::Abandoned,
