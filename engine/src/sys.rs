@@ -2,7 +2,7 @@
 //! reason it holds. The rest of the crate is safe code.
 
 use std::io::{self, IoSlice};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use bytes::BytesMut;
 
@@ -59,6 +59,46 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown(2) on an fd we own; an invalid fd only yields EBADF.
     syscall!(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
+}
+
+/// Takes ownership of a descriptor handed over by `IntoRawFd`.
+pub fn adopt_fd(raw: RawFd) -> OwnedFd {
+    // SAFETY: callers pass a descriptor they own and no longer use (the result
+    // of `into_raw_fd`), so exactly one owner closes it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// A new epoll instance (close-on-exec).
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: epoll_create1(2) returns a fresh descriptor we then own.
+    let fd = syscall!(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    Ok(adopt_fd(fd))
+}
+
+/// Adds `fd` to `ep`, edge-triggered for input, output and peer hang-up, with
+/// `token` as its event data.
+pub fn epoll_add(ep: &OwnedFd, fd: RawFd, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: token,
+    };
+    // SAFETY: both descriptors are open; the kernel copies `ev` during the call.
+    syscall!(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
+        .map(|_| ())
+}
+
+/// Ready events without waiting: (token, event bits) into `out`.
+pub fn epoll_poll(ep: &OwnedFd, out: &mut Vec<(u64, u32)>, max: usize) -> io::Result<usize> {
+    let mut events: [libc::epoll_event; 256] = [libc::epoll_event { events: 0, u64: 0 }; 256];
+    let max = max.min(events.len()) as libc::c_int;
+    // SAFETY: `events` has room for `max` entries; timeout 0 never blocks.
+    let n = syscall!(unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), max, 0) })?
+        as usize;
+    out.extend(events[..n].iter().map(|e| {
+        let (token, bits) = (e.u64, e.events);
+        (token, bits)
+    }));
+    Ok(n)
 }
 
 /// RLIMIT_NOFILE as (soft, hard).

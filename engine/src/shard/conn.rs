@@ -1,12 +1,41 @@
 //! The shared half of a connection: its outbound queue and close request. The
-//! connection task owns the socket; services and the hub hold `Rc<Conn>` and only
-//! ever enqueue. Kept small: an idle connection is this struct and its task.
+//! shard's reactor owns the socket; services and the hub hold `Rc<Conn>` and
+//! only ever enqueue. Enqueueing marks the connection dirty: the reactor then
+//! flushes every dirty connection once per pass, so frames queued in one pass
+//! leave together.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::task::Waker;
+
+thread_local! {
+    /// Tokens of this shard's connections with something to flush or a close
+    /// to act on (each shard is one thread).
+    static DIRTY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// The reactor task, woken when the dirty list goes from empty to not.
+    static REACTOR: Cell<Option<Waker>> = const { Cell::new(None) };
+}
+
+/// Takes this shard's dirty list.
+pub(crate) fn take_dirty(into: &mut Vec<u32>) {
+    DIRTY.with(|d| std::mem::swap(&mut *d.borrow_mut(), into));
+}
+
+pub(crate) fn has_dirty() -> bool {
+    DIRTY.with(|d| !d.borrow().is_empty())
+}
+
+pub(crate) fn register_reactor(w: &Waker) {
+    REACTOR.with(|r| {
+        let old = r.take();
+        match old {
+            Some(o) if o.will_wake(w) => r.set(Some(o)),
+            _ => r.set(Some(w.clone())),
+        }
+    });
+}
 
 use bytes::{Buf, Bytes};
 
@@ -23,6 +52,10 @@ pub const SLOW_CONSUMER: u16 = 3008;
 pub struct Conn {
     /// Unique on its shard; stable for the connection's life.
     pub id: u64,
+    /// The reactor's slab slot (set when the connection is handed over).
+    token: Cell<u32>,
+    /// On the dirty list already.
+    dirty: Cell<bool>,
     out: RefCell<VecDeque<Bytes>>,
     out_bytes: Cell<usize>,
     /// The front frame is partly on the wire: it must be finished before
@@ -30,24 +63,24 @@ pub struct Conn {
     front_started: Cell<bool>,
     /// Queue bytes past which the connection is cut with 3008 (0: never).
     limit: usize,
-    close: RefCell<Option<CloseRequest>>,
+    close: Cell<Option<Box<CloseRequest>>>,
     /// Set by the first close request and never cleared: a closing
     /// connection accepts no more frames.
     closed: Cell<bool>,
-    waker: Cell<Option<Waker>>,
 }
 
 impl Conn {
     pub fn new(id: u64, limit: usize) -> Self {
         Conn {
             id,
+            token: Cell::new(u32::MAX),
+            dirty: Cell::new(false),
             out: RefCell::new(VecDeque::new()),
             out_bytes: Cell::new(0),
             front_started: Cell::new(false),
             limit,
-            close: RefCell::new(None),
+            close: Cell::new(None),
             closed: Cell::new(false),
-            waker: Cell::new(None),
         }
     }
 
@@ -66,7 +99,7 @@ impl Conn {
         }
         self.out_bytes.set(total);
         self.out.borrow_mut().push_back(frame);
-        self.wake();
+        self.mark_dirty();
         true
     }
 
@@ -74,11 +107,11 @@ impl Conn {
     /// request wins.
     pub fn close_with(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
         if !self.closed.replace(true) {
-            *self.close.borrow_mut() = Some(CloseRequest {
+            self.close.set(Some(Box::new(CloseRequest {
                 code,
                 reason: reason.into(),
-            });
-            self.wake();
+            })));
+            self.mark_dirty();
         }
     }
 
@@ -109,27 +142,39 @@ impl Conn {
     }
 
     pub(crate) fn take_close(&self) -> Option<CloseRequest> {
-        self.close.borrow_mut().take()
+        self.close.take().map(|b| *b)
+    }
+
+    pub(crate) fn set_token(&self, token: u32) {
+        self.token.set(token);
+    }
+
+    /// Off the dirty list (the reactor took it).
+    pub(crate) fn clear_dirty(&self) {
+        self.dirty.set(false);
+    }
+
+    /// Puts the connection on its shard's dirty list, once.
+    pub(crate) fn mark_dirty(&self) {
+        if self.token.get() == u32::MAX || self.dirty.replace(true) {
+            return;
+        }
+        let token = self.token.get();
+        DIRTY.with(|d| {
+            let mut d = d.borrow_mut();
+            d.push(token);
+            if d.len() == 1 {
+                if let Some(w) = REACTOR.with(Cell::take) {
+                    w.wake();
+                }
+            }
+        });
     }
 
     /// Queues a frame bypassing the close check (the close frame itself).
     pub(crate) fn push_final(&self, frame: Bytes) {
         self.out_bytes.set(self.out_bytes.get() + frame.len());
         self.out.borrow_mut().push_back(frame);
-    }
-
-    pub(crate) fn set_waker(&self, w: &Waker) {
-        let old = self.waker.take();
-        match old {
-            Some(o) if o.will_wake(w) => self.waker.set(Some(o)),
-            _ => self.waker.set(Some(w.clone())),
-        }
-    }
-
-    fn wake(&self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
     }
 
     /// Fills `iov` with the front of the queue (at most `iov`'s capacity

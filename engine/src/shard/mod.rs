@@ -6,13 +6,13 @@ pub mod ceiling;
 pub mod conn;
 pub mod driver;
 pub mod listener;
+pub(crate) mod reactor;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
 pub mod task;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -87,8 +87,8 @@ pub struct ShardCtx<S: Service> {
     /// The read buffer every connection of this shard reads into.
     pub(crate) scratch: RefCell<BytesMut>,
     next_id: Cell<u64>,
-    /// Upgraded connections, for shutdown.
-    conns: RefCell<HashMap<u64, Rc<Conn>, ahash::RandomState>>,
+    /// Every upgraded connection of the shard.
+    pub(crate) reactor: reactor::Reactor<S::State>,
     stopping: Cell<bool>,
 }
 
@@ -97,14 +97,6 @@ impl<S: Service> ShardCtx<S> {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         id
-    }
-
-    pub(crate) fn register(&self, conn: &Rc<Conn>) {
-        self.conns.borrow_mut().insert(conn.id, conn.clone());
-    }
-
-    pub(crate) fn unregister(&self, conn: &Conn) {
-        self.conns.borrow_mut().remove(&conn.id);
     }
 
     /// Whether graceful shutdown has begun on this shard.
@@ -266,6 +258,15 @@ async fn shard_main<S: Service>(
         stats: stats.clone(),
         ceiling: boot.ceiling.clone(),
     };
+    let reactor = match reactor::Reactor::new() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = boot
+                .ready
+                .send(Err(anyhow::anyhow!("shard {id}: epoll: {e}")));
+            return;
+        }
+    };
     let shard = Rc::new(ShardCtx {
         id,
         cfg: boot.cfg.clone(),
@@ -273,9 +274,10 @@ async fn shard_main<S: Service>(
         stats,
         scratch: RefCell::new(BytesMut::new()),
         next_id: Cell::new(1),
-        conns: RefCell::default(),
+        reactor,
         stopping: Cell::new(false),
     });
+    monoio::spawn(reactor::run(shard.clone()));
     let mut listeners = monoio_listeners.into_iter();
     let ws = listeners.next().expect("the WebSocket listener");
     monoio::spawn(accept_loop(shard.clone(), ws, None, boot.ceiling.clone()));
@@ -303,17 +305,17 @@ async fn shard_main<S: Service>(
 async fn drain<S: Service>(shard: &Rc<ShardCtx<S>>) {
     shard.stopping.set(true);
     let (code, reason) = shard.service.shutdown_close();
-    let conns: Vec<Rc<Conn>> = shard.conns.borrow().values().cloned().collect();
+    let conns: Vec<Rc<Conn>> = shard.reactor.conns();
     tracing::info!(shard = shard.id, connections = conns.len(), "shutting down");
     for c in &conns {
         c.close_with(code, reason);
     }
     drop(conns);
     let deadline = Instant::now() + shard.cfg.shutdown_timeout;
-    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+    while shard.reactor.len() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
-    let left = shard.conns.borrow().len();
+    let left = shard.reactor.len();
     if left > 0 {
         tracing::warn!(
             shard = shard.id,
