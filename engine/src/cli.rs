@@ -1,6 +1,9 @@
-//! Command line: `ringcast serve` (default) and `ringcast echo`.
+//! Command line: `ringcast serve` (the default), `ringcast echo`,
+//! `ringcast config check FILE`. Flags and `RINGCAST_*` variables override
+//! the `--config` file, which overrides the built-in defaults.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::api::ApiOptions;
 use crate::client::{ClientOptions, ClientService, NodeInfo};
+use crate::config::Config;
 use crate::hub::mesh::Mesh;
-use crate::hub::HubOptions;
 use crate::shard::ceiling::{self, Ceiling};
 use crate::shard::driver::DriverChoice;
 use crate::shard::shutdown::Shutdown;
@@ -32,127 +35,222 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a WebSocket echo server on the same shards and codec.
     Echo(EchoArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
-/// Options every server mode shares.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a TOML file and print the effective configuration (file +
+    /// RINGCAST_* environment), secrets redacted.
+    Check { file: PathBuf },
+}
+
+/// Options every server mode shares. Unset flags fall back to the file.
+#[derive(Debug, Clone, Default, Args)]
 pub struct RuntimeArgs {
-    /// Shards (threads, one per core). Default: online CPUs.
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "RINGCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Shards (threads, one per core) [default: online CPUs].
     #[arg(long, env = "RINGCAST_SHARDS")]
     pub shards: Option<usize>,
-    /// Address to listen on.
-    #[arg(long, env = "RINGCAST_ADDRESS", default_value = "0.0.0.0")]
-    pub address: IpAddr,
-    /// I/O driver: auto (io_uring, falling back to epoll), uring, epoll.
-    #[arg(long, env = "RINGCAST_DRIVER", value_enum, default_value_t = DriverChoice::Auto)]
-    pub driver: DriverChoice,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "RINGCAST_ADDRESS")]
+    pub address: Option<IpAddr>,
+    /// I/O driver [default: auto: io_uring, falling back to epoll].
+    #[arg(long, env = "RINGCAST_DRIVER", value_enum)]
+    pub driver: Option<DriverChoice>,
     /// Do not pin shard threads to cores.
     #[arg(long, env = "RINGCAST_NO_PIN")]
     pub no_pin: bool,
     /// Largest WebSocket message accepted, bytes (larger: close 1009).
     #[arg(long, env = "RINGCAST_MAX_MESSAGE")]
     pub max_message: Option<usize>,
-    /// Seconds a client has to complete the upgrade request.
-    #[arg(long, env = "RINGCAST_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
-    pub handshake_timeout: f64,
-    /// Cap on client connections (default: the fd limit minus a reserve).
+    /// Seconds a client has to complete the upgrade request [default: 10].
+    #[arg(long, env = "RINGCAST_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Option<f64>,
+    /// Cap on client connections [default: the fd limit minus a reserve].
     #[arg(long, env = "RINGCAST_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Seconds a graceful shutdown (SIGTERM/SIGINT) waits for clients to be
-    /// told and their queues flushed.
-    #[arg(long, env = "RINGCAST_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
-    pub shutdown_timeout: f64,
+    /// Seconds a graceful shutdown waits for clients to be told and flushed [default: 10].
+    #[arg(long, env = "RINGCAST_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<f64>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
-    /// Client WebSocket port.
-    #[arg(long, env = "RINGCAST_PORT", default_value_t = 8000)]
-    pub port: u16,
-    /// Outbound bytes queued for one client before it is cut with 3008.
-    #[arg(long, env = "RINGCAST_MAX_QUEUE", default_value_t = 1 << 20)]
-    pub max_queue: usize,
-    /// Accept clients without a token and allow client-side publish.
+    /// Client WebSocket port [default: 8000].
+    #[arg(long, env = "RINGCAST_PORT")]
+    pub port: Option<u16>,
+    /// Outbound bytes queued for one client before it is cut with 3008 [default: 1 MiB].
+    #[arg(long, env = "RINGCAST_MAX_QUEUE")]
+    pub max_queue: Option<usize>,
+    /// Accept clients without a token and allow every client action.
     #[arg(long, env = "RINGCAST_INSECURE")]
     pub insecure: bool,
-    /// Keep channel presence (the presence and presence_stats commands).
+    /// Keep presence in channels outside namespaces.
     #[arg(long, env = "RINGCAST_PRESENCE")]
     pub presence: bool,
-    /// Push join/leave messages to channel subscribers.
+    /// Push join/leave in channels outside namespaces.
     #[arg(long, env = "RINGCAST_JOIN_LEAVE")]
     pub join_leave: bool,
-    /// Seconds between server pings.
-    #[arg(long, env = "RINGCAST_PING_INTERVAL", default_value_t = 25)]
-    pub ping_interval: u64,
-    /// Seconds a client has to answer a ping (capped at half the interval).
-    #[arg(long, env = "RINGCAST_PONG_TIMEOUT", default_value_t = 8.0)]
-    pub pong_timeout: f64,
-    /// Internal port: server API, /metrics, /health (same address as --address).
-    #[arg(long, env = "RINGCAST_API_PORT", default_value_t = 9000)]
-    pub api_port: u16,
-    /// Key the server API requires (X-API-Key or `Authorization: apikey KEY`).
+    /// Seconds between server pings [default: 25].
+    #[arg(long, env = "RINGCAST_PING_INTERVAL")]
+    pub ping_interval: Option<u64>,
+    /// Seconds a client has to answer a ping [default: 8].
+    #[arg(long, env = "RINGCAST_PONG_TIMEOUT")]
+    pub pong_timeout: Option<f64>,
+    /// Internal port: server API, /metrics, /health [default: 9000].
+    #[arg(long, env = "RINGCAST_API_PORT")]
+    pub api_port: Option<u16>,
+    /// Key the server API and TCP publishers require.
     #[arg(long, env = "RINGCAST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Serve the server API without a key (trusted networks only).
     #[arg(long, env = "RINGCAST_API_INSECURE")]
     pub api_insecure: bool,
-    /// TCP publisher port (docs/publisher-protocol.md); authenticated with the API key.
-    #[arg(long, env = "RINGCAST_PUBLISHER_PORT", default_value_t = 9001)]
-    pub publisher_port: u16,
-    /// Largest TCP publisher frame, bytes.
-    #[arg(long, env = "RINGCAST_PUBLISHER_MAX_FRAME", default_value_t = 1 << 20)]
-    pub publisher_max_frame: usize,
+    /// TCP publisher port [default: 9001].
+    #[arg(long, env = "RINGCAST_PUBLISHER_PORT")]
+    pub publisher_port: Option<u16>,
+    /// Largest TCP publisher frame, bytes [default: 1 MiB].
+    #[arg(long, env = "RINGCAST_PUBLISHER_MAX_FRAME")]
+    pub publisher_max_frame: Option<usize>,
+    /// HMAC secret for connection and subscription JWTs.
+    #[arg(long, env = "RINGCAST_TOKEN_HMAC_SECRET_KEY", hide_env_values = true)]
+    pub token_hmac_secret_key: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct EchoArgs {
-    #[arg(long, env = "RINGCAST_PORT", default_value_t = 9002)]
-    pub port: u16,
+    /// Port [default: 9002].
+    #[arg(long, env = "RINGCAST_PORT")]
+    pub port: Option<u16>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
 
 impl RuntimeArgs {
-    fn shard_config(&self, port: u16) -> ShardConfig {
-        let mut cfg = ShardConfig::new(SocketAddr::new(self.address, port));
-        if let Some(n) = self.shards {
-            cfg.shards = n.max(1);
+    /// The file (if any) with these flags applied on top.
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let s = &mut cfg.server;
+        if let Some(v) = self.shards {
+            s.shards = v;
         }
-        cfg.pin = !self.no_pin;
-        cfg.driver = self.driver;
-        cfg.handshake_timeout = Duration::from_secs_f64(self.handshake_timeout.max(0.001));
-        cfg.shutdown_timeout = Duration::from_secs_f64(self.shutdown_timeout.max(0.0));
-        cfg
-    }
-
-    /// Raises the fd limit and logs the start-up facts.
-    fn ceiling(&self, mode: &str, cfg: &ShardConfig) -> (Arc<Ceiling>, u64) {
-        let (limit, derived) = ceiling::from_fd_limit(cfg.shards);
-        let max = self.max_connections.map_or(derived, |m| m.min(derived));
-        if let Some(target) = self.max_connections.filter(|&m| m > derived) {
-            tracing::warn!(
-                target,
-                fd_limit = limit,
-                ceiling = derived,
-                "the fd limit cannot carry the configured connection target; raise \
-                 LimitNOFILE / nofile (scripts/tune.sh plan --connections {target})"
-            );
+        if let Some(v) = self.address {
+            s.address = v;
         }
-        tracing::info!(
-            version = crate::VERSION,
-            mode,
-            shards = cfg.shards,
-            fd_limit = limit,
-            max_connections = max,
-            "ringcast starting"
-        );
-        (Ceiling::new(max), limit)
+        if let Some(v) = self.driver {
+            s.driver = v;
+        }
+        if self.no_pin {
+            s.pin = false;
+        }
+        if let Some(v) = self.max_message {
+            s.max_message = v;
+        }
+        if let Some(v) = self.handshake_timeout {
+            s.handshake_timeout = v;
+        }
+        if let Some(v) = self.max_connections {
+            s.max_connections = v;
+        }
+        if let Some(v) = self.shutdown_timeout {
+            s.shutdown_timeout = v;
+        }
+        Ok(cfg)
     }
 }
 
+impl ServeArgs {
+    fn apply(&self, cfg: &mut Config) {
+        if let Some(v) = self.port {
+            cfg.server.port = v;
+        }
+        let c = &mut cfg.client;
+        if let Some(v) = self.max_queue {
+            c.max_queue = v;
+        }
+        c.insecure |= self.insecure;
+        if let Some(v) = self.ping_interval {
+            c.ping_interval = v;
+        }
+        if let Some(v) = self.pong_timeout {
+            c.pong_timeout = v;
+        }
+        cfg.channel.presence |= self.presence;
+        cfg.channel.join_leave |= self.join_leave;
+        let a = &mut cfg.api;
+        if let Some(v) = self.api_port {
+            a.port = v;
+        }
+        if self.api_key.is_some() {
+            a.key = self.api_key.clone();
+        }
+        a.insecure |= self.api_insecure;
+        if let Some(v) = self.publisher_port {
+            a.publisher_port = v;
+        }
+        if let Some(v) = self.publisher_max_frame {
+            a.publisher_max_frame = v;
+        }
+        if self.token_hmac_secret_key.is_some() {
+            cfg.auth.token_hmac_secret_key = self.token_hmac_secret_key.clone();
+        }
+    }
+}
+
+fn shard_config(cfg: &Config, port: u16) -> ShardConfig {
+    let s = &cfg.server;
+    let mut sc = ShardConfig::new(SocketAddr::new(s.address, port));
+    if s.shards > 0 {
+        sc.shards = s.shards;
+    }
+    sc.pin = s.pin;
+    sc.driver = s.driver;
+    sc.handshake_timeout = Duration::from_secs_f64(s.handshake_timeout);
+    sc.shutdown_timeout = Duration::from_secs_f64(s.shutdown_timeout);
+    sc
+}
+
+/// Raises the fd limit, derives the connection ceiling, logs the start-up facts.
+fn ceiling(mode: &str, cfg: &Config, sc: &ShardConfig) -> (Arc<Ceiling>, u64) {
+    let (limit, derived) = ceiling::from_fd_limit(sc.shards);
+    let target = cfg.server.max_connections;
+    let max = if target == 0 {
+        derived
+    } else {
+        target.min(derived)
+    };
+    if target > derived {
+        tracing::warn!(
+            target,
+            fd_limit = limit,
+            ceiling = derived,
+            "the fd limit cannot carry the configured connection target; raise \
+             LimitNOFILE / nofile (scripts/tune.sh plan --connections {target})"
+        );
+    }
+    tracing::info!(
+        version = crate::VERSION,
+        mode,
+        shards = sc.shards,
+        fd_limit = limit,
+        max_connections = max,
+        "ringcast starting"
+    );
+    (Ceiling::new(max), limit)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // No subcommand: `serve`, with RINGCAST_* applied as for an explicit one.
     let command = match cli.command {
         Some(c) => c,
         None => Cli::parse_from(["ringcast", "serve"])
@@ -160,64 +258,85 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .expect("serve"),
     };
     match command {
+        Command::Config(ConfigCommand::Check { file }) => {
+            let cfg = ServeArgs::default().runtime_with(&file)?;
+            cfg.validate()?;
+            print!("{}", cfg.to_toml());
+            Ok(())
+        }
         Command::Echo(a) => {
-            let cfg = a.runtime.shard_config(a.port);
-            let (ceiling, _) = a.runtime.ceiling("echo", &cfg);
-            let shutdown = on_signals(cfg.shards)?;
+            let mut cfg = a.runtime.load()?;
+            cfg.validate()?;
+            let sc = shard_config(&cfg, a.port.unwrap_or(9002));
+            let (ceiling, _) = ceiling("echo", &cfg, &sc);
+            let shutdown = on_signals(sc.shards)?;
+            // Echo is the conformance target: Autobahn sends 16 MiB messages.
             let max_message = a.runtime.max_message.unwrap_or(64 << 20);
-            shard::run(cfg, ceiling, shutdown, move |_| crate::echo::Echo {
+            cfg.server.max_message = max_message;
+            shard::run(sc, ceiling, shutdown, move |_| crate::echo::Echo {
                 max_message,
             })
         }
         Command::Serve(a) => {
-            let mut cfg = a.runtime.shard_config(a.port);
-            cfg.extra_listen = vec![
-                SocketAddr::new(a.runtime.address, a.api_port),
-                SocketAddr::new(a.runtime.address, a.publisher_port),
-            ];
-            let (ceiling, fd_limit) = a.runtime.ceiling("serve", &cfg);
-            let opts = Arc::new(ClientOptions {
-                insecure: a.insecure,
-                max_message: a.runtime.max_message.unwrap_or(64 << 10),
-                max_queue: a.max_queue,
-                ping_interval: Duration::from_secs(a.ping_interval.max(1)),
-                pong_timeout: Duration::from_secs_f64(a.pong_timeout.max(0.1)),
-                hub: HubOptions {
-                    presence: a.presence,
-                    join_leave: a.join_leave,
-                },
-                ..ClientOptions::default()
-            });
-            if opts.insecure {
-                tracing::warn!("--insecure: clients connect without a token and may publish");
-            }
-            let api = Arc::new(ApiOptions {
-                key: a.api_key.clone(),
-                insecure: a.api_insecure,
-                publisher_max_frame: a.publisher_max_frame,
-                ..ApiOptions::default()
-            });
-            if api.key.is_none() && !api.insecure {
-                tracing::warn!(
-                    "no --api-key: the server API answers 401 (metrics and health still served)"
-                );
-            }
-            let node = Arc::new(NodeInfo {
-                uid: new_uid().into(),
-                name: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_string())
-                    .unwrap_or_else(|_| "ringcast".into())
-                    .into(),
-                started: Instant::now(),
-                fd_limit,
-            });
-            let shutdown = on_signals(cfg.shards)?;
-            let mesh = Mesh::new(cfg.shards);
-            shard::run(cfg, ceiling, shutdown, move |env| {
-                ClientService::start(env, mesh.clone(), opts.clone(), api.clone(), &node)
-            })
+            let mut cfg = a.runtime.load()?;
+            a.apply(&mut cfg);
+            cfg.validate()?;
+            serve(cfg)
         }
     }
+}
+
+impl ServeArgs {
+    /// `config check`: the file with the environment applied (flags unset).
+    fn runtime_with(&self, file: &std::path::Path) -> anyhow::Result<Config> {
+        // Re-parse the environment through clap so RINGCAST_* apply exactly as
+        // they would for `serve`.
+        let args = Cli::parse_from(["ringcast", "serve"]);
+        let Some(Command::Serve(mut env)) = args.command else {
+            unreachable!("parsed serve");
+        };
+        env.runtime.config = Some(file.to_path_buf());
+        let mut cfg = env.runtime.load()?;
+        env.apply(&mut cfg);
+        Ok(cfg)
+    }
+}
+
+/// Runs `ringcast serve` with a complete configuration.
+pub fn serve(cfg: Config) -> anyhow::Result<()> {
+    let mut sc = shard_config(&cfg, cfg.server.port);
+    sc.extra_listen = vec![
+        SocketAddr::new(cfg.server.address, cfg.api.port),
+        SocketAddr::new(cfg.server.address, cfg.api.publisher_port),
+    ];
+    let (ceiling, fd_limit) = ceiling("serve", &cfg, &sc);
+    let opts = Arc::new(ClientOptions::from_config(&cfg)?);
+    if cfg.client.insecure {
+        tracing::warn!("client insecure mode: clients connect without a token and may do anything");
+    }
+    let api = Arc::new(ApiOptions {
+        key: cfg.api.key.clone().filter(|k| !k.is_empty()),
+        insecure: cfg.api.insecure,
+        publisher_max_frame: cfg.api.publisher_max_frame,
+        ..ApiOptions::default()
+    });
+    if api.key.is_none() && !api.insecure {
+        tracing::warn!("no API key: the server API answers 401 (metrics and health still served)");
+    }
+    let node = Arc::new(NodeInfo {
+        uid: format!("{:032x}", fastrand::u128(..)).into(),
+        name: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "ringcast".into())
+            .into(),
+        started: Instant::now(),
+        fd_limit,
+    });
+    let shutdown = on_signals(sc.shards)?;
+    let mesh = Mesh::new(sc.shards);
+    shard::run(sc, ceiling, shutdown, move |env| {
+        ClientService::start(env, mesh.clone(), opts.clone(), api.clone(), &node)
+    })
 }
 
 /// SIGTERM/SIGINT start a graceful shutdown; a second one exits at once.
@@ -239,8 +358,4 @@ fn on_signals(shards: usize) -> anyhow::Result<Arc<Shutdown>> {
             }
         })?;
     Ok(shutdown)
-}
-
-fn new_uid() -> String {
-    format!("{:032x}", fastrand::u128(..))
 }

@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod echo;
 pub mod hub;
 pub mod protocol;

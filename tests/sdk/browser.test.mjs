@@ -23,7 +23,7 @@ const params = new URLSearchParams(location.search);
 const c = new Centrifuge(params.get('ws'));
 c.on('connected', () => { window.status = 'connected'; });
 c.on('disconnected', (ctx) => { window.status = 'disconnected ' + ctx.code; });
-const sub = c.newSubscription('browser:room');
+const sub = c.newSubscription('browser-room');
 sub.on('publication', (ctx) => {
   window.received.push({ data: ctx.data, offset: String(ctx.offset) });
   document.getElementById('log').textContent += JSON.stringify(ctx.data) + '\\n';
@@ -76,7 +76,7 @@ test('a browser page subscribes, receives publications in order, and sees presen
   await new Promise((r) => publisher.once('connected', r));
   const total = 100;
   for (let i = 0; i < total; i++) {
-    await publisher.publish('browser:room', { n: i });
+    await publisher.publish('browser-room', { n: i });
   }
   // One page publishes too, through its own subscription.
   await pages[0].evaluate(() => window.publish({ n: 'from-page' }));

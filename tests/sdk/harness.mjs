@@ -11,18 +11,21 @@ export function ringcastBin() {
 }
 
 export async function startServer(args) {
-  const child = spawn(ringcastBin(), ['serve', '--port', '0', '--address', '127.0.0.1', '--no-pin', ...args], {
+  const child = spawn(ringcastBin(), ['serve', '--port', '0', '--api-port', '0', '--publisher-port', '0',
+    '--address', '127.0.0.1', '--no-pin', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, RUST_LOG: 'info' },
   });
   let log = '';
+  let extra = [];
   const addr = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ringcast did not start:\n${log}`)), 10000);
     child.stderr.on('data', (chunk) => {
       log += chunk;
-      const m = /listening.*listen=([0-9.:]+)/.exec(log);
+      const m = /listening.*listen=([0-9.:]+)(?: extra=\[([^\]]*)\])?/.exec(log);
       if (m) {
         clearTimeout(timer);
+        extra = m[2] ? [...m[2].matchAll(/"([^"]+)"/g)].map((x) => x[1]) : [];
         resolve(m[1]);
       }
     });
@@ -31,6 +34,7 @@ export async function startServer(args) {
   return {
     url: `ws://${addr}/connection/websocket`,
     addr,
+    get apiAddr() { return extra[0]; },
     log: () => log,
     async stop() {
       if (child.exitCode === null) {
@@ -51,4 +55,16 @@ export function waitFor(predicate, ms, what) {
     };
     tick();
   });
+}
+
+/// Calls the server API (`POST /api/<method>`).
+export async function api(server, key, method, body) {
+  const res = await fetch(`http://${server.apiAddr}/api/${method}`, {
+    method: 'POST',
+    headers: { 'X-API-Key': key, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (json.error) throw new Error(`${method}: ${JSON.stringify(json.error)}`);
+  return json.result;
 }

@@ -49,7 +49,7 @@ test('clients on both shards receive every publication in order; unsubscribe sto
     const { client, ctx } = await connect();
     assert.match(ctx.client, /^[0-9a-f-]{36}$/);
     received.push([]);
-    subs.push(await subscribe(client, 'chat:e2e', received[i]));
+    subs.push(await subscribe(client, 'chat-e2e', received[i]));
   }
 
   const total = 200;
@@ -61,7 +61,7 @@ test('clients on both shards receive every publication in order; unsubscribe sto
     assert.equal(r.length, total);
     let last = 0n;
     r.forEach((ctx, i) => {
-      assert.equal(ctx.channel, 'chat:e2e');
+      assert.equal(ctx.channel, 'chat-e2e');
       assert.deepEqual(ctx.data, { n: i, text: `message ${i}` });
       const off = BigInt(ctx.offset);
       assert.ok(off > last, `offset ${off} after ${last}`);

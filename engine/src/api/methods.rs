@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 
 use super::ApiCtx;
 use crate::client::admin;
+use crate::config::ChannelOptions;
 use crate::hub::mesh::ChannelName;
 use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError};
@@ -25,12 +26,12 @@ fn bad_request<E>(_: E) -> ClientError {
     codes::BAD_REQUEST
 }
 
-fn check_channel(ctx: &ApiCtx, channel: &str) -> Result<(), ClientError> {
+/// 107 for a bad name, 102 for an unknown namespace; the channel's options.
+fn check_channel<'a>(ctx: &'a ApiCtx, channel: &str) -> Result<&'a ChannelOptions, ClientError> {
     if channel.is_empty() || channel.len() > ctx.max_channel_len {
-        Err(codes::BAD_REQUEST)
-    } else {
-        Ok(())
+        return Err(codes::BAD_REQUEST);
     }
+    ctx.hub.channel_opts(channel).ok_or(codes::UNKNOWN_CHANNEL)
 }
 
 /// Runs `method` with a JSON `body`.
@@ -50,7 +51,7 @@ pub fn dispatch<'a>(
             "broadcast" => broadcast(ctx, body, body_slice).await,
             "presence" => presence(ctx, body_slice, false).await,
             "presence_stats" => presence(ctx, body_slice, true).await,
-            "history" => Err(codes::NOT_AVAILABLE),
+            "history" => history(ctx, body_slice).await,
             "channels" => channels(ctx, body_slice).await,
             "info" => info(ctx).await,
             "disconnect" => disconnect(ctx, body_slice).await,
@@ -125,7 +126,7 @@ async fn broadcast(ctx: &ApiCtx, body: &Bytes, raw: &[u8]) -> ApiResult {
     let mut pending = Vec::with_capacity(req.channels.len());
     for ch in &req.channels {
         match check_channel(ctx, ch) {
-            Ok(()) => {
+            Ok(_) => {
                 let channel: ChannelName = (**ch).into();
                 let owner = ctx.hub.owner_of(&channel);
                 let data = data.clone();
@@ -172,8 +173,8 @@ struct ChannelReq {
 
 async fn presence(ctx: &ApiCtx, raw: &[u8], stats: bool) -> ApiResult {
     let req: ChannelReq = serde_json::from_slice(raw).map_err(bad_request)?;
-    check_channel(ctx, &req.channel)?;
-    if !ctx.hub.opts.presence {
+    let opts = check_channel(ctx, &req.channel)?;
+    if !opts.presence {
         return Err(codes::NOT_AVAILABLE);
     }
     let owner = ctx.hub.owner_of(&req.channel);
@@ -185,6 +186,47 @@ async fn presence(ctx: &ApiCtx, raw: &[u8], stats: bool) -> ApiResult {
     let mut out = BytesMut::with_capacity(fields.len() + 2);
     out.put_u8(b'{');
     out.put_slice(&fields);
+    out.put_u8(b'}');
+    Ok(out.freeze())
+}
+
+#[derive(Deserialize)]
+struct HistoryReq {
+    channel: String,
+    #[serde(default)]
+    limit: i64,
+    #[serde(default)]
+    since: Option<SincePos>,
+    #[serde(default)]
+    reverse: bool,
+}
+
+#[derive(Deserialize)]
+struct SincePos {
+    #[serde(default)]
+    offset: u64,
+    #[serde(default)]
+    epoch: String,
+}
+
+async fn history(ctx: &ApiCtx, raw: &[u8]) -> ApiResult {
+    let req: HistoryReq = serde_json::from_slice(raw).map_err(bad_request)?;
+    if !check_channel(ctx, &req.channel)?.history_enabled() {
+        return Err(codes::NOT_AVAILABLE);
+    }
+    let owner = ctx.hub.owner_of(&req.channel);
+    let since = req.since.map(|p| (p.offset, p.epoch));
+    let (channel, limit, reverse) = (req.channel, req.limit, req.reverse);
+    let (pubs, epoch, offset) = ctx
+        .hub
+        .call(owner, move |h| {
+            h.history_query(&channel, since, limit, reverse)
+        })
+        .await?;
+    let mut out = BytesMut::from(&b"{\"publications\":"[..]);
+    crate::protocol::push::put_array(&mut out, &pubs);
+    out.put_u8(b',');
+    crate::protocol::push::stream_position(&mut out, &epoch, offset);
     out.put_u8(b'}');
     Ok(out.freeze())
 }

@@ -45,7 +45,7 @@ pub use verify::{unix_now, Verifier};
 /// set, the connection keys otherwise; `subscription_token_audience` and
 /// `subscription_token_issuer` fall back to the connection ones separately.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// HMAC secret (the string's UTF-8 bytes, as Centrifugo).
     pub token_hmac_secret_key: Option<String>,

@@ -82,6 +82,8 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
                 channel: ch.clone(),
                 member,
                 reply,
+                recoverable: false,
+                recover: None,
             },
         );
         n += 1;

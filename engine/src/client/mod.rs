@@ -3,6 +3,7 @@
 //! anything about a channel goes to the channel's owner through the hub.
 
 pub mod admin;
+mod commands;
 pub mod ping;
 pub mod session;
 
@@ -14,13 +15,14 @@ use monoio::net::TcpStream;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use self::session::{Identity, Session, SubState};
+use self::session::Session;
 use crate::api::{ApiCtx, ApiOptions};
-use crate::hub::mesh::{ChannelName, Member, Mesh, MeshMsg};
-use crate::hub::{Hub, HubOptions};
+use crate::auth::Verifier;
+use crate::config::{ClientSection, Config};
+use crate::hub::mesh::Mesh;
+use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError, Disconnect};
-use crate::protocol::command::{self, Command, ParseError};
-use crate::protocol::json::{put_str, put_u64};
+use crate::protocol::command::{self, ParseError};
 use crate::protocol::push;
 use crate::shard::conn::Conn;
 use crate::shard::service::{LocalFuture, OutboundPolicy, Service};
@@ -32,35 +34,37 @@ use crate::ws::DecoderConfig;
 pub const WS_PATH: &str = "/connection/websocket";
 
 /// Client-protocol settings (one copy shared by every shard).
-#[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Accept connections without a token and allow client publish.
-    pub insecure: bool,
-    pub max_message: usize,
-    /// Outbound bytes queued for one client before it is cut with 3008.
-    pub max_queue: usize,
+    pub config: Arc<Config>,
+    /// Connection and subscription token verification, when keys are set.
+    pub verifier: Option<Verifier>,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
-    pub max_channel_len: usize,
-    pub max_subscriptions: usize,
-    pub hub: HubOptions,
 }
 
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            insecure: false,
-            max_message: 64 * 1024,
-            max_queue: 1 << 20,
-            ping_interval: Duration::from_secs(25),
-            pong_timeout: Duration::from_secs(8),
-            max_channel_len: 255,
-            max_subscriptions: 128,
-            hub: HubOptions {
-                presence: false,
-                join_leave: false,
-            },
+impl ClientOptions {
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
+        let verifier = match Verifier::new(&cfg.auth) {
+            Ok(v) => Some(v),
+            Err(crate::auth::ConfigError::NoKeys) => None,
+            Err(e) => anyhow::bail!("auth: {e}"),
+        };
+        if verifier.is_none() && !cfg.client.insecure {
+            tracing::warn!(
+                "no token keys configured ([auth]) and client.insecure is off: \
+                 every client connect is refused with 3500"
+            );
         }
+        Ok(ClientOptions {
+            config: Arc::new(cfg.clone()),
+            verifier,
+            ping_interval: Duration::from_secs(cfg.client.ping_interval.max(1)),
+            pong_timeout: Duration::from_secs_f64(cfg.client.pong_timeout),
+        })
+    }
+
+    pub fn client(&self) -> &ClientSection {
+        &self.config.client
     }
 }
 
@@ -87,12 +91,12 @@ impl ClientService {
         api: Arc<ApiOptions>,
         node: &NodeInfo,
     ) -> Self {
-        let hub = Hub::start(env.id, mesh, opts.hub, env.stats.clone());
+        let hub = Hub::start(env.id, mesh, opts.config.clone(), env.stats.clone());
         monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
         let api = Rc::new(ApiCtx {
             hub: hub.clone(),
             opts: api,
-            max_channel_len: opts.max_channel_len,
+            max_channel_len: opts.client().max_channel_length,
             node_uid: node.uid.clone(),
             node_name: node.name.clone(),
             started: node.started,
@@ -100,153 +104,6 @@ impl ClientService {
             fd_limit: node.fd_limit,
         });
         ClientService { hub, opts, api }
-    }
-
-    fn handle(
-        &self,
-        s: &Rc<Session>,
-        id: u32,
-        cmd: Command<'_>,
-        frame: &Bytes,
-        out: &mut BytesMut,
-    ) {
-        let connected = s.is_connected();
-        match cmd {
-            Command::Pong => s.awaiting_pong.set(false),
-            Command::Connect(req) => {
-                if connected {
-                    return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
-                }
-                if !self.opts.insecure {
-                    // Token verification arrives with JWT support; until then only
-                    // --insecure admits clients.
-                    let _ = req.token;
-                    return disconnect(s, codes::INVALID_TOKEN);
-                }
-                self.connect(s, id, out);
-            }
-            _ if !connected => disconnect(s, codes::BAD_REQUEST_DISCONNECT),
-            Command::Subscribe(req) => {
-                let channel = &*req.channel;
-                if let Err(e) = self.check_channel(channel) {
-                    return reply_error(out, id, e);
-                }
-                if s.sub_state(channel)
-                    .is_some_and(|st| st != SubState::Cancelled)
-                {
-                    return reply_error(out, id, codes::ALREADY_SUBSCRIBED);
-                }
-                if s.sub_count() >= self.opts.max_subscriptions {
-                    return reply_error(out, id, codes::LIMIT_EXCEEDED);
-                }
-                let channel: ChannelName = channel.into();
-                s.add_pending(channel.clone());
-                let member = s
-                    .with_identity(|i| Member {
-                        client: i.client.clone(),
-                        user: i.user.clone(),
-                        info: i.info.clone(),
-                    })
-                    .expect("connected");
-                let reply = self.hub.reply_to(s.conn.id, id);
-                self.hub.send(
-                    self.hub.owner_of(&channel),
-                    MeshMsg::Subscribe {
-                        channel,
-                        member,
-                        reply,
-                    },
-                );
-            }
-            Command::Unsubscribe(req) => {
-                if s.unsubscribe(&req.channel) == Some(SubState::Active) {
-                    self.hub.subs.borrow_mut().remove(&req.channel, &s.conn);
-                    let client = s.client_id().expect("connected");
-                    self.hub.unsubscribe_at_owner((*req.channel).into(), client);
-                }
-                reply_empty(out, id, "unsubscribe");
-            }
-            Command::Publish(req) => {
-                if !self.opts.insecure {
-                    return reply_error(out, id, codes::PERMISSION_DENIED);
-                }
-                if let Err(e) = self.check_channel(&req.channel) {
-                    return reply_error(out, id, e);
-                }
-                // The raw JSON is a slice of the received frame: no copy.
-                let data = frame.slice_ref(req.data.get().as_bytes());
-                let info = s.with_identity(|i| i.info.clone());
-                let channel: ChannelName = (*req.channel).into();
-                let reply = Some(self.hub.reply_to(s.conn.id, id));
-                self.hub.send(
-                    self.hub.owner_of(&channel),
-                    MeshMsg::Publish {
-                        channel,
-                        data,
-                        info,
-                        reply,
-                    },
-                );
-            }
-            Command::Presence(req) | Command::PresenceStats(req) if !self.opts.hub.presence => {
-                let _ = req;
-                reply_error(out, id, codes::NOT_AVAILABLE)
-            }
-            Command::Presence(req) => self.presence(s, id, &req.channel, false, out),
-            Command::PresenceStats(req) => self.presence(s, id, &req.channel, true, out),
-            Command::History(_) => reply_error(out, id, codes::NOT_AVAILABLE),
-            Command::Ping => reply_empty(out, id, "ping"),
-            // No send handler is configured: asynchronous messages are dropped.
-            Command::Send(_) => {}
-            Command::Rpc(_) => reply_error(out, id, codes::METHOD_NOT_FOUND),
-            Command::Refresh(_) | Command::SubRefresh(_) => {
-                reply_error(out, id, codes::NOT_AVAILABLE)
-            }
-        }
-    }
-
-    fn connect(&self, s: &Rc<Session>, id: u32, out: &mut BytesMut) {
-        let client: Arc<str> = new_client_id().into();
-        let user: Arc<str> = "".into();
-        let info = push::client_info(&user, &client, None);
-        s.set_identity(Identity {
-            client: client.clone(),
-            user,
-            info,
-        });
-        sep(out);
-        push::open_result(out, id, "connect");
-        out.put_slice(b"\"client\":");
-        put_str(out, &client);
-        out.put_slice(b",\"version\":");
-        put_str(out, crate::VERSION);
-        out.put_slice(b",\"ping\":");
-        put_u64(out, self.opts.ping_interval.as_secs().max(1));
-        out.put_slice(b",\"pong\":true");
-        push::close_result(out);
-    }
-
-    fn presence(&self, s: &Rc<Session>, id: u32, channel: &str, stats: bool, out: &mut BytesMut) {
-        if let Err(e) = self.check_channel(channel) {
-            return reply_error(out, id, e);
-        }
-        let reply = self.hub.reply_to(s.conn.id, id);
-        self.hub.send(
-            self.hub.owner_of(channel),
-            MeshMsg::Presence {
-                channel: channel.into(),
-                stats,
-                reply,
-            },
-        );
-    }
-
-    fn check_channel(&self, channel: &str) -> Result<(), ClientError> {
-        if channel.is_empty() || channel.len() > self.opts.max_channel_len {
-            Err(codes::BAD_REQUEST)
-        } else {
-            Ok(())
-        }
     }
 }
 
@@ -262,12 +119,12 @@ impl Service for ClientService {
     }
 
     fn decoder_config(&self) -> DecoderConfig {
-        DecoderConfig::server(self.opts.max_message)
+        DecoderConfig::server(self.opts.config.server.max_message)
     }
 
     fn outbound_policy(&self) -> OutboundPolicy {
         OutboundPolicy::Disconnect {
-            limit: self.opts.max_queue,
+            limit: self.opts.client().max_queue,
         }
     }
 

@@ -18,8 +18,16 @@ pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
     loop {
         monoio::time::sleep(opts.ping_interval - pong_timeout).await;
         let sessions: Vec<_> = hub.sessions.borrow().values().cloned().collect();
+        let now = crate::auth::unix_now();
         for s in &sessions {
-            if s.is_connected() {
+            let expires = s.expires_at.get();
+            if s.is_connected() && expires > 0 && now >= expires {
+                // Credentials ran out without a refresh (Centrifugo: 3005).
+                s.conn.close_with(
+                    codes::CONNECTION_EXPIRED.code,
+                    codes::CONNECTION_EXPIRED.reason,
+                );
+            } else if s.is_connected() {
                 s.awaiting_pong.set(true);
                 s.conn.send(ping.clone());
             } else {

@@ -24,6 +24,8 @@ pub enum SubState {
 pub struct Identity {
     pub client: Arc<str>,
     pub user: Arc<str>,
+    /// The token's `info` claim (raw JSON), for `conn_info`.
+    pub conn_info: Option<Box<str>>,
     /// `ClientInfo` JSON for presence, join/leave and publication `info`.
     pub info: Bytes,
 }
@@ -35,6 +37,10 @@ pub struct Session {
     pub awaiting_pong: Cell<bool>,
     /// Ping sweeps seen without a connect command.
     pub unconnected_sweeps: Cell<u8>,
+    /// Unix seconds when the connection's credentials expire (0: never).
+    pub expires_at: Cell<u64>,
+    /// Command rate limit: tokens left and the second they were counted in.
+    pub rate: Cell<(u32, u64)>,
     subs: RefCell<Vec<(ChannelName, SubState)>>,
 }
 
@@ -45,6 +51,8 @@ impl Session {
             identity: RefCell::new(None),
             awaiting_pong: Cell::new(false),
             unconnected_sweeps: Cell::new(0),
+            expires_at: Cell::new(0),
+            rate: Cell::new((0, 0)),
             subs: RefCell::new(Vec::new()),
         }
     }

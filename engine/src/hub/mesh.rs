@@ -39,6 +39,10 @@ pub enum MeshMsg {
         channel: ChannelName,
         member: Member,
         reply: ReplyTo,
+        /// The subscriber wants a recoverable stream position back.
+        recoverable: bool,
+        /// Recover from this (offset, epoch).
+        recover: Option<(u64, Arc<str>)>,
     },
     Unsubscribe {
         channel: ChannelName,
@@ -67,6 +71,9 @@ pub enum MeshMsg {
         reply: ReplyTo,
         epoch: Arc<str>,
         offset: u64,
+        recoverable: bool,
+        /// Present when recovery was asked for.
+        recovery: Option<super::history::Recovery>,
     },
     /// A reply line (without the trailing newline) for a connection.
     Reply { reply: ReplyTo, line: Bytes },

@@ -4,6 +4,7 @@
 //! one buffer to every shard with local subscribers.
 
 pub mod call;
+pub mod history;
 pub mod mesh;
 pub mod owner;
 pub mod subs;
@@ -14,23 +15,19 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use self::history::Recovery;
 use self::mesh::{owner_of, ChannelName, Member, Mesh, MeshMsg, ReplyTo};
 use self::owner::{empty_presence, OwnedChannel};
 use self::subs::SubTable;
 use crate::client::session::{Session, SubState};
+use crate::config::{ChannelOptions, Config};
+use crate::protocol::codes::{self, ClientError};
 use crate::protocol::push;
 use crate::ws::frame::{encode, OpCode};
-
-#[derive(Debug, Clone, Copy)]
-pub struct HubOptions {
-    /// Keep presence (who is subscribed) on channel owners.
-    pub presence: bool,
-    /// Push join/leave to subscribers when members come and go.
-    pub join_leave: bool,
-}
 
 /// Counters the hub keeps for `/metrics` (written by its shard only).
 #[derive(Debug, Default)]
@@ -43,7 +40,7 @@ pub struct HubStats {
 pub struct Hub {
     pub shard: usize,
     mesh: Arc<Mesh>,
-    pub opts: HubOptions,
+    pub config: Arc<Config>,
     outbox: RefCell<Vec<Vec<MeshMsg>>>,
     flush_pending: Cell<bool>,
     flusher: Cell<Option<Waker>>,
@@ -62,14 +59,14 @@ impl Hub {
     pub fn start(
         shard: usize,
         mesh: Arc<Mesh>,
-        opts: HubOptions,
+        config: Arc<Config>,
         shard_stats: Rc<crate::shard::stats::ShardStats>,
     ) -> Rc<Hub> {
         let hub = Rc::new(Hub {
             shard,
             outbox: RefCell::new((0..mesh.shards()).map(|_| Vec::new()).collect()),
             mesh,
-            opts,
+            config,
             flush_pending: Cell::new(false),
             flusher: Cell::new(None),
             sessions: RefCell::default(),
@@ -81,7 +78,21 @@ impl Hub {
         });
         monoio::spawn(flush_loop(hub.clone()));
         monoio::spawn(receive_loop(hub.clone()));
+        monoio::spawn(expire_loop(hub.clone()));
         hub
+    }
+
+    /// The options of `channel`'s namespace; `None` for an unknown namespace.
+    pub fn channel_opts(&self, channel: &str) -> Option<&ChannelOptions> {
+        self.config.channel_options(channel)
+    }
+
+    fn new_channel(&self, channel: &str) -> OwnedChannel {
+        let default = ChannelOptions::default();
+        OwnedChannel::new(
+            self.shards(),
+            self.channel_opts(channel).unwrap_or(&default),
+        )
     }
 
     pub fn shards(&self) -> usize {
@@ -143,7 +154,9 @@ impl Hub {
                 channel,
                 member,
                 reply,
-            } => self.owner_subscribe(channel, member, reply),
+                recoverable,
+                recover,
+            } => self.owner_subscribe(channel, member, reply, recoverable, recover),
             MeshMsg::Unsubscribe {
                 channel,
                 shard,
@@ -173,7 +186,9 @@ impl Hub {
                 reply,
                 epoch,
                 offset,
-            } => self.on_subscribed(channel, reply, &epoch, offset),
+                recoverable,
+                recovery,
+            } => self.on_subscribed(channel, reply, &epoch, offset, recoverable, recovery),
             MeshMsg::Run(job) => job(self),
             MeshMsg::Reply { reply, line } => {
                 if let Some(s) = self.sessions.borrow().get(&reply.conn) {
@@ -185,18 +200,31 @@ impl Hub {
 
     // ---- owner side ----
 
-    fn owner_subscribe(&self, channel: ChannelName, member: Member, reply: ReplyTo) {
+    fn owner_subscribe(
+        &self,
+        channel: ChannelName,
+        member: Member,
+        reply: ReplyTo,
+        recoverable: bool,
+        recover: Option<(u64, Arc<str>)>,
+    ) {
         let mut owned = self.owned.borrow_mut();
         let ch = owned
             .entry(channel.clone())
-            .or_insert_with(|| OwnedChannel::new(self.shards()));
+            .or_insert_with(|| self.new_channel(&channel));
         ch.per_shard[reply.shard as usize] += 1;
         ch.total += 1;
-        let join = self
-            .opts
+        // Computed at the moment the subscriber is counted: every later
+        // publication reaches it live, every earlier one is in this set.
+        let recovery = recover.map(|(since, epoch)| match &ch.history {
+            Some(h) if *epoch == *ch.epoch => h.recover(since, ch.offset),
+            _ => Recovery::Unrecoverable,
+        });
+        let recoverable = recoverable && ch.history.is_some();
+        let join = ch
             .join_leave
             .then(|| push::join_leave_frame(&channel, true, &member.info));
-        if self.opts.presence || self.opts.join_leave {
+        if ch.presence_on || ch.join_leave {
             ch.presence.insert(member.client.clone(), member);
         }
         self.send(
@@ -206,6 +234,8 @@ impl Hub {
                 reply,
                 epoch: ch.epoch.clone(),
                 offset: ch.offset,
+                recoverable,
+                recovery,
             },
         );
         if let Some(frame) = join {
@@ -231,7 +261,7 @@ impl Hub {
             ch.total -= 1;
         }
         if let Some(m) = ch.presence.remove(client) {
-            if self.opts.join_leave {
+            if ch.join_leave {
                 let frame = push::join_leave_frame(&channel, false, &m.info);
                 for s in ch.shards_with_subscribers() {
                     self.send(
@@ -261,22 +291,28 @@ impl Hub {
         let mut owned = self.owned.borrow_mut();
         let ch = owned
             .entry(channel.clone())
-            .or_insert_with(|| OwnedChannel::new(self.shards()));
+            .or_insert_with(|| self.new_channel(&channel));
         ch.offset += 1;
         let (epoch, offset) = (ch.epoch.clone(), ch.offset);
         self.stats
             .publications
             .set(self.stats.publications.get() + 1);
-        if ch.total > 0 {
-            let frame = push::publication_frame(&channel, data, info, offset);
-            for s in ch.shards_with_subscribers() {
-                self.send(
-                    s,
-                    MeshMsg::Deliver {
-                        channel: channel.clone(),
-                        frame: frame.clone(),
-                    },
-                );
+        if ch.total > 0 || ch.history.is_some() {
+            let object = push::publication_object(data, info, offset);
+            if ch.total > 0 {
+                let frame = push::publication_push(&channel, &object);
+                for s in ch.shards_with_subscribers() {
+                    self.send(
+                        s,
+                        MeshMsg::Deliver {
+                            channel: channel.clone(),
+                            frame: frame.clone(),
+                        },
+                    );
+                }
+            }
+            if let Some(h) = ch.history.as_mut() {
+                h.push(offset, object, Instant::now());
             }
         } else if ch.is_idle() {
             // Nobody holds a position in this stream: forget it.
@@ -314,9 +350,53 @@ impl Hub {
         );
     }
 
+    /// History of a channel this shard owns: (publications, epoch, offset).
+    /// `since` with another epoch is an unrecoverable position (112).
+    pub fn history_query(
+        &self,
+        channel: &str,
+        since: Option<(u64, String)>,
+        limit: i64,
+        reverse: bool,
+    ) -> Result<(Vec<Bytes>, Arc<str>, u64), ClientError> {
+        let mut owned = self.owned.borrow_mut();
+        let ch = owned
+            .entry(channel.into())
+            .or_insert_with(|| self.new_channel(channel));
+        let Some(h) = ch.history.as_mut() else {
+            return Err(codes::NOT_AVAILABLE);
+        };
+        h.expire(Instant::now());
+        let since = match since {
+            Some((offset, epoch)) if epoch == *ch.epoch => Some(offset),
+            Some(_) => return Err(codes::UNRECOVERABLE_POSITION),
+            None => None,
+        };
+        Ok((h.query(since, limit, reverse), ch.epoch.clone(), ch.offset))
+    }
+
+    /// Expires history and forgets channels nobody needs any more.
+    fn expire_owned(&self) {
+        let now = Instant::now();
+        self.owned.borrow_mut().retain(|_, ch| {
+            if let Some(h) = ch.history.as_mut() {
+                h.expire(now);
+            }
+            !ch.is_idle()
+        });
+    }
+
     // ---- subscriber side ----
 
-    fn on_subscribed(&self, channel: ChannelName, reply: ReplyTo, epoch: &str, offset: u64) {
+    fn on_subscribed(
+        &self,
+        channel: ChannelName,
+        reply: ReplyTo,
+        epoch: &str,
+        offset: u64,
+        recoverable: bool,
+        recovery: Option<Recovery>,
+    ) {
         let session = self.sessions.borrow().get(&reply.conn).cloned();
         let keep = session.as_ref().is_some_and(|s| s.activate(&channel));
         match (keep, session) {
@@ -326,7 +406,20 @@ impl Hub {
                 } else {
                     let mut line = BytesMut::with_capacity(64);
                     push::open_result(&mut line, reply.id, "subscribe");
+                    if recoverable {
+                        line.put_slice(b"\"recoverable\":true,");
+                    }
                     push::stream_position(&mut line, epoch, offset);
+                    if let Some(r) = &recovery {
+                        line.put_slice(b",\"was_recovering\":true");
+                        match r {
+                            Recovery::Recovered(pubs) => {
+                                line.put_slice(b",\"recovered\":true,\"publications\":");
+                                push::put_array(&mut line, pubs);
+                            }
+                            Recovery::Unrecoverable => line.put_slice(b",\"recovered\":false"),
+                        }
+                    }
                     push::close_result(&mut line);
                     encode(OpCode::Text, &line)
                 };
@@ -366,6 +459,13 @@ impl Hub {
             }
             // Pending ones are undone when the owner's answer finds no session.
         }
+    }
+}
+
+async fn expire_loop(hub: Rc<Hub>) {
+    loop {
+        monoio::time::sleep(std::time::Duration::from_secs(1)).await;
+        hub.expire_owned();
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::history::History;
 use super::mesh::Member;
+use crate::config::ChannelOptions;
 use crate::protocol::json::{put_str, put_u64};
 
 pub struct OwnedChannel {
@@ -17,21 +19,38 @@ pub struct OwnedChannel {
     pub total: u64,
     /// client id → member, when presence is on.
     pub presence: HashMap<Arc<str>, Member, ahash::RandomState>,
+    /// The history window, when the channel's namespace keeps one.
+    pub history: Option<History>,
+    pub presence_on: bool,
+    pub join_leave: bool,
 }
 
 impl OwnedChannel {
-    pub fn new(shards: usize) -> Self {
+    pub fn new(shards: usize, opts: &ChannelOptions) -> Self {
         OwnedChannel {
             epoch: new_epoch(),
             offset: 0,
             per_shard: vec![0; shards].into_boxed_slice(),
             total: 0,
             presence: HashMap::default(),
+            history: opts.history_enabled().then(|| {
+                History::new(
+                    opts.history_size,
+                    std::time::Duration::from_secs_f64(opts.history_ttl),
+                )
+            }),
+            presence_on: opts.presence,
+            join_leave: opts.join_leave,
         }
     }
 
+    /// Nothing left worth keeping: no subscribers, presence or history. (A
+    /// stream with history outlives its subscribers until the history expires,
+    /// so returning clients can recover.)
     pub fn is_idle(&self) -> bool {
-        self.total == 0 && self.presence.is_empty()
+        self.total == 0
+            && self.presence.is_empty()
+            && self.history.as_ref().is_none_or(History::is_empty)
     }
 
     pub fn shards_with_subscribers(&self) -> impl Iterator<Item = usize> + '_ {

@@ -55,6 +55,16 @@ pub fn key(out: &mut BytesMut, first: &mut bool, name: &str) {
 /// A connection's `ClientInfo` as JSON, encoded once per connection:
 /// `{"user":"u","client":"c","conn_info":...}`.
 pub fn client_info(user: &str, client: &str, conn_info: Option<&str>) -> Bytes {
+    client_info_with(user, client, conn_info, None)
+}
+
+/// `ClientInfo` with a channel's `chan_info` (from a subscription token).
+pub fn client_info_with(
+    user: &str,
+    client: &str,
+    conn_info: Option<&str>,
+    chan_info: Option<&str>,
+) -> Bytes {
     let mut out = BytesMut::with_capacity(64 + user.len());
     out.put_slice(b"{\"user\":");
     put_str(&mut out, user);
@@ -64,8 +74,41 @@ pub fn client_info(user: &str, client: &str, conn_info: Option<&str>) -> Bytes {
         out.put_slice(b",\"conn_info\":");
         out.put_slice(ci.as_bytes());
     }
+    if let Some(ci) = chan_info {
+        out.put_slice(b",\"chan_info\":");
+        out.put_slice(ci.as_bytes());
+    }
     out.put_u8(b'}');
     out.freeze()
+}
+
+/// A publication object: `{"data":D,"info":I,"offset":N}` (what history keeps).
+pub fn publication_object(data: &[u8], info: Option<&[u8]>, offset: u64) -> Bytes {
+    let mut out = BytesMut::with_capacity(32 + data.len() + info.map_or(0, |i| i.len()));
+    out.put_slice(b"{\"data\":");
+    out.put_slice(data);
+    if let Some(i) = info {
+        out.put_slice(b",\"info\":");
+        out.put_slice(i);
+    }
+    if offset > 0 {
+        out.put_slice(b",\"offset\":");
+        put_u64(&mut out, offset);
+    }
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+/// The publication push as a complete text frame around a publication object:
+/// `{"push":{"channel":"C","pub":OBJECT}}`.
+pub fn publication_push(channel: &str, object: &[u8]) -> Bytes {
+    text_frame_with(32 + channel.len() + object.len(), |out| {
+        out.put_slice(b"{\"push\":{\"channel\":");
+        put_str(out, channel);
+        out.put_slice(b",\"pub\":");
+        out.put_slice(object);
+        out.put_slice(b"}}");
+    })
 }
 
 /// The publication push as a complete text frame:
@@ -87,6 +130,18 @@ pub fn publication_frame(channel: &str, data: &[u8], info: Option<&[u8]>, offset
         }
         out.put_slice(b"}}}");
     })
+}
+
+/// `[A,B,...]` from encoded JSON values.
+pub fn put_array(out: &mut BytesMut, items: &[Bytes]) {
+    out.put_u8(b'[');
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(it);
+    }
+    out.put_u8(b']');
 }
 
 /// Join or leave push: `{"push":{"channel":"C","join":{"info":I}}}`.
@@ -170,6 +225,15 @@ mod tests {
         let big = format!("\"{}\"", "x".repeat(70_000));
         let f = publication_frame("c", big.as_bytes(), None, 1);
         assert_eq!(payload(&f)["push"]["pub"]["offset"], 1);
+    }
+
+    #[test]
+    fn object_and_push_agree() {
+        let obj = publication_object(br#"{"a":1}"#, None, 9);
+        assert_eq!(
+            publication_push("c", &obj),
+            publication_frame("c", br#"{"a":1}"#, None, 9)
+        );
     }
 
     #[test]

@@ -1,0 +1,416 @@
+//! Client commands, one by one: who may do what (namespaces, tokens,
+//! `--insecure`), and where each goes (answered here, or sent to the channel's
+//! owner shard and answered from there).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::session::{Identity, Session, SubState};
+use super::{disconnect, new_client_id, reply_empty, reply_error, sep, ClientService};
+use crate::auth::{unix_now, Rejection};
+use crate::config::ChannelOptions;
+use crate::hub::mesh::{ChannelName, Member, MeshMsg};
+use crate::protocol::codes::{self, ClientError};
+use crate::protocol::command::{
+    Command, ConnectRequest, HistoryRequest, RefreshRequest, SubRefreshRequest, SubscribeRequest,
+};
+use crate::protocol::json::{put_str, put_u64};
+use crate::protocol::push;
+
+impl ClientService {
+    pub(super) fn handle(
+        &self,
+        s: &Rc<Session>,
+        id: u32,
+        cmd: Command<'_>,
+        frame: &Bytes,
+        out: &mut BytesMut,
+    ) {
+        if matches!(cmd, Command::Pong) {
+            return s.awaiting_pong.set(false);
+        }
+        if !self.within_rate(s) {
+            return disconnect(s, codes::TOO_MANY_REQUESTS_DISCONNECT);
+        }
+        let connected = s.is_connected();
+        match cmd {
+            Command::Pong => {}
+            Command::Connect(_) if connected => disconnect(s, codes::BAD_REQUEST_DISCONNECT),
+            Command::Connect(req) => self.connect(s, id, req, out),
+            _ if !connected => disconnect(s, codes::BAD_REQUEST_DISCONNECT),
+            Command::Subscribe(req) => self.subscribe(s, id, req, out),
+            Command::Unsubscribe(req) => {
+                if s.unsubscribe(&req.channel) == Some(SubState::Active) {
+                    self.hub.subs.borrow_mut().remove(&req.channel, &s.conn);
+                    let client = s.client_id().expect("connected");
+                    self.hub.unsubscribe_at_owner((*req.channel).into(), client);
+                }
+                reply_empty(out, id, "unsubscribe");
+            }
+            Command::Publish(req) => {
+                let opts = match self.channel(&req.channel) {
+                    Ok(o) => o,
+                    Err(e) => return reply_error(out, id, e),
+                };
+                if !(self.insecure() || opts.allow_publish_for_client) {
+                    return reply_error(out, id, codes::PERMISSION_DENIED);
+                }
+                // The raw JSON is a slice of the received frame: no copy.
+                let data = frame.slice_ref(req.data.get().as_bytes());
+                let info = s.with_identity(|i| i.info.clone());
+                let channel: ChannelName = (*req.channel).into();
+                let reply = Some(self.hub.reply_to(s.conn.id, id));
+                self.hub.send(
+                    self.hub.owner_of(&channel),
+                    MeshMsg::Publish {
+                        channel,
+                        data,
+                        info,
+                        reply,
+                    },
+                );
+            }
+            Command::Presence(req) => self.presence(s, id, &req.channel, false, out),
+            Command::PresenceStats(req) => self.presence(s, id, &req.channel, true, out),
+            Command::History(req) => self.history(s, id, req, out),
+            Command::Ping => reply_empty(out, id, "ping"),
+            // No send handler is configured: asynchronous messages are dropped.
+            Command::Send(_) => {}
+            Command::Rpc(_) => reply_error(out, id, codes::METHOD_NOT_FOUND),
+            Command::Refresh(req) => self.refresh(s, id, req, out),
+            Command::SubRefresh(req) => self.sub_refresh(s, id, req, out),
+        }
+    }
+
+    fn insecure(&self) -> bool {
+        self.opts.client().insecure
+    }
+
+    /// Commands per second per connection (`client.commands_per_second`).
+    fn within_rate(&self, s: &Session) -> bool {
+        let limit = self.opts.client().commands_per_second;
+        if limit == 0 {
+            return true;
+        }
+        let now = unix_now();
+        let (used, second) = s.rate.get();
+        let used = if second == now { used + 1 } else { 1 };
+        s.rate.set((used, now));
+        used <= limit
+    }
+
+    /// A channel's options after the name checks: 107 for a bad name, 102 for
+    /// an unknown namespace.
+    fn channel(&self, channel: &str) -> Result<&ChannelOptions, ClientError> {
+        if channel.is_empty() || channel.len() > self.opts.client().max_channel_length {
+            return Err(codes::BAD_REQUEST);
+        }
+        self.opts
+            .config
+            .channel_options(channel)
+            .ok_or(codes::UNKNOWN_CHANNEL)
+    }
+
+    fn connect(&self, s: &Rc<Session>, id: u32, req: ConnectRequest<'_>, out: &mut BytesMut) {
+        let now = unix_now();
+        let token = req.token.as_deref().filter(|t| !t.is_empty());
+        let (user, conn_info, expires_at, channels) = match (token, &self.opts.verifier) {
+            (Some(t), Some(v)) => match v.verify_connect(t, now) {
+                Ok(c) => match c.ttl(now) {
+                    Ok(_) => (c.user, c.info, c.expires_at, c.channels),
+                    Err(e) => return reply_error(out, id, e),
+                },
+                Err(e) => return self.reject(s, id, e.on_connect(), out),
+            },
+            _ if self.insecure() => (String::new(), None, None, Vec::new()),
+            _ => return disconnect(s, codes::INVALID_TOKEN),
+        };
+        let client: Arc<str> = new_client_id().into();
+        let user: Arc<str> = user.into();
+        let info = push::client_info(&user, &client, conn_info.as_deref());
+        s.set_identity(Identity {
+            client: client.clone(),
+            user,
+            conn_info: conn_info.map(String::into_boxed_str),
+            info,
+        });
+        s.expires_at.set(expires_at.unwrap_or(0));
+        sep(out);
+        push::open_result(out, id, "connect");
+        out.put_slice(b"\"client\":");
+        put_str(out, &client);
+        out.put_slice(b",\"version\":");
+        put_str(out, crate::VERSION);
+        self.put_expiry(out, expires_at, now);
+        out.put_slice(b",\"ping\":");
+        put_u64(out, self.opts.ping_interval.as_secs().max(1));
+        out.put_slice(b",\"pong\":true");
+        push::close_result(out);
+        // Server-side subscriptions from the token: announced by push.
+        for ch in channels {
+            if self.channel(&ch).is_ok() && s.sub_count() < self.opts.client().max_subscriptions {
+                self.send_subscribe(s, 0, ch.as_str().into(), None, false, None);
+            }
+        }
+    }
+
+    fn put_expiry(&self, out: &mut BytesMut, expires_at: Option<u64>, now: u64) {
+        if let Some(at) = expires_at.filter(|&a| a > 0) {
+            out.put_slice(b",\"expires\":true,\"ttl\":");
+            put_u64(out, at.saturating_sub(now));
+        }
+    }
+
+    fn reject(&self, s: &Session, id: u32, r: Rejection, out: &mut BytesMut) {
+        match r {
+            Rejection::Error(e) => reply_error(out, id, e),
+            Rejection::Disconnect(d) => disconnect(s, d),
+        }
+    }
+
+    fn refresh(&self, s: &Rc<Session>, id: u32, req: RefreshRequest<'_>, out: &mut BytesMut) {
+        let Some(v) = &self.opts.verifier else {
+            return reply_error(out, id, codes::NOT_AVAILABLE);
+        };
+        let now = unix_now();
+        let user = s.with_identity(|i| i.user.clone()).expect("connected");
+        match v.verify_refresh(&req.token, &user, now) {
+            Ok(c) => match c.ttl(now) {
+                Ok(_) => {
+                    s.expires_at.set(c.expires_at.unwrap_or(0));
+                    sep(out);
+                    push::open_result(out, id, "refresh");
+                    out.put_slice(b"\"client\":");
+                    put_str(out, &s.client_id().expect("connected"));
+                    out.put_slice(b",\"version\":");
+                    put_str(out, crate::VERSION);
+                    self.put_expiry(out, c.expires_at, now);
+                    push::close_result(out);
+                }
+                Err(_) => disconnect(s, codes::CONNECTION_EXPIRED),
+            },
+            Err(e) => self.reject(s, id, e.on_refresh(), out),
+        }
+    }
+
+    fn subscribe(&self, s: &Rc<Session>, id: u32, req: SubscribeRequest<'_>, out: &mut BytesMut) {
+        let channel = &*req.channel;
+        let opts = match self.channel(channel) {
+            Ok(o) => o,
+            Err(e) => return reply_error(out, id, e),
+        };
+        if s.sub_state(channel)
+            .is_some_and(|st| st != SubState::Cancelled)
+        {
+            return reply_error(out, id, codes::ALREADY_SUBSCRIBED);
+        }
+        if s.sub_count() >= self.opts.client().max_subscriptions {
+            return reply_error(out, id, codes::LIMIT_EXCEEDED);
+        }
+        let (user, client) = s
+            .with_identity(|i| (i.user.clone(), i.client.clone()))
+            .expect("connected");
+        let token = req.token.as_deref().filter(|t| !t.is_empty());
+        let mut chan_info = None;
+        let now = unix_now();
+        match (token, &self.opts.verifier) {
+            (Some(t), Some(v)) => match v.verify_subscription(t, &user, &client, channel, now) {
+                Ok(c) => {
+                    if let Err(e) = c.ttl(now) {
+                        return reply_error(out, id, e);
+                    }
+                    chan_info = c.info;
+                }
+                Err(e) => return self.reject(s, id, e.on_subscribe(), out),
+            },
+            (Some(_), None) if !self.insecure() => {
+                return reply_error(out, id, codes::PERMISSION_DENIED)
+            }
+            _ => {
+                let allowed = self.insecure()
+                    || opts.allow_subscribe_for_client
+                    || user_limited_allows(opts, channel, &user);
+                if !allowed {
+                    return reply_error(out, id, codes::PERMISSION_DENIED);
+                }
+            }
+        }
+        let history = opts.history_enabled();
+        let recoverable = history && (req.recoverable || req.recover || opts.force_recovery);
+        // Recover from where the client was (offset 0: it had received nothing).
+        let recover = (history && req.recover)
+            .then(|| (req.offset, Arc::from(req.epoch.as_deref().unwrap_or(""))));
+        self.send_subscribe(s, id, channel.into(), chan_info, recoverable, recover);
+    }
+
+    /// Records a pending subscription and asks the channel's owner for it.
+    fn send_subscribe(
+        &self,
+        s: &Rc<Session>,
+        id: u32,
+        channel: ChannelName,
+        chan_info: Option<String>,
+        recoverable: bool,
+        recover: Option<(u64, Arc<str>)>,
+    ) {
+        s.add_pending(channel.clone());
+        let member = s
+            .with_identity(|i| Member {
+                client: i.client.clone(),
+                user: i.user.clone(),
+                info: match &chan_info {
+                    Some(ci) => {
+                        push::client_info_with(&i.user, &i.client, i.conn_info.as_deref(), Some(ci))
+                    }
+                    None => i.info.clone(),
+                },
+            })
+            .expect("connected");
+        let reply = self.hub.reply_to(s.conn.id, id);
+        self.hub.send(
+            self.hub.owner_of(&channel),
+            MeshMsg::Subscribe {
+                channel,
+                member,
+                reply,
+                recoverable,
+                recover,
+            },
+        );
+    }
+
+    fn sub_refresh(
+        &self,
+        s: &Rc<Session>,
+        id: u32,
+        req: SubRefreshRequest<'_>,
+        out: &mut BytesMut,
+    ) {
+        let Some(v) = &self.opts.verifier else {
+            return reply_error(out, id, codes::NOT_AVAILABLE);
+        };
+        if s.sub_state(&req.channel) != Some(SubState::Active) {
+            return reply_error(out, id, codes::BAD_REQUEST);
+        }
+        let now = unix_now();
+        let (user, client) = s
+            .with_identity(|i| (i.user.clone(), i.client.clone()))
+            .expect("connected");
+        match v.verify_subscription(&req.token, &user, &client, &req.channel, now) {
+            Ok(c) => match c.ttl(now) {
+                Ok(_) => {
+                    sep(out);
+                    push::open_result(out, id, "sub_refresh");
+                    if let Some(at) = c.expires_at.filter(|&a| a > 0) {
+                        out.put_slice(b"\"expires\":true,\"ttl\":");
+                        put_u64(out, at.saturating_sub(now));
+                    }
+                    push::close_result(out);
+                }
+                Err(_) => disconnect(s, codes::SUBSCRIPTION_EXPIRED),
+            },
+            Err(e) => self.reject(s, id, e.on_sub_refresh(), out),
+        }
+    }
+
+    fn presence(&self, s: &Rc<Session>, id: u32, channel: &str, stats: bool, out: &mut BytesMut) {
+        let opts = match self.channel(channel) {
+            Ok(o) => o,
+            Err(e) => return reply_error(out, id, e),
+        };
+        if !opts.presence {
+            return reply_error(out, id, codes::NOT_AVAILABLE);
+        }
+        let subscribed = s.sub_state(channel) == Some(SubState::Active);
+        if !(self.insecure() || opts.allow_presence_for_client || subscribed) {
+            return reply_error(out, id, codes::PERMISSION_DENIED);
+        }
+        let reply = self.hub.reply_to(s.conn.id, id);
+        self.hub.send(
+            self.hub.owner_of(channel),
+            MeshMsg::Presence {
+                channel: channel.into(),
+                stats,
+                reply,
+            },
+        );
+    }
+
+    fn history(&self, s: &Rc<Session>, id: u32, req: HistoryRequest<'_>, out: &mut BytesMut) {
+        let channel = &*req.channel;
+        let opts = match self.channel(channel) {
+            Ok(o) => o,
+            Err(e) => return reply_error(out, id, e),
+        };
+        if !opts.history_enabled() {
+            return reply_error(out, id, codes::NOT_AVAILABLE);
+        }
+        let subscribed = s.sub_state(channel) == Some(SubState::Active);
+        if !(self.insecure() || opts.allow_history_for_client || subscribed) {
+            return reply_error(out, id, codes::PERMISSION_DENIED);
+        }
+        let reply = self.hub.reply_to(s.conn.id, id);
+        let since = req.since.map(|p| (p.offset, p.epoch.into_owned()));
+        let (limit, reverse) = (req.limit as i64, req.reverse);
+        let channel: ChannelName = channel.into();
+        let owner = self.hub.owner_of(&channel);
+        self.hub.send(
+            owner,
+            MeshMsg::Run(Box::new(move |h| {
+                let mut line = BytesMut::with_capacity(128);
+                match h.history_query(&channel, since, limit, reverse) {
+                    Ok((pubs, epoch, offset)) => {
+                        push::open_result(&mut line, reply.id, "history");
+                        line.put_slice(b"\"publications\":");
+                        push::put_array(&mut line, &pubs);
+                        line.put_u8(b',');
+                        push::stream_position(&mut line, &epoch, offset);
+                        push::close_result(&mut line);
+                    }
+                    Err(e) => push::error(&mut line, reply.id, e),
+                }
+                h.send(
+                    reply.shard as usize,
+                    MeshMsg::Reply {
+                        reply,
+                        line: line.freeze(),
+                    },
+                );
+            })),
+        );
+    }
+}
+
+/// `name#u1,u2`: a channel only the listed users may subscribe to.
+fn user_limited_allows(opts: &ChannelOptions, channel: &str, user: &str) -> bool {
+    if !opts.allow_user_limited_channels || user.is_empty() {
+        return false;
+    }
+    match channel.rsplit_once('#') {
+        Some((_, users)) => users.split(',').any(|u| u == user),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_limited_channels() {
+        let opts = ChannelOptions {
+            allow_user_limited_channels: true,
+            ..ChannelOptions::default()
+        };
+        assert!(user_limited_allows(&opts, "dialog#42,43", "43"));
+        assert!(!user_limited_allows(&opts, "dialog#42,43", "44"));
+        assert!(!user_limited_allows(&opts, "dialog", "42"));
+        assert!(!user_limited_allows(
+            &ChannelOptions::default(),
+            "dialog#42",
+            "42"
+        ));
+    }
+}

@@ -1,0 +1,405 @@
+//! Configuration: built-in defaults, overridden by a TOML file (`--config`),
+//! overridden by `RINGCAST_*` environment variables, overridden by flags.
+//! Every option and its default is listed in docs/configuration.md; unknown
+//! keys and bad values are errors that name the key.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthConfig;
+use crate::shard::driver::DriverChoice;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub client: ClientSection,
+    pub api: ApiSection,
+    #[serde(serialize_with = "redacted_auth")]
+    pub auth: AuthConfig,
+    /// Options of channels outside any namespace.
+    pub channel: ChannelOptions,
+    /// `[namespace.NAME]`: options of channels named `NAME:...`.
+    pub namespace: BTreeMap<String, ChannelOptions>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub address: IpAddr,
+    /// Client WebSocket port (`/connection/websocket`).
+    pub port: u16,
+    /// Shards (threads, one per core); 0: one per online CPU.
+    pub shards: usize,
+    pub pin: bool,
+    pub driver: DriverChoice,
+    /// Cap on client connections; 0: the fd limit minus a reserve.
+    pub max_connections: usize,
+    /// Seconds a client has to complete the upgrade request.
+    pub handshake_timeout: f64,
+    /// Seconds a graceful shutdown waits for clients to be told and flushed.
+    pub shutdown_timeout: f64,
+    /// Largest WebSocket message from a client, bytes (larger: close 1009).
+    pub max_message: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            address: IpAddr::from([0, 0, 0, 0]),
+            port: 8000,
+            shards: 0,
+            pin: true,
+            driver: DriverChoice::Auto,
+            max_connections: 0,
+            handshake_timeout: 10.0,
+            shutdown_timeout: 10.0,
+            max_message: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSection {
+    /// Accept connections without a token and allow every client action.
+    pub insecure: bool,
+    /// Seconds between server pings.
+    pub ping_interval: u64,
+    /// Seconds a client has to answer a ping (capped at half the interval).
+    pub pong_timeout: f64,
+    /// Outbound bytes queued for one client before it is cut with 3008.
+    pub max_queue: usize,
+    pub max_channel_length: usize,
+    pub max_subscriptions: usize,
+    /// Connections one user may hold on this node; 0: unlimited.
+    pub max_connections_per_user: usize,
+    /// Connections one source address may hold on this node; 0: unlimited.
+    pub max_connections_per_ip: usize,
+    /// Commands one connection may send per second; 0: unlimited.
+    pub commands_per_second: u32,
+    /// New WebSocket upgrades accepted per second per shard (a reconnect
+    /// storm beyond it gets 503 + Retry-After); 0: unlimited.
+    pub connect_rate: u32,
+}
+
+impl Default for ClientSection {
+    fn default() -> Self {
+        ClientSection {
+            insecure: false,
+            ping_interval: 25,
+            pong_timeout: 8.0,
+            max_queue: 1 << 20,
+            max_channel_length: 255,
+            max_subscriptions: 128,
+            max_connections_per_user: 0,
+            max_connections_per_ip: 0,
+            commands_per_second: 0,
+            connect_rate: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Internal port: server API, /metrics, /health.
+    pub port: u16,
+    /// Required in `X-API-Key` or `Authorization: apikey KEY` (and by TCP
+    /// publishers).
+    #[serde(serialize_with = "redacted_opt")]
+    pub key: Option<String>,
+    /// Serve the API without a key (trusted networks only).
+    pub insecure: bool,
+    /// TCP publisher port (docs/publisher-protocol.md).
+    pub publisher_port: u16,
+    /// Largest TCP publisher frame, bytes.
+    pub publisher_max_frame: usize,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            port: 9000,
+            key: None,
+            insecure: false,
+            publisher_port: 9001,
+            publisher_max_frame: 1 << 20,
+        }
+    }
+}
+
+/// What clients may do in a channel, and what the channel keeps.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelOptions {
+    /// Keep presence (presence, presence_stats).
+    pub presence: bool,
+    /// Push join/leave to subscribers.
+    pub join_leave: bool,
+    /// Publications kept for history and recovery; 0: none.
+    pub history_size: usize,
+    /// Seconds publications stay in history (and a stream's position is kept
+    /// after its last subscriber leaves); 0: no history.
+    pub history_ttl: f64,
+    /// Recover missed publications on resubscribe even if the client did
+    /// not ask for it.
+    pub force_recovery: bool,
+    /// Clients may subscribe without a subscription token.
+    pub allow_subscribe_for_client: bool,
+    /// Clients may publish.
+    pub allow_publish_for_client: bool,
+    /// Clients may ask for presence.
+    pub allow_presence_for_client: bool,
+    /// Clients may ask for history.
+    pub allow_history_for_client: bool,
+    /// `chan#u1,u2` channels: only the listed users may subscribe.
+    pub allow_user_limited_channels: bool,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            presence: false,
+            join_leave: false,
+            history_size: 0,
+            history_ttl: 0.0,
+            force_recovery: false,
+            allow_subscribe_for_client: false,
+            allow_publish_for_client: false,
+            allow_presence_for_client: false,
+            allow_history_for_client: false,
+            allow_user_limited_channels: false,
+        }
+    }
+}
+
+impl ChannelOptions {
+    pub fn history_enabled(&self) -> bool {
+        self.history_size > 0 && self.history_ttl > 0.0
+    }
+}
+
+fn redacted_opt<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) if !x.is_empty() => s.serialize_some("<redacted>"),
+        _ => s.serialize_none(),
+    }
+}
+
+fn redacted_auth<S: serde::Serializer>(a: &AuthConfig, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    let secret = |v: &Option<String>| v.as_ref().filter(|x| !x.is_empty()).map(|_| "<redacted>");
+    let keys = [
+        ("token_hmac_secret_key", secret(&a.token_hmac_secret_key)),
+        ("token_rsa_public_key", secret(&a.token_rsa_public_key)),
+        ("token_ecdsa_public_key", secret(&a.token_ecdsa_public_key)),
+        (
+            "subscription_token_hmac_secret_key",
+            secret(&a.subscription_token_hmac_secret_key),
+        ),
+        (
+            "subscription_token_rsa_public_key",
+            secret(&a.subscription_token_rsa_public_key),
+        ),
+        (
+            "subscription_token_ecdsa_public_key",
+            secret(&a.subscription_token_ecdsa_public_key),
+        ),
+    ];
+    for (k, v) in keys {
+        if let Some(v) = v {
+            m.serialize_entry(k, v)?;
+        }
+    }
+    for (k, v) in [
+        ("token_audience", &a.token_audience),
+        ("token_issuer", &a.token_issuer),
+        (
+            "subscription_token_audience",
+            &a.subscription_token_audience,
+        ),
+        ("subscription_token_issuer", &a.subscription_token_issuer),
+    ] {
+        if let Some(v) = v {
+            m.serialize_entry(k, v)?;
+        }
+    }
+    m.serialize_entry("token_leeway_secs", &a.token_leeway_secs)?;
+    m.serialize_entry("require_sub", &a.require_sub)?;
+    m.end()
+}
+
+/// Finite and above zero (NaN and infinity are not).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+fn non_negative(x: f64) -> bool {
+    x.is_finite() && x >= 0.0
+}
+
+/// A configuration error, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses TOML text (unknown keys and wrong types name their key).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Config::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// Values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if self.server.shards > 1024 {
+            return err("server.shards", "at most 1024");
+        }
+        if !positive(self.server.handshake_timeout) {
+            return err("server.handshake_timeout", "must be > 0");
+        }
+        if !non_negative(self.server.shutdown_timeout) {
+            return err("server.shutdown_timeout", "must be >= 0");
+        }
+        if self.server.max_message < 16 {
+            return err("server.max_message", "must be at least 16 bytes");
+        }
+        if self.client.ping_interval == 0 {
+            return err("client.ping_interval", "must be at least 1 second");
+        }
+        if !positive(self.client.pong_timeout) {
+            return err("client.pong_timeout", "must be > 0");
+        }
+        if self.client.max_channel_length == 0 || self.client.max_channel_length > 65535 {
+            return err("client.max_channel_length", "must be 1..=65535");
+        }
+        if self.client.max_subscriptions == 0 {
+            return err("client.max_subscriptions", "must be at least 1");
+        }
+        if self.api.publisher_max_frame < 16 {
+            return err("api.publisher_max_frame", "must be at least 16 bytes");
+        }
+        let check_channel = |key: &str, o: &ChannelOptions| -> Result<(), ConfigError> {
+            if o.history_size > 1_000_000 {
+                return Err(ConfigError(format!("{key}.history_size: at most 1000000")));
+            }
+            if !non_negative(o.history_ttl) {
+                return Err(ConfigError(format!("{key}.history_ttl: must be >= 0")));
+            }
+            if (o.history_size > 0) != (o.history_ttl > 0.0) {
+                return Err(ConfigError(format!(
+                    "{key}: history_size and history_ttl must both be set (or neither)"
+                )));
+            }
+            if o.force_recovery && !o.history_enabled() {
+                return Err(ConfigError(format!("{key}.force_recovery: needs history")));
+            }
+            Ok(())
+        };
+        check_channel("channel", &self.channel)?;
+        for (name, o) in &self.namespace {
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            if !ok {
+                return err(
+                    &format!("namespace.{name}"),
+                    "names are letters, digits, '_', '-', '.'",
+                );
+            }
+            check_channel(&format!("namespace.{name}"), o)?;
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// The options of `channel` (by its namespace prefix), or `None` when
+    /// the channel names an unknown namespace.
+    pub fn channel_options(&self, channel: &str) -> Option<&ChannelOptions> {
+        match channel.split_once(':') {
+            Some((ns, _)) => self.namespace.get(ns),
+            None => Some(&self.channel),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let cfg = Config::default();
+        let text = cfg.to_toml();
+        let back = Config::from_toml(&text).unwrap();
+        assert_eq!(back.server.port, 8000);
+        assert_eq!(back.api.port, 9000);
+        assert_eq!(back.channel, ChannelOptions::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = Config::from_toml("[server]\nprot = 1\n").unwrap_err();
+        assert!(e.0.contains("prot"), "{e}");
+        let e = Config::from_toml("[client]\nping_interval = \"soon\"\n").unwrap_err();
+        assert!(e.0.contains("ping_interval"), "{e}");
+        let e = Config::from_toml("[client]\nping_interval = 0\n").unwrap_err();
+        assert!(e.0.contains("client.ping_interval"), "{e}");
+        let e = Config::from_toml("[namespace.chat]\nhistory_size = 10\n").unwrap_err();
+        assert!(e.0.contains("namespace.chat"), "{e}");
+        let e = Config::from_toml("[namespace.\"bad name\"]\n").unwrap_err();
+        assert!(e.0.contains("namespace.bad name"), "{e}");
+        let e = Config::from_toml("[auth]\ntoken_hmac_secret = \"x\"\n").unwrap_err();
+        assert!(e.0.contains("token_hmac_secret"), "{e}");
+    }
+
+    #[test]
+    fn namespaces_resolve_by_prefix() {
+        let cfg = Config::from_toml(
+            "[channel]\npresence = true\n[namespace.chat]\nhistory_size = 100\nhistory_ttl = 60\n",
+        )
+        .unwrap();
+        assert!(cfg.channel_options("news").unwrap().presence);
+        assert_eq!(cfg.channel_options("chat:room").unwrap().history_size, 100);
+        assert!(cfg.channel_options("nope:x").is_none());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let cfg = Config::from_toml(
+            "[api]\nkey = \"hunter2\"\n[auth]\ntoken_hmac_secret_key = \"s3cret\"\n",
+        )
+        .unwrap();
+        let text = cfg.to_toml();
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(text.contains("<redacted>"));
+    }
+}
