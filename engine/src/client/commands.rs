@@ -129,6 +129,9 @@ impl ClientService {
         };
         let client: Arc<str> = new_client_id().into();
         let user: Arc<str> = user.into();
+        if !self.opts.users.admit(&user) {
+            return disconnect(s, codes::CONNECTION_LIMIT);
+        }
         let info = push::client_info(&user, &client, conn_info.as_deref());
         s.set_identity(Identity {
             client: client.clone(),

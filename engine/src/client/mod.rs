@@ -6,6 +6,7 @@ pub mod admin;
 mod commands;
 pub mod ping;
 pub mod session;
+pub mod users;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub const WS_PATH: &str = "/connection/websocket";
 /// Client-protocol settings (one copy shared by every shard).
 pub struct ClientOptions {
     pub config: Arc<Config>,
+    /// Connections per user across the node.
+    pub users: users::UserCounts,
     /// Connection and subscription token verification, when keys are set.
     pub verifier: Option<Verifier>,
     pub ping_interval: Duration,
@@ -56,6 +59,7 @@ impl ClientOptions {
             );
         }
         Ok(ClientOptions {
+            users: users::UserCounts::new(cfg.client.max_connections_per_user),
             config: Arc::new(cfg.clone()),
             verifier,
             ping_interval: Duration::from_secs(cfg.client.ping_interval.max(1)),
@@ -163,6 +167,9 @@ impl Service for ClientService {
     }
 
     fn on_close(&self, _conn: &Rc<Conn>, s: Rc<Session>) {
+        if let Some(user) = s.with_identity(|i| i.user.clone()) {
+            self.opts.users.release(&user);
+        }
         self.hub.remove_session(&s);
     }
 

@@ -1,9 +1,11 @@
 //! The connection ceiling: how many client connections the process may hold,
 //! derived from RLIMIT_NOFILE so the server refuses cleanly (HTTP 503) instead
-//! of running into EMFILE.
+//! of running into EMFILE; optionally also per source address.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::sys;
 
@@ -28,14 +30,46 @@ pub fn from_fd_limit(shards: usize) -> (u64, usize) {
 pub struct Ceiling {
     max: usize,
     current: AtomicUsize,
+    /// Connections per source address (0: unlimited).
+    per_ip: usize,
+    by_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Why a connection was refused before its upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Full,
+    PerAddress,
 }
 
 impl Ceiling {
     pub fn new(max: usize) -> Arc<Self> {
+        Ceiling::with_per_ip(max, 0)
+    }
+
+    pub fn with_per_ip(max: usize, per_ip: usize) -> Arc<Self> {
         Arc::new(Ceiling {
             max,
             current: AtomicUsize::new(0),
+            per_ip,
+            by_ip: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Takes a slot for a connection from `ip`.
+    pub fn acquire_for(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let mut slot = self.try_acquire().ok_or(Refusal::Full)?;
+        if self.per_ip == 0 {
+            return Ok(slot);
+        }
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = by_ip.entry(ip).or_insert(0);
+        if *n >= self.per_ip {
+            return Err(Refusal::PerAddress);
+        }
+        *n += 1;
+        slot.1 = Some(ip);
+        Ok(slot)
     }
 
     pub fn max(&self) -> usize {
@@ -53,15 +87,25 @@ impl Ceiling {
             self.current.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        Some(Slot(self.clone()))
+        Some(Slot(self.clone(), None))
     }
 }
 
-pub struct Slot(Arc<Ceiling>);
+/// A connection's place under the ceiling; given back on drop.
+pub struct Slot(Arc<Ceiling>, Option<IpAddr>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.current.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.1 {
+            let mut by_ip = self.0.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = by_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    by_ip.remove(&ip);
+                }
+            }
+        }
     }
 }
 
@@ -78,5 +122,18 @@ mod tests {
         assert_eq!(c.current(), 2);
         drop(a);
         assert!(c.try_acquire().is_some());
+    }
+
+    #[test]
+    fn per_address_limit() {
+        let c = Ceiling::with_per_ip(10, 2);
+        let ip: IpAddr = [127, 0, 0, 9].into();
+        let a = c.acquire_for(ip).unwrap();
+        let _b = c.acquire_for(ip).unwrap();
+        assert_eq!(c.acquire_for(ip).err(), Some(Refusal::PerAddress));
+        let _other = c.acquire_for([127, 0, 0, 10].into()).unwrap();
+        drop(a);
+        let _again = c.acquire_for(ip).unwrap();
+        assert_eq!(c.current(), 3);
     }
 }

@@ -61,8 +61,12 @@ pub struct Conn {
     /// The front frame is partly on the wire: it must be finished before
     /// anything else, even when the rest of the queue is dropped.
     front_started: Cell<bool>,
-    /// Queue bytes past which the connection is cut with 3008 (0: never).
+    /// Queue bytes past which the connection is cut with 3008 (0: never),
+    /// once its socket is full: a burst queued within one pass is only cut
+    /// at four times the limit.
     limit: usize,
+    /// The socket refused data (EAGAIN) and has not become writable since.
+    blocked: Cell<bool>,
     close: Cell<Option<Box<CloseRequest>>>,
     /// Set by the first close request and never cleared: a closing
     /// connection accepts no more frames.
@@ -79,6 +83,7 @@ impl Conn {
             out_bytes: Cell::new(0),
             front_started: Cell::new(false),
             limit,
+            blocked: Cell::new(false),
             close: Cell::new(None),
             closed: Cell::new(false),
         }
@@ -92,9 +97,11 @@ impl Conn {
             return false;
         }
         let total = self.out_bytes.get() + frame.len();
-        if self.limit != 0 && total > self.limit {
-            self.drop_queued();
-            self.close_with(SLOW_CONSUMER, "slow");
+        if self.limit != 0
+            && total > self.limit
+            && (self.blocked.get() || total > self.limit.saturating_mul(4))
+        {
+            self.cut_slow();
             return false;
         }
         self.out_bytes.set(total);
@@ -113,6 +120,20 @@ impl Conn {
             })));
             self.mark_dirty();
         }
+    }
+
+    /// The socket is full (or writable again). A full socket with more than
+    /// the limit queued behind it is a slow consumer: cut.
+    pub(crate) fn set_blocked(&self, blocked: bool) {
+        self.blocked.set(blocked);
+        if blocked && self.limit != 0 && self.out_bytes.get() > self.limit && !self.closed.get() {
+            self.cut_slow();
+        }
+    }
+
+    fn cut_slow(&self) {
+        self.drop_queued();
+        self.close_with(SLOW_CONSUMER, "slow");
     }
 
     /// Drops everything queued except a frame already partly sent (cutting
@@ -224,8 +245,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_burst_is_not_slowness_but_a_full_socket_is() {
+        let c = Conn::new(1, 100);
+        // Socket writable: a burst up to 4x the limit waits for the flush.
+        for _ in 0..6 {
+            assert!(c.send(Bytes::from_static(&[0; 60])));
+        }
+        assert!(!c.is_closing());
+        // The flush hit EAGAIN with 360 bytes still queued: slow.
+        c.set_blocked(true);
+        assert_eq!(c.take_close().unwrap().code, 3008);
+        // Past 4x the limit even a writable socket's queue is cut.
+        let d = Conn::new(2, 100);
+        for _ in 0..6 {
+            d.send(Bytes::from_static(&[0; 60]));
+        }
+        assert!(!d.send(Bytes::from_static(&[0; 60])));
+        assert!(d.is_closing());
+    }
+
+    #[test]
     fn over_limit_clears_queue_and_requests_3008() {
         let c = Conn::new(1, 100);
+        c.set_blocked(true);
         assert!(c.send(Bytes::from_static(&[0; 60])));
         assert!(!c.send(Bytes::from_static(&[0; 60])));
         assert_eq!(c.queued_bytes(), 0);
@@ -237,6 +279,7 @@ mod tests {
     #[test]
     fn cutting_a_slow_consumer_keeps_the_frame_on_the_wire() {
         let c = Conn::new(1, 100);
+        c.set_blocked(true);
         c.send(Bytes::from_static(&[1; 40]));
         c.send(Bytes::from_static(&[2; 40]));
         assert_eq!(c.consume(10), 0);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 
-use self::ceiling::Ceiling;
+use self::ceiling::{Ceiling, Refusal};
 use self::conn::Conn;
 use self::driver::{DriverChoice, DriverKind};
 use self::service::Service;
@@ -47,6 +47,8 @@ pub struct ShardConfig {
     pub close_timeout: Duration,
     /// How long a graceful shutdown waits for connections to flush and close.
     pub shutdown_timeout: Duration,
+    /// New upgrades accepted per second per shard; beyond it: 503 (0: unlimited).
+    pub connect_rate: u32,
 }
 
 impl ShardConfig {
@@ -63,6 +65,7 @@ impl ShardConfig {
             max_handshake: 8 * 1024,
             close_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(10),
+            connect_rate: 0,
         }
     }
 }
@@ -332,23 +335,42 @@ async fn accept_loop<S: Service>(
     ceiling: Arc<Ceiling>,
 ) {
     let mut last_error_log = None::<Instant>;
+    // Accept-rate window: (second it started, connections admitted in it).
+    let mut window = (Instant::now(), 0u32);
     loop {
         match listener.accept().await {
             Ok(_) if shard.is_stopping() => {}
-            Ok((stream, _peer)) => match extra {
-                Some(which) => {
-                    monoio::spawn(S::serve_extra(shard.clone(), which, stream));
+            Ok((stream, _)) if extra.is_some() => {
+                monoio::spawn(S::serve_extra(shard.clone(), extra.unwrap_or(0), stream));
+            }
+            Ok((stream, peer)) => {
+                let rate = shard.cfg.connect_rate;
+                if rate > 0 {
+                    let now = Instant::now();
+                    if now.duration_since(window.0) >= Duration::from_secs(1) {
+                        window = (now, 0);
+                    }
+                    window.1 += 1;
+                    if window.1 > rate {
+                        shard.stats.refused();
+                        monoio::spawn(refuse(stream, "connect rate limit reached", 1));
+                        continue;
+                    }
                 }
-                None => match ceiling.try_acquire() {
-                    Some(slot) => {
+                match ceiling.acquire_for(peer.ip()) {
+                    Ok(slot) => {
                         monoio::spawn(task::serve(shard.clone(), stream, slot));
                     }
-                    None => {
+                    Err(why) => {
                         shard.stats.refused();
-                        monoio::spawn(refuse_at_ceiling(stream));
+                        let reason = match why {
+                            Refusal::Full => "connection limit reached",
+                            Refusal::PerAddress => "too many connections from this address",
+                        };
+                        monoio::spawn(refuse(stream, reason, 5));
                     }
-                },
-            },
+                }
+            }
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a
                 // listener that stays readable.
@@ -363,12 +385,13 @@ async fn accept_loop<S: Service>(
     }
 }
 
-async fn refuse_at_ceiling(stream: TcpStream) {
+/// 503 before the upgrade, with when to come back.
+async fn refuse(stream: TcpStream, reason: &'static str, retry_after: u32) {
     let resp = handshake::plain_response(
         503,
         "Service Unavailable",
-        "Retry-After: 5\r\n",
-        "connection limit reached",
+        &format!("Retry-After: {retry_after}\r\n"),
+        reason,
     );
     let _ = monoio::time::timeout(Duration::from_secs(2), task::write_all(&stream, &resp)).await;
 }

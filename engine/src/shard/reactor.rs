@@ -243,6 +243,7 @@ fn on_event<S: Service>(shard: &Rc<ShardCtx<S>>, data: u64, bits: u32) {
         let blocked = {
             let mut slab = shard.reactor.slab.borrow_mut();
             let e = slab[token as usize].as_mut().expect("live");
+            e.conn.set_blocked(false);
             std::mem::replace(&mut e.write_blocked, false)
         };
         if blocked {
@@ -432,6 +433,9 @@ fn flush_conn<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
             Err(_) => Some(End::Gone),
             Ok(false) => {
                 e.write_blocked = true;
+                // May cut it as a slow consumer: the close is acted on when
+                // the flush pass comes back to it.
+                e.conn.set_blocked(true);
                 None
             }
             Ok(true) if e.phase == Phase::Closing => {

@@ -324,3 +324,292 @@ pub fn junk(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+// ---- Config files, JWTs, the server API and a JSON protocol client
+// ---- (auth_flow.rs, namespaces.rs, config_check.rs) ----
+
+/// A file under the temp directory, removed on drop.
+pub struct TempFile {
+    pub path: std::path::PathBuf,
+}
+
+impl TempFile {
+    pub fn new(name: &str, contents: &str) -> TempFile {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("ringcast-test-{}-{n}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile { path }
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Server {
+    /// `ringcast serve --config FILE` with `toml` as the file, free API and
+    /// publisher ports, and `args` on top. The file is removed once the
+    /// server has read it (it is listening).
+    pub fn with_config(toml: &str, args: &[&str]) -> Server {
+        let file = TempFile::new("config.toml", toml);
+        let mut all = vec![
+            "--config",
+            file.path_str(),
+            "--api-port",
+            "0",
+            "--publisher-port",
+            "0",
+        ];
+        all.extend_from_slice(args);
+        Server::start("serve", &all)
+    }
+
+    /// The API and TCP publisher addresses, from the `listening` log line
+    /// (`extra=["API", "PUBLISHER"]`).
+    pub fn extra_addrs(&self) -> (SocketAddr, SocketAddr) {
+        let log = self.log.lock().unwrap().join("\n");
+        let at = log.find("extra=[").expect("extra listeners in the log") + 7;
+        let list = &log[at..at + log[at..].find(']').expect("end of extra list")];
+        let addrs: Vec<SocketAddr> = list
+            .split(',')
+            .map(|a| a.trim().trim_matches('"').parse().expect("extra address"))
+            .collect();
+        assert_eq!(addrs.len(), 2, "{list}");
+        (addrs[0], addrs[1])
+    }
+
+    /// `POST /api/<method>` with `X-API-Key: key`; the response body as JSON.
+    pub fn api(&self, key: &str, method: &str, body: &serde_json::Value) -> serde_json::Value {
+        let (api, _) = self.extra_addrs();
+        let body = body.to_string();
+        let req = format!(
+            "POST /api/{method} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let resp = http_exchange(api, req.as_bytes());
+        assert_eq!(resp.status(), 200, "{resp:?}");
+        serde_json::from_slice(&resp.body).expect("API response is JSON")
+    }
+}
+
+/// Unix time in seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Unix time in seconds, with the fraction.
+pub fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// An HS256 JWT over `claims`, signed with `secret`.
+pub fn hs256(secret: &str, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode JWT")
+}
+
+/// One line (JSON object) or the close code the server sent.
+#[derive(Debug)]
+pub enum Received {
+    Line(serde_json::Value),
+    Close(u16),
+}
+
+/// A Centrifugo JSON-protocol client over a raw socket. Server pings (`{}`)
+/// are answered and skipped unless `auto_pong` is off.
+pub struct Proto {
+    pub s: TcpStream,
+    pub pending: std::collections::VecDeque<serde_json::Value>,
+    pub client: String,
+    pub auto_pong: bool,
+    pub pings: usize,
+    closed: Option<u16>,
+    next_id: u32,
+}
+
+impl Proto {
+    /// Upgrades, without sending `connect`.
+    pub fn open(server: &Server) -> Proto {
+        let (s, _) = ws_connect(server.addr, "/connection/websocket");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Proto {
+            s,
+            pending: Default::default(),
+            client: String::new(),
+            auto_pong: true,
+            pings: 0,
+            closed: None,
+            next_id: 100,
+        }
+    }
+
+    /// Upgrades and connects with `token` (none: `{}`); panics unless the
+    /// reply is a connect result. Returns the client and the result.
+    pub fn connected(server: &Server, token: Option<&str>) -> (Proto, serde_json::Value) {
+        let mut c = Proto::open(server);
+        let r = c.connect(token);
+        assert!(r["connect"]["client"].is_string(), "connect failed: {r}");
+        c.client = r["connect"]["client"].as_str().unwrap().to_string();
+        (c, r["connect"].clone())
+    }
+
+    /// Sends `connect` (id 1) and returns the reply.
+    pub fn connect(&mut self, token: Option<&str>) -> serde_json::Value {
+        let req = match token {
+            Some(t) => serde_json::json!({"id": 1, "connect": {"token": t, "name": "test"}}),
+            None => serde_json::json!({"id": 1, "connect": {"name": "test"}}),
+        };
+        self.send_json(&req);
+        self.reply(1)
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.s
+            .write_all(&client_frame(true, 1, text.as_bytes()))
+            .expect("send");
+    }
+
+    pub fn send_json(&mut self, v: &serde_json::Value) {
+        self.send(&v.to_string());
+    }
+
+    /// Sends `{"id":N,"<method>":body}` with a fresh id; returns the reply.
+    pub fn call(&mut self, method: &str, body: serde_json::Value) -> serde_json::Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut cmd = serde_json::Map::new();
+        cmd.insert("id".into(), id.into());
+        cmd.insert(method.into(), body);
+        self.send_json(&serde_json::Value::Object(cmd));
+        self.reply(id as u64)
+    }
+
+    /// The next line or close (pings answered and skipped when `auto_pong`).
+    pub fn recv(&mut self) -> Received {
+        loop {
+            if let Some(v) = self.pending.pop_front() {
+                return Received::Line(v);
+            }
+            if let Some(code) = self.closed {
+                return Received::Close(code);
+            }
+            let (_, op, p) = read_frame(&mut self.s).unwrap_or_else(|e| {
+                panic!("reading from the server (client {}): {e}", self.client)
+            });
+            match op {
+                1 => {
+                    for line in std::str::from_utf8(&p).expect("UTF-8 text").lines() {
+                        let v: serde_json::Value = serde_json::from_str(line)
+                            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                        if v.as_object().is_some_and(|o| o.is_empty()) {
+                            self.pings += 1;
+                            if self.auto_pong {
+                                self.send("{}");
+                                continue;
+                            }
+                        }
+                        self.pending.push_back(v);
+                    }
+                }
+                8 => {
+                    assert!(p.len() >= 2, "close frame without a code");
+                    self.closed = Some(u16::from_be_bytes([p[0], p[1]]));
+                }
+                9 | 10 => {}
+                other => panic!("unexpected opcode {other}"),
+            }
+        }
+    }
+
+    /// The next JSON line; panics on a close.
+    pub fn next(&mut self) -> serde_json::Value {
+        match self.recv() {
+            Received::Line(v) => v,
+            Received::Close(code) => panic!("closed with {code} while waiting for a line"),
+        }
+    }
+
+    /// The reply with this id; lines seen meanwhile stay queued for `next`.
+    pub fn reply(&mut self, id: u64) -> serde_json::Value {
+        let mut skipped = vec![];
+        loop {
+            let v = match self.recv() {
+                Received::Line(v) => v,
+                Received::Close(code) => {
+                    panic!("closed with {code} while waiting for reply {id}; seen {skipped:?}")
+                }
+            };
+            if v["id"] == id {
+                for s in skipped.into_iter().rev() {
+                    self.pending.push_front(s);
+                }
+                return v;
+            }
+            skipped.push(v);
+        }
+    }
+
+    /// The next push for `channel` of `kind` (`pub`, `join`, `subscribe`, ...);
+    /// other lines are kept queued.
+    pub fn push(&mut self, channel: &str, kind: &str) -> serde_json::Value {
+        let mut skipped = vec![];
+        loop {
+            let v = match self.recv() {
+                Received::Line(v) => v,
+                Received::Close(code) => {
+                    panic!("closed with {code} waiting for a {kind} push in {channel}; seen {skipped:?}")
+                }
+            };
+            if v["push"]["channel"] == channel && v["push"].get(kind).is_some() {
+                for s in skipped.into_iter().rev() {
+                    self.pending.push_front(s);
+                }
+                return v["push"][kind].clone();
+            }
+            skipped.push(v);
+        }
+    }
+
+    /// Reads (answering pings) until the server closes; returns the code.
+    /// Lines before the close are returned too.
+    pub fn close_code(&mut self) -> (u16, Vec<serde_json::Value>) {
+        let mut lines = vec![];
+        loop {
+            match self.recv() {
+                Received::Line(v) => lines.push(v),
+                Received::Close(code) => return (code, lines),
+            }
+        }
+    }
+
+    /// Asserts the server closes with `code` (pings answered meanwhile).
+    pub fn expect_closed_with(&mut self, code: u16) {
+        let (got, lines) = self.close_code();
+        assert_eq!(got, code, "close code; lines before it: {lines:?}");
+    }
+
+    /// Whether the connection is still served: a `ping` command is answered.
+    pub fn assert_alive(&mut self) {
+        let r = self.call("ping", serde_json::json!({}));
+        assert!(r.get("ping").is_some(), "{r}");
+    }
+}
