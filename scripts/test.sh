@@ -9,7 +9,7 @@ set -u -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
-STAGES=${STAGES:-"lint unit conformance sdk api tuning fuzz bench"}
+STAGES=${STAGES:-"lint unit conformance sdk api storm tuning fuzz bench"}
 VENV=${VENV:-$ROOT/target/test-venv}
 PASSED=0 FAILED=0 FAILED_NAMES=""
 LOGDIR=${LOGDIR:-$ROOT/target/test-logs}
@@ -37,9 +37,9 @@ apt_install() {
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 setup() {
-  want sdk && { apt_install chromium || return 1; }
+  { want sdk || want storm; } && { apt_install chromium || return 1; }
   want tuning && { apt_install iproute2 || return 1; }
-  if want sdk; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
+  if want sdk || want storm; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
   if want api; then
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
     "$VENV/bin/pip" install -q -r tests/api/requirements.txt -r tests/publishers/requirements.txt || return 1
@@ -73,6 +73,11 @@ conformance() {
 sdk() {
   (cd tests/sdk && RINGCAST_BIN="$ROOT/target/debug/ringcast" node --test --test-concurrency=1 .) &&
     RINGCAST_BIN="$ROOT/target/debug/ringcast" node --test --test-concurrency=1 tests/publishers/
+}
+storm() {
+  # 10,000 centrifuge-js clients dropped at once must recover everything.
+  (cd tests/sdk && STORM_CLIENTS=${STORM_CLIENTS:-10000} RINGCAST_BIN="$ROOT/target/release/ringcast" \
+    node --test storm.mjs)
 }
 api() {
   (cd tests/api && RINGCAST_BIN="$ROOT/target/debug/ringcast" "$VENV/bin/python" -m pytest -q) &&
