@@ -231,3 +231,49 @@ fn unanswered_pings_close_with_3012() {
     polite.send(r#"{"id":9,"ping":{}}"#);
     assert_eq!(polite.reply(9), json!({"id":9,"ping":{}}));
 }
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn ten_thousand_subscribes_on_one_connection_are_bounded() {
+    let server = serve(&[]);
+    let mut bystander = Client::connect(&server);
+    bystander.send(r#"{"id":2,"subscribe":{"channel":"calm"}}"#);
+    bystander.reply(2);
+    let before = rss_kb(server.child.id());
+    let mut c = Client::connect(&server);
+    // 10,000 subscribe commands, 100 per frame.
+    for batch in 0..100 {
+        let frame: Vec<String> = (0..100)
+            .map(|i| {
+                let n = batch * 100 + i;
+                format!(r#"{{"id":{},"subscribe":{{"channel":"ch{n}"}}}}"#, 10 + n)
+            })
+            .collect();
+        c.send(&frame.join("\n"));
+    }
+    let (mut ok, mut limited) = (0, 0);
+    for n in 0..10_000u64 {
+        let r = c.reply(10 + n);
+        match r["error"]["code"].as_u64() {
+            None => ok += 1,
+            Some(106) => limited += 1,
+            Some(other) => panic!("unexpected error {other}: {r}"),
+        }
+    }
+    assert_eq!((ok, limited), (128, 9872));
+    // The connection is still usable; so is everyone else's.
+    c.send(r#"{"id":99999,"ping":{}}"#);
+    assert_eq!(c.reply(99999), json!({"id":99999,"ping":{}}));
+    bystander.send(r#"{"id":3,"ping":{}}"#);
+    assert_eq!(bystander.reply(3), json!({"id":3,"ping":{}}));
+    let grown = rss_kb(server.child.id()).saturating_sub(before);
+    assert!(grown < 16 * 1024, "server RSS grew by {grown} kB");
+}
