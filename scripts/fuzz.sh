@@ -21,7 +21,7 @@ if ! [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ ]] || [ "$SECONDS_PER_TARGET" -lt 1 ];
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-TARGETS="${FUZZ_TARGETS:-parse_frame handshake unmask}"
+TARGETS="${FUZZ_TARGETS:-parse_frame handshake unmask command publisher_frame}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
@@ -50,10 +50,12 @@ elif ! "${CARGO[@]}" fuzz build --fuzz-dir fuzz >/tmp/ringcast-fuzz-build.log 2>
 fi
 
 # Per-target libFuzzer options: the handshake bound is 8 KiB, so let inputs
-# grow past it.
+# grow past it; command frames carry several lines (and tokens), so give them
+# room for a few.
 max_len() {
     case "$1" in
         handshake) echo 12000 ;;
+        command) echo 8192 ;;
         *) echo 4096 ;;
     esac
 }
@@ -95,7 +97,7 @@ done
 echo
 echo "== summary (${SECONDS_PER_TARGET}s per target${SANITIZER[*]:+, ${SANITIZER[*]}})"
 for t in $TARGETS; do
-    printf '%-12s %-18s %s execs, corpus %s files\n' "$t" "${RESULT[$t]}" "${RUNS[$t]:-?}" \
+    printf '%-16s %-18s %s execs, corpus %s files\n' "$t" "${RESULT[$t]}" "${RUNS[$t]:-?}" \
         "$(find "fuzz/corpus/$t" -type f | wc -l)"
 done
 exit $failed

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::ApiOptions;
@@ -63,8 +64,8 @@ pub struct RuntimeArgs {
     #[arg(long, env = "RINGCAST_DRIVER", value_enum)]
     pub driver: Option<DriverChoice>,
     /// Do not pin shard threads to cores.
-    #[arg(long, env = "RINGCAST_NO_PIN")]
-    pub no_pin: bool,
+    #[arg(long, env = "RINGCAST_NO_PIN", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub no_pin: Option<bool>,
     /// Largest WebSocket message accepted, bytes (larger: close 1009).
     #[arg(long, env = "RINGCAST_MAX_MESSAGE")]
     pub max_message: Option<usize>,
@@ -88,14 +89,14 @@ pub struct ServeArgs {
     #[arg(long, env = "RINGCAST_MAX_QUEUE")]
     pub max_queue: Option<usize>,
     /// Accept clients without a token and allow every client action.
-    #[arg(long, env = "RINGCAST_INSECURE")]
-    pub insecure: bool,
+    #[arg(long, env = "RINGCAST_INSECURE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub insecure: Option<bool>,
     /// Keep presence in channels outside namespaces.
-    #[arg(long, env = "RINGCAST_PRESENCE")]
-    pub presence: bool,
+    #[arg(long, env = "RINGCAST_PRESENCE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub presence: Option<bool>,
     /// Push join/leave in channels outside namespaces.
-    #[arg(long, env = "RINGCAST_JOIN_LEAVE")]
-    pub join_leave: bool,
+    #[arg(long, env = "RINGCAST_JOIN_LEAVE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub join_leave: Option<bool>,
     /// Seconds between server pings [default: 25].
     #[arg(long, env = "RINGCAST_PING_INTERVAL")]
     pub ping_interval: Option<u64>,
@@ -109,8 +110,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RINGCAST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Serve the server API without a key (trusted networks only).
-    #[arg(long, env = "RINGCAST_API_INSECURE")]
-    pub api_insecure: bool,
+    #[arg(long, env = "RINGCAST_API_INSECURE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub api_insecure: Option<bool>,
     /// TCP publisher port [default: 9001].
     #[arg(long, env = "RINGCAST_PUBLISHER_PORT")]
     pub publisher_port: Option<u16>,
@@ -150,8 +151,8 @@ impl RuntimeArgs {
         if let Some(v) = self.driver {
             s.driver = v;
         }
-        if self.no_pin {
-            s.pin = false;
+        if let Some(no_pin) = self.no_pin {
+            s.pin = !no_pin;
         }
         if let Some(v) = self.max_message {
             s.max_message = v;
@@ -178,15 +179,21 @@ impl ServeArgs {
         if let Some(v) = self.max_queue {
             c.max_queue = v;
         }
-        c.insecure |= self.insecure;
+        if let Some(v) = self.insecure {
+            c.insecure = v;
+        }
         if let Some(v) = self.ping_interval {
             c.ping_interval = v;
         }
         if let Some(v) = self.pong_timeout {
             c.pong_timeout = v;
         }
-        cfg.channel.presence |= self.presence;
-        cfg.channel.join_leave |= self.join_leave;
+        if let Some(v) = self.presence {
+            cfg.channel.presence = v;
+        }
+        if let Some(v) = self.join_leave {
+            cfg.channel.join_leave = v;
+        }
         let a = &mut cfg.api;
         if let Some(v) = self.api_port {
             a.port = v;
@@ -194,7 +201,9 @@ impl ServeArgs {
         if self.api_key.is_some() {
             a.key = self.api_key.clone();
         }
-        a.insecure |= self.api_insecure;
+        if let Some(v) = self.api_insecure {
+            a.insecure = v;
+        }
         if let Some(v) = self.publisher_port {
             a.publisher_port = v;
         }

@@ -84,6 +84,7 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
                 reply,
                 recoverable: false,
                 recover: None,
+                expires_at: 0,
             },
         );
         n += 1;

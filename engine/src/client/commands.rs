@@ -116,15 +116,15 @@ impl ClientService {
     fn connect(&self, s: &Rc<Session>, id: u32, req: ConnectRequest<'_>, out: &mut BytesMut) {
         let now = unix_now();
         let token = req.token.as_deref().filter(|t| !t.is_empty());
-        let (user, conn_info, expires_at, channels) = match (token, &self.opts.verifier) {
+        let (user, conn_info, expires_at, channels, subs) = match (token, &self.opts.verifier) {
             (Some(t), Some(v)) => match v.verify_connect(t, now) {
                 Ok(c) => match c.ttl(now) {
-                    Ok(_) => (c.user, c.info, c.expires_at, c.channels),
+                    Ok(_) => (c.user, c.info, c.expires_at, c.channels, c.subs),
                     Err(e) => return reply_error(out, id, e),
                 },
                 Err(e) => return self.reject(s, id, e.on_connect(), out),
             },
-            _ if self.insecure() => (String::new(), None, None, Vec::new()),
+            _ if self.insecure() => (String::new(), None, None, Vec::new(), Vec::new()),
             _ => return disconnect(s, codes::INVALID_TOKEN),
         };
         let client: Arc<str> = new_client_id().into();
@@ -151,10 +151,20 @@ impl ClientService {
         put_u64(out, self.opts.ping_interval.as_secs().max(1));
         out.put_slice(b",\"pong\":true");
         push::close_result(out);
-        // Server-side subscriptions from the token: announced by push.
+        // Server-side subscriptions from the token, each once: announced by push.
         for ch in channels {
-            if self.channel(&ch).is_ok() && s.sub_count() < self.opts.client().max_subscriptions {
-                self.send_subscribe(s, 0, ch.as_str().into(), None, false, None);
+            let fresh = s.sub_state(&ch).is_none_or(|st| st == SubState::Cancelled);
+            let room = s.sub_count() < self.opts.client().max_subscriptions;
+            if fresh && room && self.channel(&ch).is_ok() {
+                let chan_info = subs
+                    .iter()
+                    .find(|x| x.channel == ch)
+                    .and_then(|x| x.info.clone());
+                let sub = PendingSub {
+                    chan_info,
+                    ..PendingSub::default()
+                };
+                self.send_subscribe(s, 0, ch.as_str().into(), sub);
             }
         }
     }
@@ -217,6 +227,7 @@ impl ClientService {
             .expect("connected");
         let token = req.token.as_deref().filter(|t| !t.is_empty());
         let mut chan_info = None;
+        let mut expires_at = 0;
         let now = unix_now();
         match (token, &self.opts.verifier) {
             (Some(t), Some(v)) => match v.verify_subscription(t, &user, &client, channel, now) {
@@ -225,6 +236,7 @@ impl ClientService {
                         return reply_error(out, id, e);
                     }
                     chan_info = c.info;
+                    expires_at = c.expires_at.unwrap_or(0);
                 }
                 Err(e) => return self.reject(s, id, e.on_subscribe(), out),
             },
@@ -245,19 +257,23 @@ impl ClientService {
         // Recover from where the client was (offset 0: it had received nothing).
         let recover = (history && req.recover)
             .then(|| (req.offset, Arc::from(req.epoch.as_deref().unwrap_or(""))));
-        self.send_subscribe(s, id, channel.into(), chan_info, recoverable, recover);
+        let sub = PendingSub {
+            chan_info,
+            recoverable,
+            recover,
+            expires_at,
+        };
+        self.send_subscribe(s, id, channel.into(), sub);
     }
 
     /// Records a pending subscription and asks the channel's owner for it.
-    fn send_subscribe(
-        &self,
-        s: &Rc<Session>,
-        id: u32,
-        channel: ChannelName,
-        chan_info: Option<String>,
-        recoverable: bool,
-        recover: Option<(u64, Arc<str>)>,
-    ) {
+    fn send_subscribe(&self, s: &Rc<Session>, id: u32, channel: ChannelName, sub: PendingSub) {
+        let PendingSub {
+            chan_info,
+            recoverable,
+            recover,
+            expires_at,
+        } = sub;
         s.add_pending(channel.clone());
         let member = s
             .with_identity(|i| Member {
@@ -280,6 +296,7 @@ impl ClientService {
                 reply,
                 recoverable,
                 recover,
+                expires_at,
             },
         );
     }
@@ -384,6 +401,15 @@ impl ClientService {
             })),
         );
     }
+}
+
+/// What a subscribe carries to the channel's owner besides the member.
+#[derive(Default)]
+struct PendingSub {
+    chan_info: Option<String>,
+    recoverable: bool,
+    recover: Option<(u64, Arc<str>)>,
+    expires_at: u64,
 }
 
 /// `name#u1,u2`: a channel only the listed users may subscribe to.

@@ -43,6 +43,9 @@ pub enum MeshMsg {
         recoverable: bool,
         /// Recover from this (offset, epoch).
         recover: Option<(u64, Arc<str>)>,
+        /// Unix seconds when the subscription token expires (0: never);
+        /// carried back into the reply.
+        expires_at: u64,
     },
     Unsubscribe {
         channel: ChannelName,
@@ -74,6 +77,7 @@ pub enum MeshMsg {
         recoverable: bool,
         /// Present when recovery was asked for.
         recovery: Option<super::history::Recovery>,
+        expires_at: u64,
     },
     /// A reply line (without the trailing newline) for a connection.
     Reply { reply: ReplyTo, line: Bytes },

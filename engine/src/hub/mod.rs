@@ -156,7 +156,8 @@ impl Hub {
                 reply,
                 recoverable,
                 recover,
-            } => self.owner_subscribe(channel, member, reply, recoverable, recover),
+                expires_at,
+            } => self.owner_subscribe(channel, member, reply, recoverable, recover, expires_at),
             MeshMsg::Unsubscribe {
                 channel,
                 shard,
@@ -188,7 +189,15 @@ impl Hub {
                 offset,
                 recoverable,
                 recovery,
-            } => self.on_subscribed(channel, reply, &epoch, offset, recoverable, recovery),
+                expires_at,
+            } => self.on_subscribed(
+                channel,
+                reply,
+                &epoch,
+                offset,
+                (recoverable, expires_at),
+                recovery,
+            ),
             MeshMsg::Run(job) => job(self),
             MeshMsg::Reply { reply, line } => {
                 if let Some(s) = self.sessions.borrow().get(&reply.conn) {
@@ -207,6 +216,7 @@ impl Hub {
         reply: ReplyTo,
         recoverable: bool,
         recover: Option<(u64, Arc<str>)>,
+        expires_at: u64,
     ) {
         let mut owned = self.owned.borrow_mut();
         let ch = owned
@@ -216,8 +226,12 @@ impl Hub {
         ch.total += 1;
         // Computed at the moment the subscriber is counted: every later
         // publication reaches it live, every earlier one is in this set.
-        let recovery = recover.map(|(since, epoch)| match &ch.history {
-            Some(h) if *epoch == *ch.epoch => h.recover(since, ch.offset),
+        let (top, current) = (ch.offset, ch.epoch.clone());
+        let recovery = recover.map(|(since, epoch)| match ch.history.as_mut() {
+            Some(h) if *epoch == *current => {
+                h.expire(Instant::now());
+                h.recover(since, top)
+            }
             _ => Recovery::Unrecoverable,
         });
         let recoverable = recoverable && ch.history.is_some();
@@ -236,6 +250,7 @@ impl Hub {
                 offset: ch.offset,
                 recoverable,
                 recovery,
+                expires_at,
             },
         );
         if let Some(frame) = join {
@@ -394,7 +409,7 @@ impl Hub {
         reply: ReplyTo,
         epoch: &str,
         offset: u64,
-        recoverable: bool,
+        (recoverable, expires_at): (bool, u64),
         recovery: Option<Recovery>,
     ) {
         let session = self.sessions.borrow().get(&reply.conn).cloned();
@@ -410,6 +425,13 @@ impl Hub {
                         line.put_slice(b"\"recoverable\":true,");
                     }
                     push::stream_position(&mut line, epoch, offset);
+                    if expires_at > 0 {
+                        line.put_slice(b",\"expires\":true,\"ttl\":");
+                        crate::protocol::json::put_u64(
+                            &mut line,
+                            expires_at.saturating_sub(crate::auth::unix_now()),
+                        );
+                    }
                     if let Some(r) = &recovery {
                         line.put_slice(b",\"was_recovering\":true");
                         match r {
