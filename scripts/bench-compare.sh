@@ -17,8 +17,13 @@
 #   echo         ECHO_C conns x ECHO_W in flight x ECHO_S bytes for ECHO_D s:
 #                msgs/s, latency, server CPU per message
 #   fanout       FAN_SUBS subscribers, FAN_CH channels, FAN_PUBS publishers
-#                at FAN_RATE/s (or FAN_RATE=max) for FAN_D s: deliveries/s,
-#                latency, loss, server CPU per delivery
+#                at FAN_RATE/s (or FAN_RATE=max) for FAN_D s, paced
+#                FAN_PACE (even or burst): deliveries/s (over the span from
+#                first to last delivery), acknowledged publishes/s, latency,
+#                loss, server CPU per delivery
+# A single run per scenario, no retries: for figures to publish use
+# scripts/bench-run.sh / bench-doc.sh (re-runs disturbed runs) and
+# scripts/bench-find-max.sh (zero-loss maximum).
 # The Centrifugo scenarios are skipped for ringcast, with a note, when
 # `ringcast serve --insecure` does not complete a connect (older builds).
 # JSON of every run goes to --out (default target/bench-compare). All traffic
@@ -34,7 +39,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --profile) PROFILE=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,6 +52,7 @@ fi
 : "${HOLD_N:=15000}" "${HOLD_D:=10}"
 : "${ECHO_C:=100}" "${ECHO_W:=16}" "${ECHO_S:=100}" "${ECHO_D:=10}"
 : "${FAN_SUBS:=1000}" "${FAN_CH:=10}" "${FAN_PUBS:=1}" "${FAN_RATE:=2000}" "${FAN_SIZE:=128}" "${FAN_D:=10}"
+: "${FAN_PACE:=even}"
 : "${SERVER_CPU:=0}" "${LOAD_CPU:=1}" "${PORT:=18780}"
 
 case $PROFILE in dev|debug) DIR=debug PFLAG=() ;; *) DIR=$PROFILE PFLAG=(--profile "$PROFILE") ;; esac
@@ -106,7 +112,7 @@ bench() {
 RAW_RC=/ RAW_PEER=/echo CF=/connection/websocket
 HOLD=(hold -n "$HOLD_N" -d "$HOLD_D")
 ECHO=(echo -c "$ECHO_C" -w "$ECHO_W" -s "$ECHO_S" -d "$ECHO_D")
-if [ "$FAN_RATE" = max ]; then RATE=(--max); else RATE=(--rate "$FAN_RATE"); fi
+if [ "$FAN_RATE" = max ]; then RATE=(--max); else RATE=(--rate "$FAN_RATE" --pace "$FAN_PACE"); fi
 FANOUT=(fanout --subscribers "$FAN_SUBS" --channels "$FAN_CH" --publishers "$FAN_PUBS"
         "${RATE[@]}" --size "$FAN_SIZE" -d "$FAN_D")
 
@@ -159,7 +165,9 @@ row "echo: server CPU/msg (us)"         echo     .server.cpu_us_per_msg lower
 row "echo: latency p50 (us)"            echo     .latency.p50_us lower
 row "echo: latency p99 (us)"            echo     .latency.p99_us lower
 row "echo: bench per-worker util"       echo     .bench.per_worker_util lower
-row "fanout: delivered/s"               fanout   .fanout.delivered_per_s higher
+row "fanout: delivered/s (span)"        fanout   .fanout.delivered_per_s higher
+row "fanout: acked publishes/s"         fanout   .fanout.acked_per_s higher
+row "fanout: drain after window (s)"    fanout   .fanout.drain_s lower
 row "fanout: server CPU/delivery (us)"  fanout   .server.cpu_us_per_msg lower
 row "fanout: latency p50 (us)"          fanout   .latency.p50_us lower
 row "fanout: latency p99 (us)"          fanout   .latency.p99_us lower

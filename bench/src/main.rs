@@ -5,6 +5,7 @@
 mod centrifuge;
 mod client;
 mod net;
+mod pace;
 mod procstat;
 mod publish;
 mod report;
@@ -22,6 +23,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::net::{Spread, Target, FD_RESERVE};
+use crate::pace::Pace;
 use crate::publish::{PublishConfig, PublisherKind};
 use crate::run::{ControlOpts, Layout};
 use crate::scenario::echo::EchoConfig;
@@ -109,6 +111,10 @@ struct FanoutArgs {
     /// Publish as fast as acknowledgements return (closed loop).
     #[arg(long)]
     max: bool,
+    /// How --rate is spread in time: `even` (sub-millisecond spacing, the
+    /// publishers offset in phase) or `burst` (all that is due, every 1 ms).
+    #[arg(long, value_enum, default_value_t = Pace::Even)]
+    pace: Pace,
     /// Unacknowledged publications per publisher (default: 32 with --max, 1000 with --rate).
     #[arg(long)]
     in_flight: Option<usize>,
@@ -353,6 +359,7 @@ fn fanout_config(a: FanoutArgs) -> anyhow::Result<(Scenario, String, Common)> {
             (false, true) => Some(a.rate.min(200.0)),
             (false, false) => Some(a.rate),
         },
+        pace: a.pace,
         in_flight: if smoke { in_flight.min(8) } else { in_flight },
         size: a.size,
         publish: PublishConfig::new(a.publisher, &a.api_url, &a.publisher_addr, a.api_key)?,

@@ -93,6 +93,10 @@ pub struct Report {
     /// Echo round trip, or publish → receive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<Summary>,
+    /// Fanout: publish → receive latency per second of the run (second 0
+    /// starts with the window; seconds past `duration_s` are the drain).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_timeline: Vec<TimelinePoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerOut>,
     pub bench: BenchOut,
@@ -133,17 +137,41 @@ pub struct EchoOut {
 #[derive(Debug, Serialize)]
 pub struct FanoutOut {
     pub published: u64,
+    /// Publications issued / window length (the offered rate).
     pub published_per_s: f64,
     pub acked: u64,
+    /// Acknowledged publications / (last acknowledgement − window start).
+    pub acked_per_s: f64,
     pub publish_errors: u64,
     pub rate_deficit: u64,
     pub expected: u64,
     pub delivered: u64,
+    /// Deliveries / delivery span (first to last delivery received): the
+    /// rate the server actually delivered at.
     pub delivered_per_s: f64,
+    /// First to last delivery received, seconds.
+    pub delivery_span_s: f64,
+    /// Window-based: deliveries (including those drained after the
+    /// window) / window length. Overstates a server that queues without
+    /// bound; kept for comparison with older reports.
+    pub delivered_per_window_s: f64,
+    /// Last delivery − window end, seconds: how long deliveries went on
+    /// after publishing stopped (a backlog drains; ≈ latency otherwise).
+    pub drain_s: f64,
     pub lost: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
     pub pings_answered: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelinePoint {
+    /// Seconds since the window's start (this point covers [s, s + 1)).
+    pub s: usize,
+    pub count: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -211,15 +239,33 @@ impl Report {
                 })
             }
             Scenario::Fanout(_) => {
+                let span = t.delivery_span.secs();
+                let ack_s = t.ack_span.last_ns.saturating_sub(o.window.start_ns) as f64 / 1e9;
                 fanout = Some(FanoutOut {
                     published: t.published,
                     published_per_s: t.published as f64 / window_s,
                     acked: t.publish_acked,
+                    acked_per_s: if ack_s > 0.0 {
+                        t.publish_acked as f64 / ack_s
+                    } else {
+                        0.0
+                    },
                     publish_errors: t.publish_errors,
                     rate_deficit: t.rate_deficit,
                     expected: t.expected_deliveries(),
                     delivered: t.delivered,
-                    delivered_per_s: t.delivered as f64 / window_s,
+                    delivered_per_s: if span > 0.0 {
+                        t.delivered as f64 / span
+                    } else {
+                        0.0
+                    },
+                    delivery_span_s: span,
+                    delivered_per_window_s: t.delivered as f64 / window_s,
+                    drain_s: if t.delivery_span.is_empty() {
+                        0.0
+                    } else {
+                        (t.delivery_span.last_ns as f64 - o.window.end_ns as f64) / 1e9
+                    },
                     lost: t.lost(),
                     duplicated: t.duplicates,
                     out_of_order: t.out_of_order,
@@ -277,6 +323,20 @@ impl Report {
             echo,
             fanout,
             latency: msgs.map(|_| t.latency.summary()),
+            latency_timeline: t
+                .latency_by_s
+                .iter()
+                .enumerate()
+                .map(|(s, h)| (s, h.summary()))
+                .filter(|(_, l)| l.count > 0)
+                .map(|(s, l)| TimelinePoint {
+                    s,
+                    count: l.count,
+                    p50_us: l.p50_us,
+                    p99_us: l.p99_us,
+                    max_us: l.max_us,
+                })
+                .collect(),
             server,
             bench: BenchOut {
                 cpu_s: o.bench_cpu_s,
@@ -342,21 +402,33 @@ impl Report {
             row(
                 "published",
                 format!(
-                    "{} ({}/s), {} acked, {} refused, {} behind rate",
+                    "{} ({}/s in the window), {} refused, {} behind rate",
                     f.published,
                     si(f.published_per_s),
-                    f.acked,
                     f.publish_errors,
                     f.rate_deficit
                 ),
             );
             row(
+                "acknowledged",
+                format!("{} ({}/s)", f.acked, si(f.acked_per_s)),
+            );
+            row(
                 "delivered",
                 format!(
-                    "{} of {} ({}/s)",
+                    "{} of {} ({}/s over {:.2} s of deliveries)",
                     f.delivered,
                     f.expected,
-                    si(f.delivered_per_s)
+                    si(f.delivered_per_s),
+                    f.delivery_span_s
+                ),
+            );
+            row(
+                "delivered / window",
+                format!(
+                    "{}/s (incl. {:.2} s of deliveries after the window)",
+                    si(f.delivered_per_window_s),
+                    f.drain_s.max(0.0)
                 ),
             );
             row(
@@ -366,6 +438,10 @@ impl Report {
         }
         if let Some(l) = &self.latency {
             row("latency", lat(l));
+        }
+        if !self.latency_timeline.is_empty() {
+            let p99: Vec<String> = self.latency_timeline.iter().map(|p| us(p.p99_us)).collect();
+            row("p99 by second", p99.join(" "));
         }
         if let Some(sv) = &self.server {
             row(

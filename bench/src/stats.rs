@@ -114,6 +114,39 @@ pub fn stream_channel(key: u64) -> u32 {
     (key >> 32) as u32
 }
 
+/// First and last time something happened (CLOCK_MONOTONIC ns); both 0
+/// until it happened once.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Span {
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+impl Span {
+    pub fn see(&mut self, ns: u64) {
+        if self.first_ns == 0 || ns < self.first_ns {
+            self.first_ns = ns;
+        }
+        self.last_ns = self.last_ns.max(ns);
+    }
+
+    pub fn merge(&mut self, o: Span) {
+        if o.first_ns != 0 {
+            self.see(o.first_ns);
+            self.see(o.last_ns);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first_ns == 0
+    }
+
+    /// Seconds from first to last (0 when empty or a single instant).
+    pub fn secs(&self) -> f64 {
+        self.last_ns.saturating_sub(self.first_ns) as f64 / 1e9
+    }
+}
+
 /// At most this many distinct error texts are kept (the rest are counted
 /// under "other").
 const MAX_ERROR_KINDS: usize = 16;
@@ -156,13 +189,37 @@ pub struct Tally {
     pub stream_received: BTreeMap<u64, u64>,
     /// Subscribers per channel that completed their subscribe.
     pub channel_subscribers: BTreeMap<u32, u64>,
+    /// First and last publication issued, first and last acknowledgement,
+    /// first and last delivery received (CLOCK_MONOTONIC ns; 0 = none).
+    pub publish_span: Span,
+    pub ack_span: Span,
+    pub delivery_span: Span,
     // --- both
     /// Message latency: echo round trip, or publish → receive.
     pub latency: Hist,
+    /// Fanout: publish → receive latency by second of the run (index: whole
+    /// seconds from the window's start to the receive time), so a tail can
+    /// be placed in time (warm-up, a stall, the drain).
+    pub latency_by_s: Vec<Hist>,
     pub errors: BTreeMap<String, u64>,
 }
 
+/// Longest timeline kept (seconds); later deliveries go in the last slot.
+const MAX_TIMELINE_S: usize = 600;
+
 impl Tally {
+    /// Records a latency both overall and in second `sec` of the timeline.
+    pub fn record_latency(&mut self, sec: Option<u64>, ns: u64) {
+        self.latency.record(ns);
+        if let Some(s) = sec {
+            let i = (s as usize).min(MAX_TIMELINE_S - 1);
+            if self.latency_by_s.len() <= i {
+                self.latency_by_s.resize_with(i + 1, Hist::default);
+            }
+            self.latency_by_s[i].record(ns);
+        }
+    }
+
     pub fn error(&mut self, what: impl std::fmt::Display) {
         let mut text = what.to_string();
         if text.len() > 160 {
@@ -204,6 +261,9 @@ impl Tally {
         self.duplicates += o.duplicates;
         self.out_of_order += o.out_of_order;
         self.rate_deficit += o.rate_deficit;
+        self.publish_span.merge(o.publish_span);
+        self.ack_span.merge(o.ack_span);
+        self.delivery_span.merge(o.delivery_span);
         for (k, v) in &o.stream_published {
             *self.stream_published.entry(*k).or_default() += v;
         }
@@ -214,6 +274,13 @@ impl Tally {
             *self.channel_subscribers.entry(*k).or_default() += v;
         }
         self.latency.merge(&o.latency);
+        if self.latency_by_s.len() < o.latency_by_s.len() {
+            self.latency_by_s
+                .resize_with(o.latency_by_s.len(), Hist::default);
+        }
+        for (a, b) in self.latency_by_s.iter_mut().zip(&o.latency_by_s) {
+            a.merge(b);
+        }
         for (k, v) in &o.errors {
             if self.errors.len() >= MAX_ERROR_KINDS && !self.errors.contains_key(k) {
                 *self.errors.entry("other".into()).or_default() += v;
@@ -330,6 +397,22 @@ mod tests {
         let back: Hist = serde_json::from_str(&json).unwrap();
         assert_eq!(back.len(), 1000);
         assert_eq!(back.summary(), h.summary());
+    }
+
+    #[test]
+    fn spans_merge() {
+        let mut a = Span::default();
+        assert!(a.is_empty());
+        a.merge(Span::default());
+        assert!(a.is_empty());
+        a.see(50);
+        a.see(20);
+        a.see(70);
+        let mut b = Span::default();
+        b.see(90);
+        b.merge(a);
+        assert_eq!((b.first_ns, b.last_ns), (20, 90));
+        assert!((b.secs() - 70e-9).abs() < 1e-15);
     }
 
     #[test]

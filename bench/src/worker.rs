@@ -331,6 +331,11 @@ impl Hand {
         }
     }
 
+    /// The measured window, once it has been announced.
+    pub fn window(&self) -> Option<Window> {
+        *self.go.borrow()
+    }
+
     /// Resolves when the worker says stop.
     pub async fn until_stop(&mut self) {
         let _ = self.stop.wait_for(|s| *s).await;

@@ -197,6 +197,21 @@ fn fanout_clean(r: &Value) {
     assert_eq!(u(r, "/fanout/published"), u(r, "/fanout/acked"), "{r:#}");
     assert_eq!(u(r, "/fanout/delivered"), u(r, "/fanout/expected"), "{r:#}");
     assert!(u(r, "/latency/count") > 0, "{r:#}");
+    let f = |k: &str| {
+        r["fanout"][k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {k}: {r:#}"))
+    };
+    assert!(f("delivered_per_s") > 0.0, "{r:#}");
+    assert!(f("acked_per_s") > 0.0, "{r:#}");
+    assert!(f("delivery_span_s") > 0.0, "{r:#}");
+    assert!(f("delivered_per_window_s") > 0.0, "{r:#}");
+    assert!(
+        r["latency_timeline"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -274,15 +289,23 @@ fn echo_against_ringcast() {
 fn fanout_at_a_rate() {
     let peer = Server::peer();
     let pid = peer.pid().to_string();
-    let r = bench(&[
-        "fanout",
-        "--url",
-        &peer.url("/connection/websocket"),
-        "--server-pid",
-        &pid,
-    ]);
-    fanout_clean(&r);
-    assert!(r["server"]["cpu_us_per_msg"].is_number(), "{r:#}");
+    for pace in ["even", "burst"] {
+        let r = bench(&[
+            "fanout",
+            "--url",
+            &peer.url("/connection/websocket"),
+            "--server-pid",
+            &pid,
+            "--publishers",
+            "2",
+            "--pace",
+            pace,
+        ]);
+        fanout_clean(&r);
+        assert_eq!(r["config"]["pace"], pace, "{r:#}");
+        assert_eq!(u(&r, "/fanout/rate_deficit"), 0, "{r:#}");
+        assert!(r["server"]["cpu_us_per_msg"].is_number(), "{r:#}");
+    }
 }
 
 #[test]

@@ -8,8 +8,15 @@
 //! Subscriber `i` subscribes to channel `i % C`. With P ≤ C publisher `j`
 //! publishes round-robin to channels `j, j+P, j+2P…`; with P > C publisher
 //! `j` publishes to channel `j % C`. `--rate R` is the total over all
-//! publishers (open loop, bounded by `--in-flight`); `--max` publishes as
-//! fast as acknowledgements come back with `--in-flight` outstanding each.
+//! publishers (open loop, bounded by `--in-flight`), paced by `--pace`
+//! (`even`: evenly spaced, sub-millisecond; `burst`: whatever is due every
+//! millisecond, see `pace.rs`); `--max` publishes as fast as
+//! acknowledgements come back with `--in-flight` outstanding each.
+//!
+//! Besides the counts, the run keeps the first/last time of publications,
+//! acknowledgements and deliveries, so rates are given over the span in
+//! which things actually happened (a server that queues without bound
+//! keeps delivering long after the publishing window).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -22,6 +29,7 @@ use serde::Serialize;
 
 use super::centrifuge_login;
 use crate::centrifuge::{classify, lines, write_data, Line, Stamp};
+use crate::pace::{Pace, Schedule, Timer};
 use crate::publish::{Ack, PublishConfig, Publisher};
 use crate::stats::{mono_ns, stream_key, SeqCheck, Tally};
 use crate::worker::{deadline, Crew, Hand, Window, WorkerCtx};
@@ -33,6 +41,8 @@ pub struct FanoutConfig {
     pub publishers: usize,
     /// Total publications/s over all publishers; `None` = as fast as acked.
     pub rate: Option<f64>,
+    /// How a fixed rate is spread in time (unused with `rate: None`).
+    pub pace: Pace,
     /// Outstanding (unacknowledged) publications per publisher.
     pub in_flight: usize,
     /// Bytes of each publication's `data` JSON.
@@ -111,11 +121,11 @@ async fn subscriber(mut h: Hand, index: usize, channel: u32, name: String, token
         .channel_subscribers
         .entry(channel)
         .or_default() += 1;
-    let mut streams: HashMap<u64, SeqCheck> = HashMap::new();
+    let mut streams = StreamChecks::default();
     let r = receive(&mut h, &mut c, &mut streams).await;
     {
         let mut t = h.tally.borrow_mut();
-        for (k, s) in &streams {
+        for (k, s) in streams.keys.iter().zip(&streams.checks) {
             *t.stream_received.entry(*k).or_default() += s.distinct();
             t.duplicates += s.duplicates;
             t.out_of_order += s.out_of_order;
@@ -130,7 +140,7 @@ async fn subscriber(mut h: Hand, index: usize, channel: u32, name: String, token
 async fn receive(
     h: &mut Hand,
     c: &mut crate::client::WsClient,
-    streams: &mut HashMap<u64, SeqCheck>,
+    streams: &mut StreamChecks,
 ) -> anyhow::Result<()> {
     loop {
         tokio::select! {
@@ -140,6 +150,11 @@ async fn receive(
                     anyhow::bail!("server closed the connection");
                 }
                 let now = mono_ns();
+                // Second of the run this read falls in (None before the window).
+                let sec = h
+                    .window()
+                    .and_then(|w| now.checked_sub(w.start_ns))
+                    .map(|d| d / 1_000_000_000);
                 let got = {
                 let (mut got, mut pings, mut bad) = (0u64, 0u64, 0u64);
                 let mut t = h.tally.borrow_mut();
@@ -152,11 +167,8 @@ async fn receive(
                     for line in lines(&text) {
                         match classify(line) {
                             Line::Push { stamp: Some(s) } => {
-                                t.latency.record(now.saturating_sub(s.t));
-                                streams
-                                    .entry(stream_key(s.c, s.p))
-                                    .or_default()
-                                    .see(s.s);
+                                t.record_latency(sec, now.saturating_sub(s.t));
+                                streams.get(stream_key(s.c, s.p)).see(s.s);
                                 got += 1;
                             }
                             Line::Ping => {
@@ -169,6 +181,9 @@ async fn receive(
                     }
                 }
                 t.delivered += got;
+                if got > 0 {
+                    t.delivery_span.see(now);
+                }
                 t.pings += pings;
                 t.protocol_errors += bad;
                 got
@@ -178,6 +193,33 @@ async fn receive(
                 c.shrink_idle();
             }
         }
+    }
+}
+
+/// One subscriber's sequence checks, one per stream it receives (usually
+/// one: a subscriber is on one channel, which has one publisher when
+/// P <= C). A vector with the last hit first in line: cheaper per delivery
+/// than hashing.
+#[derive(Default)]
+struct StreamChecks {
+    keys: Vec<u64>,
+    checks: Vec<SeqCheck>,
+    last: usize,
+}
+
+impl StreamChecks {
+    fn get(&mut self, key: u64) -> &mut SeqCheck {
+        if self.keys.get(self.last) != Some(&key) {
+            self.last = match self.keys.iter().position(|&k| k == key) {
+                Some(i) => i,
+                None => {
+                    self.keys.push(key);
+                    self.checks.push(SeqCheck::default());
+                    self.keys.len() - 1
+                }
+            };
+        }
+        &mut self.checks[self.last]
     }
 }
 
@@ -243,11 +285,12 @@ async fn publisher(
 }
 
 impl Streams {
-    fn issue(&mut self, p: &mut Publisher, n: u64, publisher: u32, size: usize) {
+    fn issue(&mut self, p: &mut Publisher, n: u64, publisher: u32, size: usize, tally: &mut Tally) {
         if n == 0 {
             return;
         }
         let t = mono_ns();
+        tally.publish_span.see(t);
         for _ in 0..n {
             let slot = self.next_slot;
             self.next_slot = (self.next_slot + 1) % self.channels.len();
@@ -270,6 +313,9 @@ impl Streams {
 
     /// Applies acknowledgements; returns how many were for our publications.
     fn settle(&mut self, acks: &[Ack], t: &mut Tally) -> u64 {
+        if !acks.is_empty() {
+            t.ack_span.see(mono_ns());
+        }
         let mut n = 0;
         for a in acks {
             if let Some(slot) = self.outstanding.remove(&a.id) {
@@ -313,7 +359,14 @@ async fn publish_loop(
     w: Window,
 ) -> anyhow::Result<()> {
     let window = cfg.in_flight.max(1);
-    let per_pub_rate = cfg.rate.map(|r| r / cfg.publishers.max(1) as f64);
+    let (burst, mut even) = match (cfg.rate, cfg.pace) {
+        (None, _) => (None, None),
+        (Some(r), Pace::Burst) => (Some(r / cfg.publishers.max(1) as f64), None),
+        (Some(r), Pace::Even) => {
+            let s = Schedule::new(w.start_ns, r, cfg.publishers, publisher as usize);
+            (None, Some((s, Timer::new()?)))
+        }
+    };
     let end = tokio::time::sleep_until(deadline(w.end_ns));
     tokio::pin!(end);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -321,35 +374,57 @@ async fn publish_loop(
     let mut scheduled = 0u64;
     let mut acks = Vec::new();
     let mut sent = 0u64;
-    if per_pub_rate.is_none() {
-        st.issue(p, window as u64, publisher, cfg.size);
+    let closed_loop = cfg.rate.is_none();
+    if closed_loop {
+        st.issue(
+            p,
+            window as u64,
+            publisher,
+            cfg.size,
+            &mut h.tally.borrow_mut(),
+        );
         sent += window as u64;
         p.flush().await?;
     }
     loop {
         acks.clear();
+        // Issues `due` publications, as many as the in-flight cap allows.
+        let issue_due = |st: &mut Streams, p: &mut Publisher, due: u64| {
+            let room = (window - st.outstanding.len().min(window)) as u64;
+            let n = due.min(room);
+            let mut t = h.tally.borrow_mut();
+            t.rate_deficit += due - n;
+            st.issue(p, n, publisher, cfg.size, &mut t);
+            n
+        };
+        let next_due = even.as_ref().map_or(u64::MAX, |(s, _)| s.next_due_ns());
         tokio::select! {
             biased;
             _ = &mut end => break,
             r = p.read_acks(&mut acks) => {
                 r?;
                 let n = st.settle(&acks, &mut h.tally.borrow_mut());
-                if per_pub_rate.is_none() && mono_ns() < w.end_ns {
-                    st.issue(p, n, publisher, cfg.size);
+                if closed_loop && mono_ns() < w.end_ns {
+                    st.issue(p, n, publisher, cfg.size, &mut h.tally.borrow_mut());
                     sent += n;
                 }
                 p.flush().await?;
             }
-            _ = tick.tick(), if per_pub_rate.is_some() => {
-                let rate = per_pub_rate.unwrap_or_default();
+            r = async { even.as_mut().expect("even pacing").1.until(next_due).await },
+                if even.is_some() && next_due < w.end_ns =>
+            {
+                r?;
+                let (s, _) = even.as_mut().expect("even pacing");
+                let due = s.take_due(mono_ns(), w.end_ns);
+                sent += issue_due(st, p, due);
+                p.flush().await?;
+            }
+            _ = tick.tick(), if burst.is_some() => {
+                let rate = burst.unwrap_or_default();
                 let elapsed = mono_ns().saturating_sub(w.start_ns) as f64 / 1e9;
                 let due = ((elapsed * rate) as u64).saturating_sub(scheduled);
                 scheduled += due;
-                let room = (window - st.outstanding.len().min(window)) as u64;
-                let n = due.min(room);
-                h.tally.borrow_mut().rate_deficit += due - n;
-                st.issue(p, n, publisher, cfg.size);
-                sent += n;
+                sent += issue_due(st, p, due);
                 p.flush().await?;
             }
         }
