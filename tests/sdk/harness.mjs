@@ -1,6 +1,8 @@
 // Starts the real ringcast binary on a free port and stops it after the test.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -67,4 +69,19 @@ export async function api(server, key, method, body) {
   const json = await res.json();
   if (json.error) throw new Error(`${method}: ${JSON.stringify(json.error)}`);
   return json.result;
+}
+
+/// Starts ringcast with a TOML config written to a temporary directory,
+/// removed again by `stop()`.
+export async function startWithConfig(toml, args = []) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-test-'));
+  const cfg = path.join(dir, 'ringcast.toml');
+  fs.writeFileSync(cfg, toml);
+  const server = await startServer([...args, '--config', cfg]);
+  const stop = server.stop;
+  server.stop = async () => {
+    await stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return server;
 }

@@ -3,20 +3,15 @@
 // history window has moved on it is told recovered: false.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import { startServer, waitFor, api } from './harness.mjs';
+import { startWithConfig, waitFor, api } from './harness.mjs';
 
 const KEY = 'recovery-test-key';
-let server, dir;
+let server;
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-recovery-'));
-  const cfg = path.join(dir, 'ringcast.toml');
-  fs.writeFileSync(cfg, `
+  server = await startWithConfig(`
 [client]
 insecure = true
 [api]
@@ -25,13 +20,11 @@ key = "${KEY}"
 history_size = 10
 history_ttl = 300
 force_recovery = true
-`);
-  server = await startServer(['--shards', '2', '--config', cfg]);
+`, ['--shards', '2']);
 });
 
 after(async () => {
   await server.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('missed publications are recovered on reconnect, and recovered:false once the window moved on', async () => {

@@ -5,21 +5,16 @@
 // in order, and the server must stay up throughout.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import { startServer, waitFor, api } from './harness.mjs';
+import { startWithConfig, waitFor, api } from './harness.mjs';
 
 const N = Number(process.env.STORM_CLIENTS || 10000);
 const KEY = 'storm-key';
-let server, dir;
+let server;
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-storm-'));
-  const cfg = path.join(dir, 'ringcast.toml');
-  fs.writeFileSync(cfg, `
+  server = await startWithConfig(`
 [client]
 insecure = true
 [api]
@@ -28,13 +23,11 @@ key = "${KEY}"
 history_size = 1000
 history_ttl = 600
 force_recovery = true
-`);
-  server = await startServer(['--shards', '2', '--config', cfg]);
+`, ['--shards', '2']);
 });
 
 after(async () => {
   await server.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test(`reconnect storm: ${N} clients dropped at once lose and duplicate nothing`, { timeout: 240000 }, async () => {
