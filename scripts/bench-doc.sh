@@ -5,7 +5,7 @@
 # scripts/bench-run.sh (fresh server per run, re-run when other processes
 # disturbed it) and scripts/bench-find-max.sh.
 #
-#   BIN=/tmp/bench-target/release scripts/bench-doc.sh [--out DIR] [--repeat N] [SCENARIO...]
+#   BIN=/tmp/bench-target/release scripts/bench-doc.sh [--out DIR] [--repeat N] [--first I] [SCENARIO...]
 #
 # Scenarios (default: all):
 #   hold-raw     15,000 idle WebSocket connections (upgrade only)
@@ -23,18 +23,19 @@
 #                with one subscriber, in-flight 256, 1024, 4096
 #   http         ringcast only: bench HTTP publisher (keep-alive, pipelined)
 #                and wrk (bench/wrk/publish.lua)
-# Each repeated scenario runs --repeat times (default 3), ringcast and peer
-# alternating; files are NAME-<i>.json / .cmd / .table / .server.log in
+# Each repeated scenario runs --repeat times (default 3; numbered from
+# --first, default 1), ringcast and peer alternating; files are NAME-<i>.json / .cmd / .table / .server.log in
 # --out (default docs/benchmarks/runs). Summarise with
 # scripts/bench-summary.sh DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=docs/benchmarks/runs REPEAT=3
+OUT=docs/benchmarks/runs REPEAT=3 FIRST=1
 SCENARIOS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift ;;
     --repeat) REPEAT=$2; shift ;;
+    --first) FIRST=$2; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) SCENARIOS+=("$1") ;;
@@ -80,7 +81,7 @@ for sc in "${SCENARIOS[@]}"; do
       done
       continue ;;
   esac
-  for i in $(seq "$REPEAT"); do
+  for i in $(seq "$FIRST" $((FIRST + REPEAT - 1))); do
     case $sc in
       hold-raw)
         both "hold-raw-$i" rc-echo / /echo hold --url @WS@@PATH@ --protocol raw -n 15000 -d 10 "${SPREAD[@]}" ;;

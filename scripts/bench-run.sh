@@ -26,7 +26,7 @@
 #   --retries N       repeats for that at most (default 3); the last run is
 #                     kept either way, and every attempt is listed in NAME.cmd
 #   --quiet-wait S    before each attempt, wait up to S seconds for the host
-#                     to be idle (other load < X over 2 s; default 120)
+#                     to be idle (other load < X over 5 s; default 120)
 #   --server-arg ARG  one more argument for the server (repeatable)
 # Environment: BIN (directory holding ringcast, peer-tokio-ws and
 # ringcast-bench; default $CARGO_TARGET_DIR/release or target/release,
@@ -72,17 +72,17 @@ mkdir -p "$OUT"
 # host_busy: "busy total" jiffies from /proc/stat (all cores).
 host_busy() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat; }
 # wait_quiet: until the host (no server running) stays under MAX_OTHER busy
-# cores for 2 s, at most QUIET_WAIT seconds. Prints the last busy figure.
+# cores for 5 s, at most QUIET_WAIT seconds. Prints the last busy figure.
 wait_quiet() {
   local waited=0 b0 t0 b1 t1 cores busy
   cores=$(nproc)
   while :; do
-    read -r b0 t0 < <(host_busy); sleep 2; read -r b1 t1 < <(host_busy)
+    read -r b0 t0 < <(host_busy); sleep 5; read -r b1 t1 < <(host_busy)
     busy=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v c="$cores" 'BEGIN{printf "%.3f", t ? b / t * c : 0}')
     if awk -v x="$busy" -v m="$MAX_OTHER" 'BEGIN{exit !(x <= m)}' || [ "$waited" -ge "$QUIET_WAIT" ]; then
       echo "$busy"; return
     fi
-    sleep 3; waited=$((waited + 5))
+    sleep 5; waited=$((waited + 10))
   done
 }
 
@@ -201,7 +201,7 @@ while :; do
   {
     echo "# attempt $attempt: bench exit $rc, host.other_busy_cores $other (idle check before: $idle)"
     echo "taskset -c $SERVER_CPU ${SERVER_CMD[*]//$BIN\//}"
-    echo "${BENCH_CMD[*]//$BIN\//}"
+    if [ "${args[0]}" = wrk ]; then echo "API_KEY=$API_KEY ${BENCH_CMD[*]}"; else echo "${BENCH_CMD[*]//$BIN\//}"; fi
   } >>"$OUT/$NAME.cmd"
   [ "$rc" = 0 ] || exit "$rc"
   if awk -v x="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(x <= m)}'; then exit 0; fi
@@ -210,5 +210,5 @@ while :; do
     exit 3
   fi
   echo "($NAME: $other other busy cores > $MAX_OTHER; running it again)" >&2
-  sleep 5
+  sleep 20
 done

@@ -3,7 +3,8 @@
 # (written by scripts/bench-run.sh / bench-doc.sh): one row per run group
 # (NAME without its trailing -<repeat>), the median over the repeats and,
 # in brackets, every run. Find-max results (NAME.findmax.json) get a table
-# of their own.
+# of their own. Latencies (p50, p99, p999) are in µs; p99_sec_med is the
+# median over the window's seconds of each second's p99 (fanout).
 set -euo pipefail
 DIR=${1:?usage: $0 DIR}
 command -v jq >/dev/null || { echo "needs jq" >&2; exit 2; }
@@ -23,7 +24,9 @@ facts() {
       acked_per_s: .fanout.acked_per_s, window_per_s: .fanout.delivered_per_window_s,
       drain_s: .fanout.drain_s, lost: .fanout.lost, deficit: .fanout.rate_deficit,
       p50: (.latency.p50_us // .wrk.latency_us.p50), p99: (.latency.p99_us // .wrk.latency_us.p99),
-      p999: (.latency.p999_us // .wrk.latency_us.p999)}' "$f" 2>/dev/null || true
+      p999: (.latency.p999_us // .wrk.latency_us.p999),
+      p99_sec_med: ((.duration_s // 0) as $d | [.latency_timeline[]? | select(.s < $d) | .p99_us] | sort
+                    | if length == 0 then null else .[(length - 1) / 2 | floor] end)}' "$f" 2>/dev/null || true
   done
 }
 
@@ -43,8 +46,8 @@ facts | jq -rs '
      ["msgs_per_s", "cpu_us", "p50", "p99", "server_util", "bench_util", "other"]
    elif $sc == "fanout" then
      ["msgs_per_s", "acked_per_s", "window_per_s", "drain_s", "lost", "deficit", "p50", "p99", "p999",
-      "cpu_us", "server_util", "bench_util", "other"]
-   else ["msgs_per_s", "cpu_us", "p50", "p99", "server_util", "other"] end) as $cols |
+      "p99_sec_med", "cpu_us", "server_util", "bench_util", "other"]
+   else ["msgs_per_s", "cpu_us", "p50", "p99", "server_util", "bench_util", "other"] end) as $cols |
   "\n### \($sc)\n",
   "| run | " + ($cols | join(" | ")) + " |",
   "| --- |" + ($cols | map(" ---: |") | join("")),

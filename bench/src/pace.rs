@@ -60,16 +60,20 @@ impl Schedule {
     }
 
     /// Publications due at `now_ns` (inclusive) and not yet scheduled, but
-    /// none due at or after `end_ns`; marks them scheduled.
+    /// none due at or after `end_ns`; marks them scheduled. Judged by
+    /// `next_due_ns` itself, so "the next one is due" and "one was taken"
+    /// can never disagree by a rounding (a due publication that was never
+    /// taken would keep the publisher's timer firing at once, forever).
     pub fn take_due(&mut self, now_ns: u64, end_ns: u64) -> u64 {
-        let upto = now_ns.min(end_ns.saturating_sub(1));
-        if upto < self.first_ns {
-            return 0;
+        let mut n = 0;
+        loop {
+            let due = self.next_due_ns();
+            if due > now_ns || due >= end_ns {
+                return n;
+            }
+            self.scheduled += 1;
+            n += 1;
         }
-        let due_total = ((upto - self.first_ns) as f64 / self.interval_ns) as u64 + 1;
-        let n = due_total.saturating_sub(self.scheduled);
-        self.scheduled += n;
-        n
     }
 }
 
@@ -132,6 +136,11 @@ impl Timer {
     /// Resolves once CLOCK_MONOTONIC reaches `ns` (at once if it has).
     /// Cancellation-safe: a later call re-arms only for a new time.
     pub async fn until(&mut self, ns: u64) -> io::Result<()> {
+        // A time already past resolves without touching the event loop:
+        // take a unit of tokio's cooperative budget so that a caller looping
+        // on past times still yields now and then (and timers, the window's
+        // end included, get to fire).
+        tokio::task::coop::consume_budget().await;
         loop {
             if mono_ns() >= ns {
                 return Ok(());
@@ -194,6 +203,31 @@ mod tests {
         // Nothing due at or after the end: 0..1 ms holds exactly 10.
         assert_eq!(s.take_due(5_000_000, 1_000_000), 6);
         assert_eq!(s.scheduled, 10);
+        assert_eq!(s.take_due(6_000_000, 1_000_000), 0);
+    }
+
+    #[test]
+    fn take_due_agrees_with_next_due_at_awkward_rates() {
+        // Whenever the next publication is due (before the end), taking
+        // what is due takes at least that one — for rates whose interval is
+        // no whole number of nanoseconds, right up to the window's end.
+        for (rate, publishers) in [
+            (450.0, 1),
+            (333.0, 3),
+            (7.0, 1),
+            (10_000.0, 7),
+            (1e6 / 3.0, 2),
+        ] {
+            for j in 0..publishers {
+                let end = 1_000_000_000 + 2_000_000_000;
+                let mut s = Schedule::new(1_000_000_000, rate, publishers, j);
+                while s.next_due_ns() < end {
+                    let due = s.next_due_ns();
+                    assert!(s.take_due(due, end) >= 1, "rate {rate} j {j} at {due}");
+                }
+                assert_eq!(s.take_due(u64::MAX, end), 0);
+            }
+        }
     }
 
     #[test]
