@@ -211,6 +211,27 @@ impl Conn {
         f(&iov[..n])
     }
 
+    /// Whether the next send should copy the front of the queue into one
+    /// buffer ([`Conn::gather_front`]) rather than hand the kernel one iovec
+    /// per frame: several frames queued, the first of them small. The
+    /// kernel's cost per iovec segment dominates for runs of small frames.
+    pub(crate) fn should_gather(&self) -> bool {
+        let out = self.out.borrow();
+        out.len() > 1 && out.front().is_some_and(|f| f.len() <= GATHER_FRAME_MAX)
+    }
+
+    /// Copies frames from the front of the queue into `buf` (cleared first)
+    /// while they fit in `max` bytes (the first one always).
+    pub(crate) fn gather_front(&self, buf: &mut Vec<u8>, max: usize) {
+        buf.clear();
+        for b in self.out.borrow().iter() {
+            if !buf.is_empty() && buf.len() + b.len() > max {
+                break;
+            }
+            buf.extend_from_slice(b);
+        }
+    }
+
     /// Drops `sent` bytes from the front of the queue; returns whole frames sent.
     pub(crate) fn consume(&self, mut sent: usize) -> usize {
         self.out_bytes.set(self.out_bytes.get() - sent);
@@ -239,6 +260,10 @@ impl Conn {
 
 /// Slices gathered into one sendmsg(2). Linux allows 1024 (UIO_MAXIOV).
 pub const MAX_IOV: usize = 64;
+
+/// A front frame up to this size is sent from a copy with the frames behind
+/// it; a longer one goes as its own iovec (no copy of big publications).
+pub const GATHER_FRAME_MAX: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -305,5 +330,63 @@ mod tests {
         assert_eq!(front, vec![b"efg".to_vec()]);
         assert_eq!(c.consume(3), 1);
         assert!(!c.has_output());
+    }
+
+    /// Drains the queue the way the reactor does (gathered copies or
+    /// iovecs), in sends of at most `chunk` bytes; returns the bytes on the
+    /// wire and the frames counted.
+    fn drain(c: &Conn, chunk: usize) -> (Vec<u8>, usize) {
+        let mut wire = Vec::new();
+        let mut frames = 0;
+        let mut buf = Vec::new();
+        while c.has_output() {
+            let n = if c.should_gather() {
+                c.gather_front(&mut buf, 1000);
+                let n = buf.len().min(chunk);
+                wire.extend_from_slice(&buf[..n]);
+                n
+            } else {
+                c.with_front(usize::MAX, |iov| {
+                    let mut n = 0;
+                    for s in iov {
+                        let take = (chunk - n).min(s.len());
+                        wire.extend_from_slice(&s[..take]);
+                        n += take;
+                        if n == chunk {
+                            break;
+                        }
+                    }
+                    n
+                })
+            };
+            frames += c.consume(n);
+        }
+        (wire, frames)
+    }
+
+    #[test]
+    fn small_and_big_frames_leave_in_order_whatever_the_send_sizes() {
+        let big = Bytes::from(vec![7u8; GATHER_FRAME_MAX + 1]);
+        let frames: Vec<Bytes> = (0..40u8)
+            .map(|i| {
+                if i % 7 == 3 {
+                    big.clone()
+                } else {
+                    Bytes::from(vec![i; 1 + 9 * i as usize])
+                }
+            })
+            .collect();
+        let expect: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        for chunk in [1, 3, 64, 500, 999, 4096, usize::MAX] {
+            let c = Conn::new(1, 0);
+            for f in &frames {
+                assert!(c.send(f.clone()));
+            }
+            assert_eq!(c.queued_bytes(), expect.len());
+            let (wire, n) = drain(&c, chunk);
+            assert_eq!(wire, expect, "chunk {chunk}");
+            assert_eq!(n, frames.len(), "chunk {chunk}");
+            assert_eq!(c.queued_bytes(), 0);
+        }
     }
 }

@@ -461,14 +461,29 @@ fn flush_conn<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
     }
 }
 
+thread_local! {
+    /// The shard's staging buffer: a connection's queued small frames are
+    /// copied into it and leave in one contiguous send (one iovec).
+    static GATHER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(GATHER_MAX));
+}
+/// Bytes copied into one send at most.
+const GATHER_MAX: usize = 64 * 1024;
+
 /// Sends as much of the queue as the socket takes. `Ok(true)`: drained.
 fn flush<S: Service, St>(shard: &ShardCtx<S>, e: &Entry<St>) -> io::Result<bool> {
     let fd = e.fd.as_raw_fd();
     while e.conn.has_output() {
-        match e
-            .conn
-            .with_front(usize::MAX, |iov| sys::send_vectored(fd, iov))
-        {
+        let sent = if e.conn.should_gather() {
+            GATHER.with(|g| {
+                let mut g = g.borrow_mut();
+                e.conn.gather_front(&mut g, GATHER_MAX);
+                sys::send(fd, &g)
+            })
+        } else {
+            e.conn
+                .with_front(usize::MAX, |iov| sys::send_vectored(fd, iov))
+        };
+        match sent {
             Ok(n) => {
                 let frames = e.conn.consume(n);
                 shard.stats.sent(n, frames);
