@@ -312,6 +312,20 @@ impl Hub {
         self.stats
             .publications
             .set(self.stats.publications.get() + 1);
+        // The acknowledgement is queued before the deliveries: the publisher's
+        // connection is flushed first in the pass that sends them all, so it
+        // can send its next publications while the fan-out is on the wire.
+        if let Some(r) = reply {
+            let mut line = BytesMut::with_capacity(32);
+            push::empty_result(&mut line, r.id, "publish");
+            self.send(
+                r.shard as usize,
+                MeshMsg::Reply {
+                    reply: r,
+                    line: line.freeze(),
+                },
+            );
+        }
         if ch.total > 0 || ch.history.is_some() {
             let object = push::publication_object(data, info, offset);
             if ch.total > 0 {
@@ -332,17 +346,6 @@ impl Hub {
         } else if ch.is_idle() {
             // Nobody holds a position in this stream: forget it.
             owned.remove(&channel);
-        }
-        if let Some(r) = reply {
-            let mut line = BytesMut::with_capacity(32);
-            push::empty_result(&mut line, r.id, "publish");
-            self.send(
-                r.shard as usize,
-                MeshMsg::Reply {
-                    reply: r,
-                    line: line.freeze(),
-                },
-            );
         }
         (epoch, offset)
     }
