@@ -23,6 +23,20 @@ pub fn subscribe_cmd(id: u64, channel: &str) -> Vec<u8> {
     format!("{{\"id\":{id},\"subscribe\":{{\"channel\":{ch}}}}}").into_bytes()
 }
 
+/// A subscribe asking for a recoverable subscription; with `recover`
+/// (offset, epoch) it asks for the publications missed since that position
+/// (Centrifugo client protocol v2: `recoverable`, `recover`, `offset`,
+/// `epoch`).
+pub fn subscribe_recover_cmd(id: u64, channel: &str, recover: Option<(u64, &str)>) -> Vec<u8> {
+    let mut sub = serde_json::json!({"channel": channel, "recoverable": true});
+    if let Some((offset, epoch)) = recover {
+        sub["recover"] = true.into();
+        sub["offset"] = offset.into();
+        sub["epoch"] = epoch.into();
+    }
+    serde_json::to_vec(&serde_json::json!({"id": id, "subscribe": sub})).expect("json")
+}
+
 /// Appends a publish command whose `data` is a bench payload.
 pub fn publish_cmd(out: &mut Vec<u8>, id: u64, channel: &str, data: &[u8]) {
     let _ = write!(
@@ -180,6 +194,68 @@ fn fast_stamp(line: &[u8]) -> Option<Stamp> {
     })
 }
 
+/// The `offset` of a publication push. Servers write it last
+/// (`…,"offset":N}}}`), so the line's tail is looked at first; anything else
+/// goes through serde_json.
+pub fn pub_offset(line: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"offset\":";
+    let tail = &line[line.len().saturating_sub(40)..];
+    if let Some(i) = find(tail, KEY) {
+        if let Some((n, rest)) = number(&tail[i + KEY.len()..]) {
+            if rest.iter().all(|&b| b == b'}') {
+                return Some(n);
+            }
+        }
+    }
+    let v: Value = serde_json::from_slice(line).ok()?;
+    v["push"]["pub"]["offset"].as_u64()
+}
+
+/// What a subscribe reply said about the stream and recovery.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SubscribeReply {
+    pub epoch: Option<String>,
+    pub offset: Option<u64>,
+    pub was_recovering: bool,
+    pub recovered: bool,
+    /// Publications the reply carried (recovered), with their offsets.
+    pub publications: Vec<(Option<Stamp>, Option<u64>)>,
+}
+
+/// Parses `{"id":N,"subscribe":{…}}` (`None`: not a subscribe result).
+pub fn subscribe_reply(line: &[u8]) -> Option<SubscribeReply> {
+    let v: Value = serde_json::from_slice(line).ok()?;
+    let r = v.get("subscribe")?;
+    let flag = |k: &str| r.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let publications = r
+        .get("publications")
+        .and_then(Value::as_array)
+        .map(|pubs| {
+            pubs.iter()
+                .map(|p| (stamp_of(&p["data"]), p["offset"].as_u64()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(SubscribeReply {
+        epoch: r.get("epoch").and_then(Value::as_str).map(str::to_string),
+        offset: r.get("offset").and_then(Value::as_u64),
+        was_recovering: flag("was_recovering"),
+        recovered: flag("recovered"),
+        publications,
+    })
+}
+
+/// Our stamp in a publication's `data`, if it is one of ours.
+fn stamp_of(data: &Value) -> Option<Stamp> {
+    let field = |k: &str| data.get(k).and_then(Value::as_u64);
+    Some(Stamp {
+        t: field("t")?,
+        s: field("s")?,
+        p: field("p")? as u32,
+        c: field("c")? as u32,
+    })
+}
+
 fn number(b: &[u8]) -> Option<(u64, &[u8])> {
     let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if n == 0 || n > 19 {
@@ -209,18 +285,9 @@ fn slow_classify(line: &[u8]) -> Line {
         };
     }
     if let Some(push) = obj.get("push") {
-        let data = &push["pub"]["data"];
-        let field = |k: &str| data.get(k).and_then(Value::as_u64);
-        let stamp = match (field("t"), field("s"), field("p"), field("c")) {
-            (Some(t), Some(s), Some(p), Some(c)) => Some(Stamp {
-                t,
-                s,
-                p: p as u32,
-                c: c as u32,
-            }),
-            _ => None,
+        return Line::Push {
+            stamp: stamp_of(&push["pub"]["data"]),
         };
-        return Line::Push { stamp };
     }
     Line::Other
 }
@@ -241,6 +308,52 @@ mod tests {
         assert_eq!(out, br#"{"id":3,"publish":{"channel":"c","data":{"a":1}}}"#);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["publish"]["data"]["a"], 1);
+    }
+
+    #[test]
+    fn recovery_commands_and_replies() {
+        assert_eq!(
+            subscribe_recover_cmd(2, "s:1", None),
+            br#"{"id":2,"subscribe":{"channel":"s:1","recoverable":true}}"#
+        );
+        let v: Value =
+            serde_json::from_slice(&subscribe_recover_cmd(3, "c", Some((17, "ab")))).unwrap();
+        assert_eq!(v["subscribe"]["recover"], true);
+        assert_eq!(v["subscribe"]["offset"], 17);
+        assert_eq!(v["subscribe"]["epoch"], "ab");
+        let r = subscribe_reply(
+            br#"{"id":2,"subscribe":{"recoverable":true,"epoch":"xyz","offset":9,"was_recovering":true,"recovered":true,"publications":[{"data":{"t":5,"s":8,"p":0,"c":1,"x":""},"offset":8},{"data":{"a":1},"offset":9}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.epoch.as_deref(), Some("xyz"));
+        assert_eq!(r.offset, Some(9));
+        assert!(r.was_recovering && r.recovered);
+        let stamp = Stamp {
+            t: 5,
+            s: 8,
+            p: 0,
+            c: 1,
+        };
+        assert_eq!(
+            r.publications,
+            vec![(Some(stamp), Some(8)), (None, Some(9))]
+        );
+        // A server without recovery (the peer): an empty result.
+        let r = subscribe_reply(br#"{"id":2,"subscribe":{}}"#).unwrap();
+        assert_eq!(r, SubscribeReply::default());
+        assert_eq!(subscribe_reply(br#"{"id":2,"publish":{}}"#), None);
+        assert_eq!(
+            pub_offset(br#"{"push":{"channel":"c","pub":{"data":{"x":"offset"},"offset":42}}}"#),
+            Some(42)
+        );
+        assert_eq!(
+            pub_offset(br#"{"push":{"pub":{"offset":7,"data":{}},"channel":"c"}}"#),
+            Some(7)
+        );
+        assert_eq!(
+            pub_offset(br#"{"push":{"channel":"c","pub":{"data":{}}}}"#),
+            None
+        );
     }
 
     #[test]

@@ -223,6 +223,16 @@ impl WsClient {
         let _ = self.stream.shutdown().await;
     }
 
+    /// Drops the connection abruptly: no close frame, and a zero linger so
+    /// the kernel answers with a reset (a client that vanished, not one
+    /// that said goodbye). Leaves no TIME_WAIT on the bench's side.
+    pub fn abort(self) {
+        // A zero linger never blocks on drop (tokio's deprecation is about
+        // a non-zero one): the socket is reset at once.
+        #[allow(deprecated)]
+        let _ = self.stream.set_linger(Some(std::time::Duration::ZERO));
+    }
+
     /// Bytes buffered but not yet decoded (for tests).
     #[cfg(test)]
     fn buffered(&self) -> usize {

@@ -1,6 +1,7 @@
 //! `ringcast-bench`: load generator for ringcast and for peers speaking the
 //! same protocols. Scenarios: `hold` (idle connections, memory per
-//! connection), `echo` (round trips), `fanout` (publish → subscribers).
+//! connection), `echo` (round trips), `fanout` (publish → subscribers),
+//! `publish` (publisher ingest), `storm` (everyone dropped and recovering).
 
 mod centrifuge;
 mod client;
@@ -15,6 +16,7 @@ mod stats;
 mod worker;
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +26,18 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::net::{Spread, Target, FD_RESERVE};
 use crate::pace::Pace;
+use crate::publish::http::Api;
 use crate::publish::{PublishConfig, PublisherKind};
 use crate::run::{ControlOpts, Layout};
 use crate::scenario::echo::EchoConfig;
 use crate::scenario::fanout::FanoutConfig;
 use crate::scenario::hold::HoldConfig;
+use crate::scenario::pubsub::PublisherLoad;
+use crate::scenario::storm::{DropKind, StormConfig};
 use crate::scenario::{Plan, Protocol, Scenario};
+
+/// Exit code when `--expect-zero-loss` was given and a publication was lost.
+const EXIT_LOST: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +58,10 @@ enum Cmd {
     Echo(EchoArgs),
     /// Publishers → channels → subscribers: deliveries/s, latency, loss, order.
     Fanout(FanoutArgs),
+    /// Publisher ingest: acknowledged publishes/s, ack latency, server CPU per publish.
+    Publish(PublishArgs),
+    /// Reconnect storm: subscribers with recovery dropped at once while publishing.
+    Storm(StormArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,28 +136,171 @@ struct FanoutArgs {
     /// How publications reach the server.
     #[arg(long, value_enum, default_value_t = PublisherKind::Client)]
     publisher: PublisherKind,
-    /// Server API base URL (`--publisher http`).
+    #[command(flatten)]
+    endpoints: Endpoints,
+    #[command(flatten)]
+    drain: Drain,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// Server to load (ws://host:port/path): subscribers, and `--via client` publishers.
+    #[arg(long, default_value = "ws://127.0.0.1:8000/connection/websocket")]
+    url: String,
+    /// How publications reach the server.
+    #[arg(long, value_enum, default_value_t = PublisherKind::Tcp)]
+    via: PublisherKind,
+    /// Publisher connections.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Unacknowledged publications per publisher (the window).
+    #[arg(short = 'w', long, default_value_t = 256)]
+    in_flight: usize,
+    /// Bytes of each publication's data JSON.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Publications in total; the run ends when they are acknowledged (or
+    /// at -d, which then defaults to 60 s).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Publish at this total rate instead of as fast as acknowledged.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Subscribers that check delivery (0: none).
+    #[arg(long, default_value_t = 0)]
+    subscribers: usize,
+    /// Channels, published round-robin.
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    #[command(flatten)]
+    endpoints: Endpoints,
+    #[command(flatten)]
+    drain: Drain,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct StormArgs {
+    /// Server to load (ws://host:port/path).
+    #[arg(long, default_value = "ws://127.0.0.1:8000/connection/websocket")]
+    url: String,
+    /// Subscriber connections; connection i subscribes to channel i mod --channels.
+    #[arg(short = 'n', long = "conns", default_value_t = 1000)]
+    conns: usize,
+    /// Channels (`<prefix>-0` …; the prefix defaults to `storm:bench`, a
+    /// namespace the server keeps history for).
+    #[arg(long, default_value_t = 10)]
+    channels: usize,
+    /// Publisher connections.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Publications per second, total, for the whole run.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// How --rate is spread in time.
+    #[arg(long, value_enum, default_value_t = Pace::Even)]
+    pace: Pace,
+    /// Unacknowledged publications per publisher.
+    #[arg(long, default_value_t = 1000)]
+    in_flight: usize,
+    /// Bytes of each publication's data JSON.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// How publications reach the server (`client` cannot be used with
+    /// `--drop api`: it would drop the publishers too).
+    #[arg(long, value_enum, default_value_t = PublisherKind::Http)]
+    publisher: PublisherKind,
+    /// How every connection is dropped: `api` (server API `disconnect`,
+    /// one call) or `client` (the bench resets its sockets; any server).
+    #[arg(long = "drop", value_enum, default_value_t = DropKind::Api)]
+    drop_kind: DropKind,
+    /// `--drop api`: whose connections ("": every anonymous one).
+    #[arg(long, default_value = "")]
+    drop_user: String,
+    /// `--drop api`: close code asked for (3000–3499, reconnect advised).
+    #[arg(long, default_value_t = 3011)]
+    drop_code: u16,
+    /// Seconds from the window's start to the first drop.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Drop rounds.
+    #[arg(long, default_value_t = 1)]
+    drops: usize,
+    /// Seconds between drop rounds.
+    #[arg(long, default_value_t = 3.0)]
+    drop_every: f64,
+    /// Shortest reconnect delay, seconds (each connection draws one in
+    /// [min, max]; after a failed attempt in [max/2, max]).
+    #[arg(long, default_value_t = 0.1)]
+    reconnect_min: f64,
+    /// Longest reconnect delay, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    reconnect_max: f64,
+    /// Resubscribe without `recover` (what is lost without recovery).
+    #[arg(long)]
+    no_recover: bool,
+    #[command(flatten)]
+    endpoints: Endpoints,
+    #[command(flatten)]
+    drain: Drain,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Where the server API and the TCP publisher port are.
+#[derive(Debug, Args)]
+struct Endpoints {
+    /// Server API base URL (`http` publishers, `--drop api`).
     #[arg(long, default_value = "http://127.0.0.1:9000/api")]
     api_url: String,
-    /// TCP publisher address (`--publisher tcp`).
+    /// TCP publisher address (`tcp` publishers).
     #[arg(long, default_value = "127.0.0.1:9001")]
     publisher_addr: String,
     /// API key for the server API and the TCP publisher port.
     #[arg(long, env = "RINGCAST_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+}
+
+impl Endpoints {
+    fn publish(&self, kind: PublisherKind) -> anyhow::Result<PublishConfig> {
+        PublishConfig::new(
+            kind,
+            &self.api_url,
+            &self.publisher_addr,
+            self.api_key.clone(),
+        )
+    }
+}
+
+/// How long to wait for what is still in flight after the window.
+#[derive(Debug, Args)]
+struct Drain {
     /// After the window, wait until no delivery arrived for this many seconds.
     #[arg(long, default_value_t = 1.0)]
     quiet: f64,
     /// Longest wait for acknowledgements and deliveries after the window, seconds.
     #[arg(long, default_value_t = 10.0)]
     drain_max: f64,
-    #[command(flatten)]
-    common: Common,
+}
+
+impl Drain {
+    /// (quiet, drain_max), capped for `--smoke`.
+    fn secs(&self, smoke: bool) -> (f64, f64) {
+        if smoke {
+            (self.quiet.min(0.3), self.drain_max.min(3.0))
+        } else {
+            (self.quiet, self.drain_max)
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 struct Common {
-    /// Seconds of the measured window [default: 10; with --smoke 1, at most 5].
+    /// Seconds of the measured window [default: 10 (publish --count: 60);
+    /// with --smoke 1 (storm 3), at most 5].
     #[arg(short = 'd', long)]
     duration: Option<f64>,
     /// Server process to sample: RSS before/after setup, CPU during the window.
@@ -190,9 +345,16 @@ struct Common {
     /// Centrifugo connect token.
     #[arg(long)]
     token: Option<String>,
-    /// Channels are named `<prefix>-<n>`.
-    #[arg(long, default_value = "bench")]
-    channel_prefix: String,
+    /// Channels are named `<prefix>-<n>` [default: bench; storm: storm:bench].
+    #[arg(long)]
+    channel_prefix: Option<String>,
+    /// Also write DIR/report.md (table, parameters, command, machine) and
+    /// SVG charts (latency percentiles, throughput per second).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Exit 3 when any publication was lost (fanout, publish, storm).
+    #[arg(long)]
+    expect_zero_loss: bool,
     /// Internal: run as child `i/n` of a multi-process run.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -214,13 +376,31 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Cmd::Hold(a) => hold_config(a),
         Cmd::Echo(a) => echo_config(a),
         Cmd::Fanout(a) => fanout_config(a)?,
+        Cmd::Publish(a) => publish_config(a)?,
+        Cmd::Storm(a) => storm_config(a)?,
     };
     let duration = match (c.duration, c.smoke) {
-        (None, false) => 10.0,
-        (None, true) => 1.0,
         (Some(d), false) => d,
         (Some(d), true) => d.min(5.0),
+        (None, smoke) => match (&scenario, smoke) {
+            (Scenario::Storm(_), true) => 3.0,
+            (Scenario::Publish(p), true) if p.load.count.is_some() => 5.0,
+            (_, true) => 1.0,
+            (Scenario::Publish(p), false) if p.load.count.is_some() => 60.0,
+            _ => 10.0,
+        },
     };
+    if let Scenario::Storm(s) = &scenario {
+        if s.drops > 0 && s.warmup_s + (s.drops - 1) as f64 * s.drop_every_s >= duration {
+            bail!(
+                "the last drop ({} s + {} × {} s) must come before the window's end ({duration} s): \
+                 raise -d or lower --warmup/--drops/--drop-every",
+                s.warmup_s,
+                s.drops - 1,
+                s.drop_every_s
+            );
+        }
+    }
     if c.smoke {
         c.settle = c.settle.min(0.1);
         c.connect_timeout = c.connect_timeout.min(5.0);
@@ -230,6 +410,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
     }
     let target = Target::parse(&url)?;
     let spread = Spread::new(&target, c.source_base, c.conns_per_addr, c.no_spread)?;
+    let channel_prefix = c.channel_prefix.clone().unwrap_or_else(|| {
+        match scenario {
+            Scenario::Storm(_) => "storm:bench",
+            _ => "bench",
+        }
+        .to_string()
+    });
     let plan = Plan {
         scenario,
         target,
@@ -238,7 +425,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         duration: Duration::from_secs_f64(duration),
         connect_timeout: Duration::from_secs_f64(c.connect_timeout.max(0.01)),
         token: c.token.clone(),
-        channel_prefix: c.channel_prefix.clone(),
+        channel_prefix,
     };
     let total = plan.share().total();
     plan.spread.check(total)?;
@@ -300,8 +487,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", report.table());
     }
+    if let Some(dir) = &c.report {
+        report::write_dir(dir, &report).with_context(|| format!("--report {}", dir.display()))?;
+        eprintln!("report: {}", dir.join("report.md").display());
+    }
+    let lost = report.lost();
     Ok(if report.connections.established == 0 {
         ExitCode::from(1)
+    } else if c.expect_zero_loss && lost > 0 {
+        eprintln!("ringcast-bench: {lost} deliveries lost (--expect-zero-loss)");
+        ExitCode::from(EXIT_LOST)
     } else {
         ExitCode::SUCCESS
     })
@@ -334,43 +529,141 @@ fn echo_config(a: EchoArgs) -> (Scenario, String, Common) {
 
 fn fanout_config(a: FanoutArgs) -> anyhow::Result<(Scenario, String, Common)> {
     let smoke = a.common.smoke;
-    if a.channels == 0 || a.publishers == 0 {
+    let rate = (!a.max).then_some(a.rate);
+    let in_flight = a.in_flight.unwrap_or(if a.max { 32 } else { 1000 });
+    let load = publisher_load(
+        (a.channels, a.publishers, rate, a.pace),
+        (in_flight, a.size, None),
+        a.endpoints.publish(a.publisher)?,
+        &a.drain,
+        smoke,
+    )?;
+    let cfg = subscribers_for(a.subscribers, load, &a.drain, smoke);
+    Ok((Scenario::Fanout(cfg), a.url, a.common))
+}
+
+fn publish_config(a: PublishArgs) -> anyhow::Result<(Scenario, String, Common)> {
+    let smoke = a.common.smoke;
+    let count = match (a.count, smoke) {
+        (Some(0), _) => bail!("--count must be at least 1"),
+        (Some(n), true) => Some(n.min(5_000)),
+        (n, _) => n,
+    };
+    let publish = a.endpoints.publish(a.via)?;
+    let shape = (a.channels, a.publishers, a.rate, Pace::Even);
+    let load = publisher_load(
+        shape,
+        (a.in_flight, a.size, count),
+        publish,
+        &a.drain,
+        smoke,
+    )?;
+    let cfg = subscribers_for(a.subscribers, load, &a.drain, smoke);
+    Ok((Scenario::Publish(cfg), a.url, a.common))
+}
+
+fn storm_config(a: StormArgs) -> anyhow::Result<(Scenario, String, Common)> {
+    let smoke = a.common.smoke;
+    if a.drop_kind == DropKind::Api && a.publisher == PublisherKind::Client {
+        bail!(
+            "--drop api would disconnect the client-protocol publishers too: \
+             use --publisher http or tcp, or --drop client"
+        );
+    }
+    if !(3000..=3499).contains(&a.drop_code) {
+        bail!(
+            "--drop-code {} is not a reconnect code (3000–3499)",
+            a.drop_code
+        );
+    }
+    let secs = [a.warmup, a.drop_every, a.reconnect_min, a.reconnect_max];
+    if secs.iter().any(|s| !(s.is_finite() && *s >= 0.0)) || a.reconnect_max < a.reconnect_min {
+        bail!("--warmup, --drop-every, --reconnect-min ≤ --reconnect-max must be ≥ 0");
+    }
+    let load = publisher_load(
+        (a.channels, a.publishers, Some(a.rate), a.pace),
+        (a.in_flight, a.size, None),
+        a.endpoints.publish(a.publisher)?,
+        &a.drain,
+        smoke,
+    )?;
+    let (quiet_s, _) = a.drain.secs(smoke);
+    let cap = |v: f64, max: f64| if smoke { v.min(max) } else { v };
+    let api = match a.drop_kind {
+        DropKind::Api => Some(Api::new(&a.endpoints.api_url, a.endpoints.api_key.clone())?),
+        DropKind::Client => None,
+    };
+    let cfg = StormConfig {
+        conns: if smoke { a.conns.min(20) } else { a.conns },
+        load,
+        drop: a.drop_kind,
+        api,
+        drop_user: a.drop_user,
+        drop_code: a.drop_code,
+        warmup_s: cap(a.warmup, 0.5),
+        drops: if smoke { a.drops.min(2) } else { a.drops },
+        drop_every_s: cap(a.drop_every, 1.0),
+        reconnect_min_s: cap(a.reconnect_min, 0.05),
+        reconnect_max_s: cap(a.reconnect_max, 0.3),
+        recover: !a.no_recover,
+        quiet_s,
+    };
+    Ok((Scenario::Storm(cfg), a.url, a.common))
+}
+
+/// Fanout and publish: `subscribers` (capped for `--smoke`) on `load`.
+fn subscribers_for(
+    subscribers: usize,
+    load: PublisherLoad,
+    drain: &Drain,
+    smoke: bool,
+) -> FanoutConfig {
+    FanoutConfig {
+        subscribers: if smoke {
+            subscribers.min(8)
+        } else {
+            subscribers
+        },
+        load,
+        quiet_s: drain.secs(smoke).0,
+    }
+}
+
+/// The publishers' part of fanout, publish and storm, checked and capped
+/// for `--smoke`: (channels, publishers, rate, pace), (in flight, size,
+/// count).
+fn publisher_load(
+    (channels, publishers, rate, pace): (usize, usize, Option<f64>, Pace),
+    (in_flight, size, count): (usize, usize, Option<u64>),
+    publish: PublishConfig,
+    drain: &Drain,
+    smoke: bool,
+) -> anyhow::Result<PublisherLoad> {
+    if channels == 0 || publishers == 0 {
         bail!("--channels and --publishers must be at least 1");
     }
-    let rate_ok = a.rate > 0.0 && a.rate.is_finite();
-    if !a.max && !rate_ok {
-        bail!("--rate must be positive (or use --max)");
+    if let Some(r) = rate {
+        if !(r > 0.0 && r.is_finite()) {
+            bail!("--rate must be positive");
+        }
     }
-    let in_flight = a.in_flight.unwrap_or(if a.max { 32 } else { 1000 }).max(1);
-    let cfg = FanoutConfig {
-        subscribers: if smoke {
-            a.subscribers.min(8)
+    let in_flight = in_flight.max(1);
+    let (_, drain_max_s) = drain.secs(smoke);
+    Ok(PublisherLoad {
+        channels: if smoke { channels.min(2) } else { channels },
+        publishers: if smoke { publishers.min(2) } else { publishers },
+        rate: if smoke {
+            rate.map(|r| r.min(200.0))
         } else {
-            a.subscribers
+            rate
         },
-        channels: if smoke { a.channels.min(2) } else { a.channels },
-        publishers: if smoke {
-            a.publishers.min(2)
-        } else {
-            a.publishers
-        },
-        rate: match (a.max, smoke) {
-            (true, _) => None,
-            (false, true) => Some(a.rate.min(200.0)),
-            (false, false) => Some(a.rate),
-        },
-        pace: a.pace,
+        pace,
         in_flight: if smoke { in_flight.min(8) } else { in_flight },
-        size: a.size,
-        publish: PublishConfig::new(a.publisher, &a.api_url, &a.publisher_addr, a.api_key)?,
-        quiet_s: if smoke { a.quiet.min(0.3) } else { a.quiet },
-        drain_max_s: if smoke {
-            a.drain_max.min(3.0)
-        } else {
-            a.drain_max
-        },
-    };
-    Ok((Scenario::Fanout(cfg), a.url, a.common))
+        size,
+        publish,
+        count,
+        drain_max_s,
+    })
 }
 
 /// `1`, `1,3`, `0-3`, `0-1,4`.

@@ -51,6 +51,23 @@ impl Hist {
         self.0.len()
     }
 
+    /// The percentile curve: (quantile, µs) points, denser towards the
+    /// tail (hdrhistogram's quantile iteration, 5 ticks per half distance).
+    pub fn percentiles(&self) -> Vec<(f64, f64)> {
+        if self.0.is_empty() {
+            return vec![];
+        }
+        self.0
+            .iter_quantiles(5)
+            .map(|v| {
+                (
+                    v.quantile_iterated_to(),
+                    v.value_iterated_to() as f64 / 1000.0,
+                )
+            })
+            .collect()
+    }
+
     pub fn summary(&self) -> Summary {
         let h = &self.0;
         let us = |ns: u64| ns as f64 / 1000.0;
@@ -199,9 +216,87 @@ pub struct Tally {
     pub latency: Hist,
     /// Fanout: publish → receive latency by second of the run (index: whole
     /// seconds from the window's start to the receive time), so a tail can
-    /// be placed in time (warm-up, a stall, the drain).
+    /// be placed in time (warm-up, a stall, the drain). Its counts are the
+    /// deliveries (echo: replies) per second.
     pub latency_by_s: Vec<Hist>,
+    /// Publication issued → acknowledged (fanout, storm, publish).
+    pub ack_latency: Hist,
+    /// Acknowledgements per second of the run (same seconds as `latency_by_s`).
+    pub acks_by_s: Vec<u64>,
+    /// Storm: connections subscribed again per second of the run.
+    pub resubscribed_by_s: Vec<u64>,
+    /// Storm: one entry per drop round.
+    pub rounds: Vec<Round>,
+    /// Storm: publications that came in subscribe replies (recovered).
+    pub recovered_pubs: u64,
     pub errors: BTreeMap<String, u64>,
+}
+
+/// Storm: what one drop round did to the connections.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Round {
+    #[serde(flatten)]
+    pub n: RoundCounts,
+    /// Last resubscription (CLOCK_MONOTONIC ns; 0: none).
+    pub last_ns: u64,
+    /// Per connection: from noticing the drop to subscribed again,
+    /// including the reconnect delay.
+    pub reconnect: Hist,
+}
+
+/// Storm: the connections of one drop round, counted.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoundCounts {
+    /// Connections that went down in this round.
+    pub dropped: u64,
+    /// …and were connected and subscribed again.
+    pub resubscribed: u64,
+    /// The subscribe reply said `recovered: true`.
+    pub recovered: u64,
+    /// The subscribe reply said `recovered: false`.
+    pub unrecovered: u64,
+    /// The subscribe reply said nothing about recovery (a server without it).
+    pub recovery_ignored: u64,
+    /// Reconnect attempts that failed (each was retried).
+    pub failed_attempts: u64,
+}
+
+impl std::ops::AddAssign for RoundCounts {
+    fn add_assign(&mut self, o: RoundCounts) {
+        self.dropped += o.dropped;
+        self.resubscribed += o.resubscribed;
+        self.recovered += o.recovered;
+        self.unrecovered += o.unrecovered;
+        self.recovery_ignored += o.recovery_ignored;
+        self.failed_attempts += o.failed_attempts;
+    }
+}
+
+impl Round {
+    fn merge(&mut self, o: &Round) {
+        self.n += o.n;
+        self.last_ns = self.last_ns.max(o.last_ns);
+        self.reconnect.merge(&o.reconnect);
+    }
+}
+
+/// Adds `n` to second `sec` of a per-second timeline.
+pub fn bump(timeline: &mut Vec<u64>, sec: u64, n: u64) {
+    let i = (sec as usize).min(MAX_TIMELINE_S - 1);
+    if timeline.len() <= i {
+        timeline.resize(i + 1, 0);
+    }
+    timeline[i] += n;
+}
+
+/// Adds timeline `b` into `a`.
+fn merge_timeline(a: &mut Vec<u64>, b: &[u64]) {
+    if a.len() < b.len() {
+        a.resize(b.len(), 0);
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
 }
 
 /// Longest timeline kept (seconds); later deliveries go in the last slot.
@@ -281,6 +376,16 @@ impl Tally {
         for (a, b) in self.latency_by_s.iter_mut().zip(&o.latency_by_s) {
             a.merge(b);
         }
+        self.ack_latency.merge(&o.ack_latency);
+        merge_timeline(&mut self.acks_by_s, &o.acks_by_s);
+        merge_timeline(&mut self.resubscribed_by_s, &o.resubscribed_by_s);
+        if self.rounds.len() < o.rounds.len() {
+            self.rounds.resize_with(o.rounds.len(), Round::default);
+        }
+        for (a, b) in self.rounds.iter_mut().zip(&o.rounds) {
+            a.merge(b);
+        }
+        self.recovered_pubs += o.recovered_pubs;
         for (k, v) in &o.errors {
             if self.errors.len() >= MAX_ERROR_KINDS && !self.errors.contains_key(k) {
                 *self.errors.entry("other".into()).or_default() += v;
@@ -397,6 +502,34 @@ mod tests {
         let back: Hist = serde_json::from_str(&json).unwrap();
         assert_eq!(back.len(), 1000);
         assert_eq!(back.summary(), h.summary());
+    }
+
+    #[test]
+    fn percentile_curve_and_timelines() {
+        let mut h = Hist::default();
+        assert!(h.percentiles().is_empty());
+        for v in 1..=10_000u64 {
+            h.record(v * 1000);
+        }
+        let p = h.percentiles();
+        assert!(p.len() > 20);
+        assert!(p.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        let last = p.last().unwrap();
+        assert!((last.0 - 1.0).abs() < 1e-9 && (last.1 - 10_000.0).abs() < 20.0);
+        let mut a = Tally::default();
+        bump(&mut a.acks_by_s, 2, 5);
+        let mut b = Tally::default();
+        bump(&mut b.acks_by_s, 0, 1);
+        bump(&mut b.acks_by_s, 3, 1);
+        let mut round = Round {
+            last_ns: 7,
+            ..Round::default()
+        };
+        round.n.dropped = 2;
+        b.rounds.push(round);
+        a.merge(&b);
+        assert_eq!(a.acks_by_s, vec![1, 0, 5, 1]);
+        assert_eq!((a.rounds[0].n.dropped, a.rounds[0].last_ns), (2, 7));
     }
 
     #[test]

@@ -260,19 +260,28 @@ pub struct Hand {
 impl Hand {
     /// Dials WebSocket connection `index` and runs `login` on it (the
     /// Centrifugo connect/subscribe exchange, or nothing).
-    pub async fn dial<F, Fut>(&mut self, index: usize, login: F) -> Option<WsClient>
+    pub async fn dial<T, F, Fut>(&mut self, index: usize, login: F) -> Option<T>
     where
         F: FnOnce(WsClient) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<WsClient>>,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
         let target = self.dialer.target.clone();
-        self.establish(index, move |src, mut rng| async move {
-            let c = WsClient::connect(&target, src, &mut rng)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            login(c).await
-        })
-        .await
+        self.establish(index, move |src, rng| ws_open(target, src, rng, login))
+            .await
+    }
+
+    /// Dials connection `index` again after it was lost (a reconnect):
+    /// bounded by the connect timeout, but neither counted in the setup
+    /// figures nor held back by the setup's connect concurrency.
+    pub async fn redial<T, F, Fut>(&mut self, index: usize, login: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(WsClient) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let target = self.dialer.target.clone();
+        let rng = Rng::new(self.rng.next_u64());
+        let open = ws_open(target, self.dialer.spread.source(index), rng, login);
+        timed(self.dialer.timeout, open).await
     }
 
     /// Sets up connection `index` with `open(source address, rng)` (any
@@ -288,13 +297,7 @@ impl Hand {
         let t0 = mono_ns();
         self.tally.borrow_mut().setup_span(t0, 0);
         let attempt = open(dialer.spread.source(index), Rng::new(self.rng.next_u64()));
-        let r = match tokio::time::timeout(dialer.timeout, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err(anyhow::anyhow!(
-                "connect timed out after {:?}",
-                dialer.timeout
-            )),
-        };
+        let r = timed(dialer.timeout, attempt).await;
         let t1 = mono_ns();
         let mut t = self.tally.borrow_mut();
         t.attempted += 1;
@@ -346,6 +349,34 @@ impl Hand {
         let mut t = self.tally.borrow_mut();
         t.disconnects += 1;
         t.error(why);
+    }
+}
+
+/// TCP connect (from `src`), the WebSocket upgrade, then `login`.
+async fn ws_open<T, F, Fut>(
+    target: Target,
+    src: Option<IpAddr>,
+    mut rng: Rng,
+    login: F,
+) -> anyhow::Result<T>
+where
+    F: FnOnce(WsClient) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let c = WsClient::connect(&target, src, &mut rng)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    login(c).await
+}
+
+/// `f` bounded by `timeout` (a connect attempt).
+async fn timed<T>(
+    timeout: Duration,
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!("connect timed out after {timeout:?}")),
     }
 }
 

@@ -1,11 +1,14 @@
 //! Every scenario in `--smoke` mode against real servers: the comparison
-//! peer (`peer-tokio-ws`) and `ringcast echo`, each started as its own
-//! process on an ephemeral port. Asserts the JSON report is sane: all
-//! connections up, messages flowing, nothing lost, duplicated or reordered.
+//! peer (`peer-tokio-ws`), `ringcast echo` and `ringcast serve`, each
+//! started as its own process on an ephemeral port. Asserts the JSON report
+//! is sane: all connections up, messages flowing, nothing lost, duplicated
+//! or reordered (the storm against the peer, which has no recovery, must
+//! report its losses instead); `--report` writes report.md and SVG charts.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -105,7 +108,23 @@ impl Server {
     /// `ringcast serve --insecure --api-key KEY`, every port 0 (client
     /// publish allowed; API and TCP publisher port with the key).
     fn ringcast_serve() -> Server {
-        Server::ringcast(&[
+        Server::ringcast_serve_with(&[])
+    }
+
+    /// `ringcast_serve` with a config file whose `storm` namespace keeps
+    /// history and forces recovery (what `bench storm` needs).
+    fn ringcast_storm() -> Server {
+        let cfg = scratch("storm.toml");
+        std::fs::write(
+            &cfg,
+            "[namespace.storm]\nhistory_size = 1000\nhistory_ttl = 300\nforce_recovery = true\n",
+        )
+        .unwrap();
+        Server::ringcast_serve_with(&["--config", cfg.to_str().unwrap()])
+    }
+
+    fn ringcast_serve_with(extra: &[&str]) -> Server {
+        let mut args = vec![
             "serve",
             "--insecure",
             "--shards",
@@ -118,7 +137,9 @@ impl Server {
             "0",
             "--api-key",
             API_KEY,
-        ])
+        ];
+        args.extend(extra);
+        Server::ringcast(&args)
     }
 
     fn ringcast(args: &[&str]) -> Server {
@@ -149,27 +170,54 @@ impl Server {
     fn url(&self, path: &str) -> String {
         format!("ws://127.0.0.1:{}{path}", self.ports[0])
     }
+
+    /// ringcast serve: the client URL, `--api-url` and `--publisher-addr`.
+    fn endpoints(&self) -> (String, String, String) {
+        (
+            self.url("/connection/websocket"),
+            format!("http://127.0.0.1:{}/api", self.ports[1]),
+            format!("127.0.0.1:{}", self.ports[2]),
+        )
+    }
 }
 
-/// Runs `ringcast-bench <args> --smoke --json --no-progress` and parses stdout.
-fn bench(args: &[&str]) -> Value {
+/// A fresh path under the target directory's tmp (removed first if there).
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "bench-smoke-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Runs `ringcast-bench <args> --smoke --json --no-progress`: exit code
+/// and the parsed report.
+fn bench_status(args: &[&str]) -> (Option<i32>, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
         .args(args)
         .args(["--smoke", "--json", "--no-progress"])
         .output()
         .expect("running ringcast-bench");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "ringcast-bench {args:?} failed: {}\n{stderr}",
-        out.status
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "bad JSON ({e}):\n{}\n{stderr}",
+            "ringcast-bench {args:?}: bad JSON ({e}), {}:\n{}\n{stderr}",
+            out.status,
             String::from_utf8_lossy(&out.stdout)
         )
-    })
+    });
+    (out.status.code(), v)
+}
+
+/// `bench_status` that must succeed.
+fn bench(args: &[&str]) -> Value {
+    let (code, v) = bench_status(args);
+    assert_eq!(code, Some(0), "ringcast-bench {args:?} failed: {v:#}");
+    v
 }
 
 fn u(v: &Value, path: &str) -> u64 {
@@ -430,4 +478,210 @@ fn refused_connections_are_counted_not_fatal() {
     assert_eq!(out.status.code(), Some(1), "no connection at all exits 1");
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(u(&r, "/connections/errors"), 3);
+}
+
+/// The storm's drop rounds all dropped and brought back every subscriber.
+fn storm_rounds_complete(r: &Value, conns: u64, drops: u64) {
+    assert_eq!(r["scenario"], "storm");
+    assert_eq!(u(r, "/storm/drops"), drops, "{r:#}");
+    for round in r["storm"]["rounds"].as_array().unwrap() {
+        assert_eq!(round["dropped"], conns, "{r:#}");
+        assert_eq!(round["resubscribed"], conns, "{r:#}");
+        assert!(round["reestablish_s"].as_f64().unwrap() > 0.0, "{r:#}");
+    }
+    assert_eq!(u(r, "/storm/dropped"), conns * drops, "{r:#}");
+}
+
+/// `--report DIR` wrote report.md and the two charts as SVG with lines.
+fn report_written(dir: &Path, scenario: &str) {
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.starts_with(&format!("# ringcast-bench {scenario}")),
+        "{md}"
+    );
+    for part in [
+        "## Command",
+        "## Machine",
+        "kernel",
+        "## Parameters",
+        "## Results",
+    ] {
+        assert!(md.contains(part), "no {part:?} in report.md:\n{md}");
+    }
+    for chart in ["latency.svg", "throughput.svg"] {
+        let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
+        assert!(
+            svg.starts_with("<svg"),
+            "{chart}: {}",
+            &svg[..svg.len().min(100)]
+        );
+        assert!(svg.trim_end().ends_with("</svg>"), "{chart} is cut short");
+        assert!(
+            svg.contains("<polyline") || svg.contains("<path"),
+            "{chart}: no line"
+        );
+        assert!(
+            md.contains(&format!("]({chart})")),
+            "report.md does not show {chart}"
+        );
+    }
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["scenario"], scenario);
+}
+
+#[test]
+fn storm_against_ringcast_recovers_everything() {
+    let server = Server::ringcast_storm();
+    let pid = server.pid().to_string();
+    let (url, api, tcp) = server.endpoints();
+    let dir = scratch("storm-report");
+    let dir_s = dir.to_str().unwrap();
+    // Two rounds through the server API (`disconnect`, code 3011), HTTP
+    // publishers; every loss would fail the run (exit 3).
+    let r = bench(&[
+        "storm",
+        "--url",
+        &url,
+        "--api-url",
+        &api,
+        "--api-key",
+        API_KEY,
+        "--drops",
+        "2",
+        "--server-pid",
+        &pid,
+        "--expect-zero-loss",
+        "--report",
+        dir_s,
+    ]);
+    let conns = u(&r, "/connections/attempted") - 1;
+    assert_eq!(conns, 20, "{r:#}");
+    fanout_clean(&r);
+    storm_rounds_complete(&r, conns, 2);
+    assert_eq!(u(&r, "/storm/recovered"), 2 * conns, "{r:#}");
+    assert_eq!(u(&r, "/storm/not_recovered"), 0, "{r:#}");
+    assert!(
+        u(&r, "/storm/recovered_publications") > 0,
+        "nothing was missed: {r:#}"
+    );
+    assert!(r["server"]["cpu_us_per_msg"].is_number(), "{r:#}");
+    report_written(&dir, "storm");
+    // The bench resetting its own sockets, TCP publishers.
+    let r = bench(&[
+        "storm",
+        "--url",
+        &url,
+        "--drop",
+        "client",
+        "--publisher",
+        "tcp",
+        "--publisher-addr",
+        &tcp,
+        "--api-key",
+        API_KEY,
+        "--expect-zero-loss",
+    ]);
+    fanout_clean(&r);
+    storm_rounds_complete(&r, 20, 1);
+    assert_eq!(u(&r, "/storm/recovered"), 20, "{r:#}");
+}
+
+#[test]
+fn storm_against_the_peer_reports_its_losses() {
+    // The peer has no history: reconnected subscribers miss what was
+    // published while they were away, and the bench says so (exit 3 with
+    // --expect-zero-loss) instead of failing the run.
+    let peer = Server::peer();
+    let (code, r) = bench_status(&[
+        "storm",
+        "--url",
+        &peer.url("/connection/websocket"),
+        "--drop",
+        "client",
+        "--publisher",
+        "client",
+        "--expect-zero-loss",
+    ]);
+    assert_eq!(code, Some(3), "{r:#}");
+    all_connected(&r);
+    storm_rounds_complete(&r, 20, 1);
+    assert_eq!(r["storm"]["rounds"][0]["recovery_ignored"], 20, "{r:#}");
+    assert_eq!(u(&r, "/storm/recovered"), 0, "{r:#}");
+    assert!(u(&r, "/fanout/lost") > 0, "{r:#}");
+    assert_eq!(u(&r, "/fanout/duplicated"), 0, "{r:#}");
+}
+
+#[test]
+fn publish_ingest_against_ringcast() {
+    let server = Server::ringcast_serve();
+    let pid = server.pid().to_string();
+    let (url, api, tcp) = server.endpoints();
+    let dir = scratch("publish-report");
+    let r = bench(&[
+        "publish",
+        "--url",
+        &url,
+        "--publisher-addr",
+        &tcp,
+        "--api-key",
+        API_KEY,
+        "--publishers",
+        "2",
+        "--count",
+        "3000",
+        "--server-pid",
+        &pid,
+        "--report",
+        dir.to_str().unwrap(),
+    ]);
+    all_connected(&r);
+    assert_eq!(r["publish"]["via"], "tcp", "{r:#}");
+    assert_eq!(u(&r, "/publish/acked"), 3000, "{r:#}");
+    assert_eq!(u(&r, "/fanout/published"), 3000, "{r:#}");
+    assert_eq!(u(&r, "/publish/errors"), 0, "{r:#}");
+    assert!(r["publish"]["acked_per_s"].as_f64().unwrap() > 0.0, "{r:#}");
+    assert!(
+        r["publish"]["server_cpu_us_per_publish"].is_number(),
+        "{r:#}"
+    );
+    assert_eq!(u(&r, "/ack_latency/count"), 3000, "{r:#}");
+    report_written(&dir, "publish");
+    // Through the HTTP API, with subscribers checking delivery.
+    let r = bench(&[
+        "publish",
+        "--url",
+        &url,
+        "--via",
+        "http",
+        "--api-url",
+        &api,
+        "--api-key",
+        API_KEY,
+        "--subscribers",
+        "4",
+        "--channels",
+        "2",
+        "--expect-zero-loss",
+    ]);
+    fanout_clean(&r);
+    assert_eq!(r["publish"]["via"], "http", "{r:#}");
+}
+
+#[test]
+fn publish_via_client_against_the_peer() {
+    let peer = Server::peer();
+    let r = bench(&[
+        "publish",
+        "--url",
+        &peer.url("/connection/websocket"),
+        "--via",
+        "client",
+        "--subscribers",
+        "2",
+        "--count",
+        "2000",
+    ]);
+    fanout_clean(&r);
+    assert_eq!(u(&r, "/publish/acked"), 2000, "{r:#}");
 }

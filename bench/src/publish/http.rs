@@ -6,6 +6,7 @@
 use std::io::Write as _;
 
 use bytes::Buf;
+use serde::Serialize;
 
 use super::{Ack, PublishConfig, Stream};
 use crate::net::Target;
@@ -17,6 +18,34 @@ pub struct HttpPublisher {
     body: Vec<u8>,
     next_id: u64,
     next_ack: u64,
+}
+
+/// `POST <base path>/<method>` request head up to the blank line, without
+/// `Content-Length`.
+fn request_head(target: &Target, method: &str, key: Option<&str>) -> Vec<u8> {
+    let mut head = Vec::new();
+    let _ = write!(
+        head,
+        "POST {}/{method} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n",
+        target.path.trim_end_matches('/'),
+        target.host
+    );
+    if let Some(k) = key {
+        let _ = write!(head, "X-API-Key: {k}\r\n");
+    }
+    head
+}
+
+/// Appends a whole request: head, `Content-Length`, body.
+fn put_request(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
+    out.extend_from_slice(head);
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+}
+
+/// A 200 whose body is `{"result":…}`: what the API says on success.
+fn is_result(status: u16, body: &[u8]) -> bool {
+    status == 200 && body.starts_with(b"{\"result\"")
 }
 
 impl HttpPublisher {
@@ -32,19 +61,9 @@ impl HttpPublisher {
                 Stream::connect(&t, src).await
             })
             .await?;
-        let mut head = Vec::new();
-        let _ = write!(
-            head,
-            "POST {}/publish HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n",
-            target.path.trim_end_matches('/'),
-            target.host
-        );
-        if let Some(k) = &cfg.api_key {
-            let _ = write!(head, "X-API-Key: {k}\r\n");
-        }
         Some(HttpPublisher {
             s,
-            head,
+            head: request_head(target, "publish", cfg.api_key.as_deref()),
             body: Vec::with_capacity(256),
             next_id: 1,
             next_ack: 1,
@@ -57,9 +76,7 @@ impl HttpPublisher {
         let _ = write!(self.body, "{{\"channel\":{ch},\"data\":");
         self.body.extend_from_slice(data);
         self.body.push(b'}');
-        self.s.wbuf.extend_from_slice(&self.head);
-        let _ = write!(self.s.wbuf, "Content-Length: {}\r\n\r\n", self.body.len());
-        self.s.wbuf.extend_from_slice(&self.body);
+        put_request(&mut self.s.wbuf, &self.head, &self.body);
         let id = self.next_id;
         self.next_id += 1;
         id
@@ -71,10 +88,10 @@ impl HttpPublisher {
 
     pub async fn read_acks(&mut self, acks: &mut Vec<Ack>) -> anyhow::Result<()> {
         self.s.read().await?;
-        while let Some((status, ok_body)) = parse_response(&mut self.s.rbuf)? {
+        while let Some((status, body)) = parse_response(&mut self.s.rbuf)? {
             acks.push(Ack {
                 id: self.next_ack,
-                ok: status == 200 && ok_body,
+                ok: is_result(status, &body),
             });
             self.next_ack += 1;
         }
@@ -86,9 +103,54 @@ impl HttpPublisher {
     }
 }
 
-/// Takes one complete response off the front of `buf`: (status, whether
-/// the body is a `result`). `Ok(None)`: incomplete.
-fn parse_response(buf: &mut bytes::BytesMut) -> anyhow::Result<Option<(u16, bool)>> {
+/// The server API at a base URL (`http://host:port/api`) with its key, for
+/// one-off calls (the storm's `disconnect`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Api {
+    pub url: String,
+    #[serde(skip)]
+    target: Target,
+    #[serde(skip)]
+    key: Option<String>,
+}
+
+impl Api {
+    pub fn new(url: &str, key: Option<String>) -> anyhow::Result<Api> {
+        let url = url.trim_end_matches('/').to_string();
+        Ok(Api {
+            target: Target::parse_scheme(&url, "http")?,
+            url,
+            key,
+        })
+    }
+
+    /// `POST <url>/<method>` with a JSON body on a connection of its own;
+    /// the `result` body, or an error naming the status and body.
+    pub async fn call(&self, method: &str, body: &[u8]) -> anyhow::Result<bytes::Bytes> {
+        let mut s = Stream::connect(&self.target, None).await?;
+        let head = request_head(&self.target, method, self.key.as_deref());
+        put_request(&mut s.wbuf, &head, body);
+        s.flush().await?;
+        let (status, body) = loop {
+            if let Some(r) = parse_response(&mut s.rbuf)? {
+                break r;
+            }
+            s.read().await?;
+        };
+        s.close().await;
+        if !is_result(status, &body) {
+            anyhow::bail!(
+                "API {method}: HTTP {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(body)
+    }
+}
+
+/// Takes one complete response off the front of `buf`: (status, body).
+/// `Ok(None)`: incomplete.
+fn parse_response(buf: &mut bytes::BytesMut) -> anyhow::Result<Option<(u16, bytes::Bytes)>> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         if buf.len() > 16 << 10 {
             anyhow::bail!("HTTP response head too long");
@@ -116,9 +178,7 @@ fn parse_response(buf: &mut bytes::BytesMut) -> anyhow::Result<Option<(u16, bool
         return Ok(None);
     }
     buf.advance(end + 4);
-    let body = buf.split_to(len);
-    let ok = body.starts_with(b"{\"result\"");
-    Ok(Some((status, ok)))
+    Ok(Some((status, buf.split_to(len).freeze())))
 }
 
 #[cfg(test)]
@@ -132,9 +192,13 @@ mod tests {
                HTTP/1.1 200 OK\r\ncontent-length: 38\r\n\r\n{\"error\":{\"code\":102,\"message\":\"x\"}}\n\
                HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\nHTTP/1.1 2"[..],
         );
-        assert_eq!(parse_response(&mut b).unwrap(), Some((200, true)));
-        assert_eq!(parse_response(&mut b).unwrap(), Some((200, false)));
-        assert_eq!(parse_response(&mut b).unwrap(), Some((401, false)));
+        let mut next = || {
+            let (status, body) = parse_response(&mut b).unwrap().unwrap();
+            (status, is_result(status, &body))
+        };
+        assert_eq!(next(), (200, true));
+        assert_eq!(next(), (200, false));
+        assert_eq!(next(), (401, false));
         assert_eq!(parse_response(&mut b).unwrap(), None);
         assert_eq!(&b[..], b"HTTP/1.1 2");
     }

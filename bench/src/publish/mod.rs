@@ -1,4 +1,4 @@
-//! Publisher kinds for `fanout`: how a publication reaches the server and
+//! Publisher kinds for `fanout`, `publish` and `storm`: how a publication reaches the server and
 //! how its acknowledgement comes back. The fanout scenario owns the
 //! schedule (rate or max-in-flight), sequence numbers and accounting; a kind
 //! only moves bytes. Adding one = one module here + one arm per method.
@@ -25,6 +25,16 @@ pub enum PublisherKind {
     /// ringcast's TCP publisher protocol (docs/publisher-protocol.md):
     /// length-framed, authenticated with the API key, acks in order.
     Tcp,
+}
+
+impl PublisherKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PublisherKind::Client => "client",
+            PublisherKind::Http => "http",
+            PublisherKind::Tcp => "tcp",
+        }
+    }
 }
 
 /// Where and how publishers connect.

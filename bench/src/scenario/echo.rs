@@ -82,6 +82,7 @@ async fn pump(h: &mut Hand, c: &mut WsClient, cfg: &EchoConfig, w: Window) -> an
                     anyhow::bail!("server closed the connection");
                 }
                 let now = mono_ns();
+                let sec = now.checked_sub(w.start_ns).map(|d| d / 1_000_000_000);
                 let more = now < w.end_ns;
                 let got = {
                     let mut t = h.tally.borrow_mut();
@@ -95,7 +96,7 @@ async fn pump(h: &mut Hand, c: &mut WsClient, cfg: &EchoConfig, w: Window) -> an
                         let Some(t0) = sent_at.pop_front() else {
                             anyhow::bail!("more replies than messages sent");
                         };
-                        t.latency.record(now - t0);
+                        t.record_latency(sec, now - t0);
                         got += 1;
                         if len != cfg.size {
                             bad += 1;

@@ -1,9 +1,13 @@
 //! Scenarios: what the connections of a run do. Each is one file with a
-//! config and a `run(ctx) -> Tally` for one worker.
+//! config and a `run(ctx) -> Tally` for one worker; `pubsub.rs` holds the
+//! publishers and the delivery accounting that fanout, publish and storm
+//! share (`publish` is a fanout run with other defaults and its own report).
 
 pub mod echo;
 pub mod fanout;
 pub mod hold;
+pub mod pubsub;
+pub mod storm;
 
 use std::time::Duration;
 
@@ -42,7 +46,8 @@ impl Plan {
         let (conns, pubs) = match &self.scenario {
             Scenario::Hold(c) => (c.conns, 0),
             Scenario::Echo(c) => (c.conns, 0),
-            Scenario::Fanout(c) => (c.subscribers, c.publishers),
+            Scenario::Fanout(c) | Scenario::Publish(c) => (c.subscribers, c.load.publishers),
+            Scenario::Storm(c) => (c.conns, c.load.publishers),
         };
         Share {
             conns: 0..conns,
@@ -57,6 +62,8 @@ pub enum Scenario {
     Hold(hold::HoldConfig),
     Echo(echo::EchoConfig),
     Fanout(fanout::FanoutConfig),
+    Publish(fanout::FanoutConfig),
+    Storm(storm::StormConfig),
 }
 
 impl Scenario {
@@ -65,6 +72,8 @@ impl Scenario {
             Scenario::Hold(_) => "hold",
             Scenario::Echo(_) => "echo",
             Scenario::Fanout(_) => "fanout",
+            Scenario::Publish(_) => "publish",
+            Scenario::Storm(_) => "storm",
         }
     }
 }
@@ -83,7 +92,8 @@ pub async fn run_worker(ctx: WorkerCtx) -> Tally {
     match ctx.plan.scenario.clone() {
         Scenario::Hold(c) => hold::run(ctx, c).await,
         Scenario::Echo(c) => echo::run(ctx, c).await,
-        Scenario::Fanout(c) => fanout::run(ctx, c).await,
+        Scenario::Fanout(c) | Scenario::Publish(c) => fanout::run(ctx, c).await,
+        Scenario::Storm(c) => storm::run(ctx, c).await,
     }
 }
 
@@ -91,16 +101,33 @@ pub async fn run_worker(ctx: WorkerCtx) -> Tally {
 /// (ids 2…), pipelined in one write; waits for every reply, answering server
 /// pings meanwhile. An error reply fails the connection.
 pub async fn centrifuge_login(
-    mut c: WsClient,
+    c: WsClient,
     token: Option<&str>,
     channels: &[String],
 ) -> anyhow::Result<WsClient> {
+    let subscribes: Vec<Vec<u8>> = channels
+        .iter()
+        .enumerate()
+        .map(|(i, ch)| subscribe_cmd(2 + i as u64, ch))
+        .collect();
+    centrifuge_login_with(c, token, &subscribes, |_| {}).await
+}
+
+/// `centrifuge_login` with the subscribe commands given (ids 2…, in order);
+/// `seen` gets every line that is neither a ping nor the connect reply:
+/// the subscribe replies and any push that arrives before the last reply.
+pub async fn centrifuge_login_with(
+    mut c: WsClient,
+    token: Option<&str>,
+    subscribes: &[Vec<u8>],
+    mut seen: impl FnMut(&[u8]),
+) -> anyhow::Result<WsClient> {
     c.queue(OpCode::Text, &connect_cmd(1, token));
-    for (i, ch) in channels.iter().enumerate() {
-        c.queue(OpCode::Text, &subscribe_cmd(2 + i as u64, ch));
+    for cmd in subscribes {
+        c.queue(OpCode::Text, cmd);
     }
     c.flush().await?;
-    let mut waiting = 1 + channels.len();
+    let mut waiting = 1 + subscribes.len();
     while waiting > 0 {
         match c.recv().await? {
             Message::Text(t) => {
@@ -112,9 +139,13 @@ pub async fn centrifuge_login(
                                 bail!("{what} refused: {}", String::from_utf8_lossy(line));
                             }
                             waiting = waiting.saturating_sub(1);
+                            if id != 1 {
+                                seen(line);
+                            }
                         }
                         Line::Ping => c.queue(OpCode::Text, b"{}"),
-                        _ => {}
+                        Line::Push { .. } => seen(line),
+                        Line::Other => {}
                     }
                 }
             }

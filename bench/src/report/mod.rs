@@ -1,79 +1,23 @@
-//! Output: live progress on stderr (indicatif, hidden when stderr is not a
-//! terminal), then the result as a human table or `--json`.
+//! Output: live progress on stderr (`progress.rs`), then the result as a
+//! human table (`table.rs`) or `--json`, and with `--report DIR` a
+//! directory with report.md and SVG charts (`dir.rs`, `charts.rs`).
+
+mod charts;
+mod dir;
+mod progress;
+mod table;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::IsTerminal;
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+pub use dir::write_dir;
+pub use progress::Progress;
+
 use crate::run::{Layout, Outcome};
+use crate::scenario::storm::{DropKind, StormConfig};
 use crate::scenario::{Plan, Scenario};
-use crate::stats::Summary;
-use crate::worker::LiveSnap;
-
-pub struct Progress {
-    bar: ProgressBar,
-    scenario: &'static str,
-    total: u64,
-}
-
-impl Progress {
-    pub fn new(enabled: bool, scenario: &'static str, total: u64) -> Progress {
-        let target = if enabled && std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let bar = ProgressBar::with_draw_target(Some(total), target);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix("connect");
-        Progress {
-            bar,
-            scenario,
-            total,
-        }
-    }
-
-    pub fn setup(&self, s: LiveSnap) {
-        self.bar.set_position(s.connected + s.failed);
-        self.bar.set_message(format!("{} failed", s.failed));
-    }
-
-    pub fn run_phase(&self, d: Duration) {
-        self.bar.set_length(d.as_millis() as u64);
-        self.bar.set_position(0);
-        self.bar.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {elapsed} {msg}")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        self.bar.set_prefix(self.scenario);
-    }
-
-    pub fn run(&self, s: LiveSnap, elapsed: Duration) {
-        self.bar.set_position(elapsed.as_millis() as u64);
-        let secs = elapsed.as_secs_f64().max(1e-3);
-        self.bar.set_message(format!(
-            "{}/{} conns, sent {} recv {} ({:.0}/s)",
-            s.connected,
-            self.total,
-            s.sent,
-            s.received,
-            s.received as f64 / secs
-        ));
-    }
-
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
+use crate::stats::{Hist, RoundCounts, Summary, Tally};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -81,22 +25,33 @@ pub struct Report {
     pub url: String,
     pub config: serde_json::Value,
     pub layout: Layout,
-    /// Length of the measured window.
+    /// Length of the measured window (`publish --count`: until the last acknowledgement).
     pub duration_s: f64,
     pub connections: Connections,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold: Option<HoldOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub echo: Option<EchoOut>,
+    /// Publications and deliveries (fanout, publish, storm).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fanout: Option<FanoutOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormOut>,
     /// Echo round trip, or publish → receive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<Summary>,
+    /// Publication issued → acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_latency: Option<Summary>,
     /// Fanout: publish → receive latency per second of the run (second 0
     /// starts with the window; seconds past `duration_s` are the drain).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub latency_timeline: Vec<TimelinePoint>,
+    /// Counts per second of the run, every second from 0 (zeros included).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub throughput_timeline: Vec<ThroughputPoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerOut>,
     pub bench: BenchOut,
@@ -104,6 +59,9 @@ pub struct Report {
     pub host: Option<HostOut>,
     pub protocol_errors: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Latency percentile curves for the charts: (label, [(quantile, µs)]).
+    #[serde(skip)]
+    pub curves: Vec<(&'static str, Vec<(f64, f64)>)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,6 +123,68 @@ pub struct FanoutOut {
 }
 
 #[derive(Debug, Serialize)]
+pub struct PublishOut {
+    /// How publications reached the server (`tcp`, `http`, `client`).
+    pub via: &'static str,
+    pub publishers: usize,
+    pub in_flight: usize,
+    pub acked: u64,
+    /// Acknowledged publications / (last acknowledgement − window start).
+    pub acked_per_s: f64,
+    pub errors: u64,
+    /// Server CPU per acknowledged publication, µs (with `--server-pid`).
+    pub server_cpu_us_per_publish: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StormOut {
+    pub drop: DropKind,
+    /// Drop rounds in the plan.
+    pub drops: usize,
+    pub rounds: Vec<RoundOut>,
+    /// Sums over the rounds.
+    pub dropped: u64,
+    pub resubscribed: u64,
+    pub recovered: u64,
+    /// Resubscribed without recovery: the server said `recovered: false`
+    /// or said nothing about it.
+    pub not_recovered: u64,
+    /// Publications that came back in subscribe replies.
+    pub recovered_publications: u64,
+    /// The slowest round: drop → last connection subscribed again.
+    pub reestablish_s: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoundOut {
+    /// Seconds from the window's start to the drop.
+    pub at_s: f64,
+    /// dropped, resubscribed, recovered, unrecovered (the server answered
+    /// `recovered: false`), recovery_ignored (the reply said nothing about
+    /// recovery: no recovery support), failed_attempts.
+    #[serde(flatten)]
+    pub n: RoundCounts,
+    /// Drop → the last connection subscribed again (`None`: none came back).
+    pub reestablish_s: Option<f64>,
+    /// Resubscriptions per second over `reestablish_s`.
+    pub per_s: f64,
+    /// Per connection: drop noticed → subscribed again (incl. the delay).
+    pub reconnect: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThroughputPoint {
+    /// Seconds since the window's start (this point covers [s, s + 1)).
+    pub s: usize,
+    /// Deliveries (echo: replies) received.
+    pub delivered: u64,
+    /// Publications acknowledged.
+    pub acked: u64,
+    /// Storm: connections subscribed again.
+    pub resubscribed: u64,
+}
+
+#[derive(Debug, Serialize)]
 pub struct TimelinePoint {
     /// Seconds since the window's start (this point covers [s, s + 1)).
     pub s: usize,
@@ -214,13 +234,22 @@ pub struct HostOut {
 impl Report {
     pub fn build(plan: &Plan, o: Outcome) -> Report {
         let t = &o.tally;
-        let window_s = (o.window.end_ns - o.window.start_ns) as f64 / 1e9;
+        let mut window_s = (o.window.end_ns - o.window.start_ns) as f64 / 1e9;
+        // `publish --count` ends once its count is acknowledged: the window
+        // is what it took, not the -d bound.
+        if let Scenario::Publish(c) = &plan.scenario {
+            if c.load.count.is_some() && t.ack_span.last_ns > o.window.start_ns {
+                let took = (t.ack_span.last_ns - o.window.start_ns) as f64 / 1e9;
+                window_s = window_s.min(took);
+            }
+        }
         let active_s = o.active_s.max(1e-9);
         let setup_s = o.tally.setup_end_ns.saturating_sub(o.tally.setup_start_ns) as f64 / 1e9;
         let msgs = match &plan.scenario {
             Scenario::Hold(_) => None,
             Scenario::Echo(_) => Some(t.received),
-            Scenario::Fanout(_) => Some(t.delivered),
+            Scenario::Fanout(_) | Scenario::Storm(_) => Some(t.delivered),
+            Scenario::Publish(_) => Some(t.publish_acked),
         };
         let (mut hold, mut echo, mut fanout) = (None, None, None);
         match &plan.scenario {
@@ -238,7 +267,7 @@ impl Report {
                     mismatched: t.mismatched,
                 })
             }
-            Scenario::Fanout(_) => {
+            Scenario::Fanout(_) | Scenario::Publish(_) | Scenario::Storm(_) => {
                 let span = t.delivery_span.secs();
                 let ack_s = t.ack_span.last_ns.saturating_sub(o.window.start_ns) as f64 / 1e9;
                 fanout = Some(FanoutOut {
@@ -298,6 +327,38 @@ impl Report {
                 other_busy_cores: ((busy - server_cpu - o.bench_cpu_s) / active_s).max(0.0),
             }
         });
+        let publish = match &plan.scenario {
+            Scenario::Publish(c) => Some(PublishOut {
+                via: c.load.publish.kind.name(),
+                publishers: c.load.publishers,
+                in_flight: c.load.in_flight,
+                acked: t.publish_acked,
+                acked_per_s: fanout.as_ref().map_or(0.0, |f| f.acked_per_s),
+                errors: t.publish_errors,
+                server_cpu_us_per_publish: server.as_ref().and_then(|s| s.cpu_us_per_msg),
+            }),
+            _ => None,
+        };
+        let storm = match &plan.scenario {
+            Scenario::Storm(c) => Some(storm_out(c, t, o.window.start_ns)),
+            _ => None,
+        };
+        let mut curves = Vec::new();
+        let mut curve = |label: &'static str, h: &Hist| {
+            let p = h.percentiles();
+            if !p.is_empty() {
+                curves.push((label, p));
+            }
+        };
+        curve(
+            match &plan.scenario {
+                Scenario::Echo(_) => "round trip",
+                _ => "publish → receive",
+            },
+            &t.latency,
+        );
+        curve("publish → ack", &t.ack_latency);
+        curve("connect", &t.connect_latency);
         let workers = (o.layout.procs * o.layout.workers).max(1) as f64;
         let bench_util = o.bench_cpu_s / active_s;
         Report {
@@ -322,7 +383,14 @@ impl Report {
             hold,
             echo,
             fanout,
-            latency: msgs.map(|_| t.latency.summary()),
+            publish,
+            storm,
+            // (publish without subscribers has no deliveries to time)
+            latency: msgs
+                .map(|_| t.latency.summary())
+                .filter(|l| l.count > 0 || !matches!(plan.scenario, Scenario::Publish(_))),
+            ack_latency: Some(t.ack_latency.summary()).filter(|s| s.count > 0),
+            throughput_timeline: throughput(t),
             latency_timeline: t
                 .latency_by_s
                 .iter()
@@ -347,209 +415,67 @@ impl Report {
             protocol_errors: t.protocol_errors,
             errors: t.errors.clone(),
             layout: o.layout,
+            curves,
         }
     }
 
-    pub fn table(&self) -> String {
-        let mut s = String::new();
-        let mut row = |k: &str, v: String| {
-            let _ = writeln!(s, "  {k:<26} {v}");
-        };
-        let c = &self.connections;
-        row("scenario", format!("{} {}", self.scenario, self.url));
-        row(
-            "layout",
-            format!(
-                "{} proc × {} worker(s), cpus {:?}",
-                self.layout.procs, self.layout.workers, self.layout.cpus
-            ),
-        );
-        row("window", format!("{:.2} s", self.duration_s));
-        row(
-            "connections",
-            format!(
-                "{}/{} established, {} errors, {} dropped",
-                c.established, c.attempted, c.errors, c.disconnects
-            ),
-        );
-        row(
-            "setup",
-            format!(
-                "{:.2} s ({:.0} conn/s, {} source addrs)",
-                c.setup_s, c.per_s, c.source_addresses
-            ),
-        );
-        row("connect latency", lat(&c.connect_latency));
-        if let Some(h) = &self.hold {
-            row(
-                "held",
-                format!("{} ({} pings answered)", h.held, h.pings_answered),
-            );
-        }
-        if let Some(e) = &self.echo {
-            row(
-                "echo",
-                format!(
-                    "{} msgs/s ({} sent, {} received, {} mismatched)",
-                    si(e.msgs_per_s),
-                    e.sent,
-                    e.received,
-                    e.mismatched
-                ),
-            );
-        }
-        if let Some(f) = &self.fanout {
-            row(
-                "published",
-                format!(
-                    "{} ({}/s in the window), {} refused, {} behind rate",
-                    f.published,
-                    si(f.published_per_s),
-                    f.publish_errors,
-                    f.rate_deficit
-                ),
-            );
-            row(
-                "acknowledged",
-                format!("{} ({}/s)", f.acked, si(f.acked_per_s)),
-            );
-            row(
-                "delivered",
-                format!(
-                    "{} of {} ({}/s over {:.2} s of deliveries)",
-                    f.delivered,
-                    f.expected,
-                    si(f.delivered_per_s),
-                    f.delivery_span_s
-                ),
-            );
-            row(
-                "delivered / window",
-                format!(
-                    "{}/s (incl. {:.2} s of deliveries after the window)",
-                    si(f.delivered_per_window_s),
-                    f.drain_s.max(0.0)
-                ),
-            );
-            row(
-                "lost / dup / reordered",
-                format!("{} / {} / {}", f.lost, f.duplicated, f.out_of_order),
-            );
-        }
-        if let Some(l) = &self.latency {
-            row("latency", lat(l));
-        }
-        if !self.latency_timeline.is_empty() {
-            let p99: Vec<String> = self.latency_timeline.iter().map(|p| us(p.p99_us)).collect();
-            row("p99 by second", p99.join(" "));
-        }
-        if let Some(sv) = &self.server {
-            row(
-                "server rss",
-                format!(
-                    "{} before, {} established, {} end",
-                    bytes(sv.rss_before_bytes),
-                    bytes(sv.rss_established_bytes),
-                    bytes(sv.rss_end_bytes)
-                ),
-            );
-            if let Some(b) = sv.rss_per_conn_bytes {
-                row("server rss / connection", format!("{b:.0} B"));
+    /// Deliveries lost (0 where nothing is published).
+    pub fn lost(&self) -> u64 {
+        self.fanout.as_ref().map_or(0, |f| f.lost)
+    }
+}
+
+/// Every second from 0 to the last one with anything in it.
+fn throughput(t: &Tally) -> Vec<ThroughputPoint> {
+    let n = t
+        .latency_by_s
+        .len()
+        .max(t.acks_by_s.len())
+        .max(t.resubscribed_by_s.len());
+    let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+    (0..n)
+        .map(|s| ThroughputPoint {
+            s,
+            delivered: t.latency_by_s.get(s).map_or(0, |h| h.summary().count),
+            acked: at(&t.acks_by_s, s),
+            resubscribed: at(&t.resubscribed_by_s, s),
+        })
+        .collect()
+}
+
+fn storm_out(c: &StormConfig, t: &Tally, start_ns: u64) -> StormOut {
+    let rounds: Vec<RoundOut> = t
+        .rounds
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let at = c.drop_ns(start_ns, k);
+            let reestablish_s = (r.last_ns > at).then(|| (r.last_ns - at) as f64 / 1e9);
+            RoundOut {
+                at_s: (at - start_ns) as f64 / 1e9,
+                n: r.n,
+                reestablish_s,
+                per_s: reestablish_s.map_or(0.0, |s| r.n.resubscribed as f64 / s),
+                reconnect: r.reconnect.summary(),
             }
-            row(
-                "server cpu",
-                format!("{:.2} s ({:.0}% of a core)", sv.cpu_s, sv.cpu_util * 100.0),
-            );
-            if let Some(m) = sv.cpu_us_per_msg {
-                row("server cpu / message", format!("{m:.3} µs"));
-            }
-        }
-        row(
-            "bench cpu",
-            format!(
-                "{:.2} s ({:.0}% of a core, {:.0}% per worker)",
-                self.bench.cpu_s,
-                self.bench.cpu_util * 100.0,
-                self.bench.per_worker_util * 100.0
-            ),
-        );
-        if let Some(h) = &self.host {
-            row(
-                "host cpu",
-                format!(
-                    "{:.2} of {} cores busy, {:.2} by other processes",
-                    h.busy_cores, h.cores, h.other_busy_cores
-                ),
-            );
-        }
-        if self.protocol_errors > 0 {
-            row("protocol errors", self.protocol_errors.to_string());
-        }
-        for (e, n) in &self.errors {
-            row("error", format!("{n} × {e}"));
-        }
-        let disturbed = self
-            .host
-            .as_ref()
-            .filter(|h| self.server.is_some() && h.other_busy_cores > 0.25);
-        if let Some(h) = disturbed {
-            let _ = writeln!(
-                s,
-                "  warning: other processes kept {:.2} cores busy during the run; \
-                 figures are disturbed",
-                h.other_busy_cores
-            );
-        }
-        if self.bench.per_worker_util > 0.9 {
-            let _ = writeln!(
-                s,
-                "  warning: bench workers were {:.0}% busy; the client may be the bottleneck \
-                 (add --workers/--procs or cores)",
-                self.bench.per_worker_util * 100.0
-            );
-        }
-        s
+        })
+        .collect();
+    let mut all = RoundCounts::default();
+    for r in &rounds {
+        all += r.n;
     }
-}
-
-fn lat(l: &Summary) -> String {
-    if l.count == 0 {
-        return "-".into();
-    }
-    format!(
-        "p50 {} p90 {} p99 {} p99.9 {} max {} (n={})",
-        us(l.p50_us),
-        us(l.p90_us),
-        us(l.p99_us),
-        us(l.p999_us),
-        us(l.max_us),
-        l.count
-    )
-}
-
-fn us(v: f64) -> String {
-    if v >= 10_000.0 {
-        format!("{:.1}ms", v / 1000.0)
-    } else {
-        format!("{v:.0}µs")
-    }
-}
-
-fn si(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
-}
-
-fn bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", b / 1024.0 / 1024.0)
-    } else {
-        format!("{:.1} KiB", b / 1024.0)
+    StormOut {
+        drop: c.drop,
+        drops: c.drops,
+        dropped: all.dropped,
+        resubscribed: all.resubscribed,
+        recovered: all.recovered,
+        not_recovered: all.unrecovered + all.recovery_ignored,
+        recovered_publications: t.recovered_pubs,
+        reestablish_s: rounds
+            .iter()
+            .filter_map(|r| r.reestablish_s)
+            .reduce(f64::max),
+        rounds,
     }
 }
