@@ -1,0 +1,9 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.2660118938323102 (idle check before: 0.002)
+taskset -c 0 ringcast serve --port 18900 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18901 --publisher-port 18902 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1000 --publishers 1 --rate 2000 --pace even --size 100 -d 10 --conns-per-addr 5000 --server-pid 4835 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 0.43307027136086634 (idle check before: 0.076)
+taskset -c 0 ringcast serve --port 18903 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18904 --publisher-port 18905 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18903/connection/websocket --subscribers 10000 --channels 1000 --publishers 1 --rate 2000 --pace even --size 100 -d 10 --conns-per-addr 5000 --server-pid 4915 --cpu 1 --json --no-progress
+# attempt 3: bench exit 0, host.other_busy_cores 0 (idle check before: 0.044)
+taskset -c 0 ringcast serve --port 18906 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18907 --publisher-port 18908 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18906/connection/websocket --subscribers 10000 --channels 1000 --publishers 1 --rate 2000 --pace even --size 100 -d 10 --conns-per-addr 5000 --server-pid 4987 --cpu 1 --json --no-progress
