@@ -299,6 +299,24 @@ def test_publishes_to_channels_on_different_shards_are_answered_in_request_order
         assert offsets == [published(answers[i][1])[0] for i in range(k, per * 8, 8)]
 
 
+def test_publish_to_a_channel_nobody_holds_is_acked_with_offset_0_and_no_epoch(server, subscriber):
+    # No subscriber and no history: the publication reaches no one and no
+    # stream is created, so there is no offset. Once someone subscribes, the
+    # stream starts and offsets count from 1.
+    conn = server.raw()
+    conn.auth()
+    conn.send(*[encode_publish("nobody", {"seq": i}) for i in range(3)])
+    answers = conn.frames(3)
+    assert [published(b) for _, b in answers] == [(0, "")] * 3
+    sub = subscriber("nobody")
+    conn.send(*[encode_publish("nobody", {"seq": i}) for i in range(2)])
+    acks = [published(b) for _, b in conn.frames(2)]
+    conn.close()
+    assert [o for o, _ in acks] == [1, 2]
+    assert acks[0][1] != "" and acks[0][1] == acks[1][1]
+    assert check_in_order(sub.wait(2, timeout=10), 2) == [1, 2]
+
+
 # ---- authentication ----------------------------------------------------------
 
 def test_wrong_key_is_error_101_then_close(server):

@@ -80,7 +80,12 @@ pub async fn publish_raw(hub: &Rc<Hub>, channel: ChannelName, data: Bytes) -> (A
         .await
 }
 
+/// `{"offset":N,"epoch":"E"}`, or `{}` for a publication that started no
+/// stream (offset 0), as Centrifugo leaves out zero fields.
 fn position_json(epoch: &str, offset: u64) -> Bytes {
+    if offset == 0 {
+        return Bytes::from_static(b"{}");
+    }
     let mut out = BytesMut::with_capacity(48);
     out.put_slice(b"{\"offset\":");
     put_u64(&mut out, offset);

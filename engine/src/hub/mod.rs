@@ -29,6 +29,11 @@ use crate::protocol::codes::{self, ClientError};
 use crate::protocol::push;
 use crate::ws::frame::{encode, OpCode};
 
+thread_local! {
+    /// The epoch reported for a publication that created no stream.
+    static NO_EPOCH: Arc<str> = Arc::from("");
+}
+
 /// Counters the hub keeps for `/metrics` (written by its shard only).
 #[derive(Debug, Default)]
 pub struct HubStats {
@@ -296,6 +301,19 @@ impl Hub {
 
     /// Assigns the next offset, encodes the push once, and sends it to every
     /// shard with subscribers. Returns (epoch, offset).
+    /// Acknowledges a client publish (an empty result).
+    fn reply_published(&self, r: ReplyTo) {
+        let mut line = BytesMut::with_capacity(32);
+        push::empty_result(&mut line, r.id, "publish");
+        self.send(
+            r.shard as usize,
+            MeshMsg::Reply {
+                reply: r,
+                line: line.freeze(),
+            },
+        );
+    }
+
     pub fn owner_publish(
         &self,
         channel: ChannelName,
@@ -304,27 +322,32 @@ impl Hub {
         reply: Option<ReplyTo>,
     ) -> (Arc<str>, u64) {
         let mut owned = self.owned.borrow_mut();
+        self.stats
+            .publications
+            .set(self.stats.publications.get() + 1);
+        if !owned.contains_key(&channel)
+            && !self
+                .channel_opts(&channel)
+                .is_some_and(|o| o.history_enabled())
+        {
+            // Nobody subscribed and nothing to keep: the publication reaches
+            // no one. No stream is created (and none thrown away again), so
+            // there is no offset: 0 and an empty epoch.
+            if let Some(r) = reply {
+                self.reply_published(r);
+            }
+            return (NO_EPOCH.with(Arc::clone), 0);
+        }
         let ch = owned
             .entry(channel.clone())
             .or_insert_with(|| self.new_channel(&channel));
         ch.offset += 1;
         let (epoch, offset) = (ch.epoch.clone(), ch.offset);
-        self.stats
-            .publications
-            .set(self.stats.publications.get() + 1);
         // The acknowledgement is queued before the deliveries: the publisher's
         // connection is flushed first in the pass that sends them all, so it
         // can send its next publications while the fan-out is on the wire.
         if let Some(r) = reply {
-            let mut line = BytesMut::with_capacity(32);
-            push::empty_result(&mut line, r.id, "publish");
-            self.send(
-                r.shard as usize,
-                MeshMsg::Reply {
-                    reply: r,
-                    line: line.freeze(),
-                },
-            );
+            self.reply_published(r);
         }
         if ch.total > 0 || ch.history.is_some() {
             let object = push::publication_object(data, info, offset);

@@ -167,8 +167,10 @@ pub enum ParseError {
 pub fn parse(line: &[u8]) -> Result<(u32, Command<'_>), ParseError> {
     let raw: RawCommand<'_> = serde_json::from_slice(line).map_err(|_| ParseError::Undecodable)?;
     let id = raw.id;
-    let mut found: Vec<Command<'_>> = Vec::new();
-    let mut take = |c| found.push(c);
+    // At most one method per command (no allocation for the usual one).
+    let mut found: Option<Command<'_>> = None;
+    let mut several = false;
+    let mut take = |c| several |= found.replace(c).is_some();
     // Destructure so a field added to RawCommand cannot be forgotten here.
     let RawCommand {
         id: _,
@@ -221,10 +223,10 @@ pub fn parse(line: &[u8]) -> Result<(u32, Command<'_>), ParseError> {
     if let Some(r) = sub_refresh {
         take(Command::SubRefresh(r));
     }
-    if found.len() > 1 {
+    if several {
         return Err(ParseError::BadRequest { id });
     }
-    match found.pop() {
+    match found {
         None if id == 0 => Ok((0, Command::Pong)),
         Some(c @ Command::Send(_)) => Ok((id, c)),
         Some(c) if id != 0 => Ok((id, c)),
