@@ -23,6 +23,13 @@
 #                with one subscriber, in-flight 256, 1024, 4096
 #   http         ringcast only: bench HTTP publisher (keep-alive, pipelined)
 #                and wrk (bench/wrk/publish.lua)
+#   storm        10,000 subscribers on 10 channels with recovery, 100
+#                publications/s, all dropped at 3 s: ringcast by one API
+#                disconnect and by client resets (docs/benchmarks/runs/storm.toml),
+#                the peer by client resets (it has no recovery)
+#   publish      ingest, one publisher connection, no subscribers: ringcast
+#                over TCP (window 1024) and HTTP (64); both over client
+#                publish (256)
 # Each repeated scenario runs --repeat times (default 3; numbered from
 # --first, default 1), ringcast and peer alternating; files are NAME-<i>.json / .cmd / .table / .server.log in
 # --out (default docs/benchmarks/runs). Summarise with
@@ -36,7 +43,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift ;;
     --repeat) REPEAT=$2; shift ;;
     --first) FIRST=$2; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n "2,40p" "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) SCENARIOS+=("$1") ;;
   esac
@@ -45,9 +52,10 @@ done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(hold-raw hold-cf echo fanout-max fanout-b latency latency-small latency-sweep tcp http fanout-find)
 mkdir -p "$OUT"
 
+RUN_OPTS=() # extra bench-run.sh options for the next runs (--server-arg ...)
 run() { # run NAME SERVER BENCH-ARGS...
   local name=$1 kind=$2; shift 2
-  bash scripts/bench-run.sh --out "$OUT" --name "$name" "$kind" -- "$@" >/dev/null 2>>"$OUT/bench-doc.log" \
+  bash scripts/bench-run.sh "${RUN_OPTS[@]}" --out "$OUT" --name "$name" "$kind" -- "$@" >/dev/null 2>>"$OUT/bench-doc.log" \
     || echo "($name: bench-run exit $?)" | tee -a "$OUT/bench-doc.log" >&2
   echo "$(date +%T) $name done" >&2
 }
@@ -125,6 +133,18 @@ for sc in "${SCENARIOS[@]}"; do
         for c in 1 16 64; do
           run "rc-wrk-c$c-$i" rc-serve wrk -t1 -c$c -d10s -s bench/wrk/publish.lua @API@/publish
         done ;;
+      storm)
+        STORM=(storm --url @WS@$CF -n 10000 --channels 10 -d 10 --warmup 3 "${SPREAD[@]}" --rate 100)
+        RUN_OPTS=(--server-arg --config --server-arg docs/benchmarks/runs/storm.toml)
+        run "rc-storm-api-$i" rc-serve "${STORM[@]}" --api-url @API@ --api-key @KEY@
+        run "rc-storm-client-$i" rc-serve "${STORM[@]}" --drop client --publisher client
+        RUN_OPTS=()
+        run "peer-storm-client-$i" peer "${STORM[@]}" --drop client --publisher client ;;
+      publish)
+        PUB=(publish --size 100 -d 10)
+        run "rc-publish-tcp-$i" rc-serve "${PUB[@]}" --url @WS@$CF --via tcp -w 1024 --publisher-addr @TCP@ --api-key @KEY@
+        run "rc-publish-http-$i" rc-serve "${PUB[@]}" --url @WS@$CF --via http -w 64 --api-url @API@ --api-key @KEY@
+        both "publish-client-$i" rc-serve $CF $CF "${PUB[@]}" --url @WS@@PATH@ --via client -w 256 ;;
       *) echo "unknown scenario $sc" >&2; exit 2 ;;
     esac
   done
