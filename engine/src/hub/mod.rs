@@ -299,8 +299,6 @@ impl Hub {
         }
     }
 
-    /// Assigns the next offset, encodes the push once, and sends it to every
-    /// shard with subscribers. Returns (epoch, offset).
     /// Acknowledges a client publish (an empty result).
     fn reply_published(&self, r: ReplyTo) {
         let mut line = BytesMut::with_capacity(32);
@@ -314,6 +312,9 @@ impl Hub {
         );
     }
 
+    /// Assigns the next offset, encodes the push once, and sends it to every
+    /// shard with subscribers. Returns (epoch, offset); (empty, 0) when the
+    /// channel has no stream and would keep nothing.
     pub fn owner_publish(
         &self,
         channel: ChannelName,
