@@ -158,8 +158,12 @@ impl Service for ClientService {
             }
         }
         if !out.is_empty() {
-            s.conn.send(encode(OpCode::Text, &out));
+            s.conn.reply(encode(OpCode::Text, &out));
         }
+    }
+
+    fn pump(&self) {
+        self.hub.pump();
     }
 
     fn on_pong(&self, _conn: &Rc<Conn>, s: &mut Rc<Session>) {

@@ -29,6 +29,9 @@ use crate::protocol::codes::{self, ClientError};
 use crate::protocol::push;
 use crate::ws::frame::{encode, OpCode};
 
+/// Outbox → mesh → handle rounds one `pump` runs at most.
+const PUMP_ROUNDS: usize = 4;
+
 thread_local! {
     /// The epoch reported for a publication that created no stream.
     static NO_EPOCH: Arc<str> = Arc::from("");
@@ -123,6 +126,51 @@ impl Hub {
         }
     }
 
+    /// Hands every queued outbox batch to the mesh (one push and wake-up
+    /// per destination). Returns whether anything was queued.
+    fn flush_outbox(&self) -> bool {
+        self.flush_pending.set(false);
+        let batches: Vec<(usize, Vec<MeshMsg>)> = self
+            .outbox
+            .borrow_mut()
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(dst, v)| (dst, std::mem::take(v)))
+            .collect();
+        let any = !batches.is_empty();
+        for (dst, batch) in batches {
+            self.mesh.push(self.shard, dst, batch);
+        }
+        any
+    }
+
+    /// Handles one round of the batches other shards (and this one) sent.
+    /// Returns the batches taken.
+    fn receive_round(&self) -> usize {
+        let n = self.mesh.pop_round(self.shard, |batch| {
+            for msg in batch {
+                self.handle(msg);
+            }
+        });
+        self.stats
+            .mesh_batches_in
+            .set(self.stats.mesh_batches_in.get() + n as u64);
+        n
+    }
+
+    /// Runs the hub's pending work now, from inside the reactor's flush
+    /// pass: sends the outbox and handles what came in, a few rounds deep
+    /// (a publication, then its acknowledgement and deliveries).
+    pub fn pump(&self) {
+        for _ in 0..PUMP_ROUNDS {
+            let sent = self.flush_outbox();
+            if self.receive_round() == 0 && !sent {
+                break;
+            }
+        }
+    }
+
     pub fn reply_to(&self, conn: u64, id: u32) -> ReplyTo {
         ReplyTo {
             shard: self.shard as u16,
@@ -206,7 +254,7 @@ impl Hub {
             MeshMsg::Run(job) => job(self),
             MeshMsg::Reply { reply, line } => {
                 if let Some(s) = self.sessions.borrow().get(&reply.conn) {
-                    s.conn.send(encode(OpCode::Text, &line));
+                    s.conn.reply(encode(OpCode::Text, &line));
                 }
             }
         }
@@ -529,18 +577,7 @@ async fn flush_loop(hub: Rc<Hub>) {
             }
         })
         .await;
-        hub.flush_pending.set(false);
-        let batches: Vec<(usize, Vec<MeshMsg>)> = hub
-            .outbox
-            .borrow_mut()
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(dst, v)| (dst, std::mem::take(v)))
-            .collect();
-        for (dst, batch) in batches {
-            hub.mesh.push(hub.shard, dst, batch);
-        }
+        hub.flush_outbox();
     }
 }
 
@@ -555,18 +592,6 @@ async fn receive_loop(hub: Rc<Hub>) {
             }
         })
         .await;
-        loop {
-            let n = hub.mesh.pop_round(hub.shard, |batch| {
-                for msg in batch {
-                    hub.handle(msg);
-                }
-            });
-            if n == 0 {
-                break;
-            }
-            hub.stats
-                .mesh_batches_in
-                .set(hub.stats.mesh_batches_in.get() + n as u64);
-        }
+        while hub.receive_round() > 0 {}
     }
 }

@@ -14,6 +14,9 @@ thread_local! {
     /// Tokens of this shard's connections with something to flush or a close
     /// to act on (each shard is one thread).
     static DIRTY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// Connections with a command reply queued during the current flush pass:
+    /// flushed between slices of a long pass instead of after it.
+    static URGENT: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// The reactor task, woken when the dirty list goes from empty to not.
     static REACTOR: Cell<Option<Waker>> = const { Cell::new(None) };
 }
@@ -21,6 +24,15 @@ thread_local! {
 /// Takes this shard's dirty list.
 pub(crate) fn take_dirty(into: &mut Vec<u32>) {
     DIRTY.with(|d| std::mem::swap(&mut *d.borrow_mut(), into));
+}
+
+/// Takes this shard's list of connections with a reply queued.
+pub(crate) fn take_urgent(into: &mut Vec<u32>) {
+    URGENT.with(|d| std::mem::swap(&mut *d.borrow_mut(), into));
+}
+
+pub(crate) fn has_urgent() -> bool {
+    URGENT.with(|d| !d.borrow().is_empty())
 }
 
 pub(crate) fn has_dirty() -> bool {
@@ -108,6 +120,18 @@ impl Conn {
         self.out.borrow_mut().push_back(frame);
         self.mark_dirty();
         true
+    }
+
+    /// Queues a reply to one of the client's commands. Like `send`, and the
+    /// reactor may send it in the middle of a long flush pass, so a client
+    /// waiting on it (a publisher's acknowledgement) does not wait behind
+    /// the fan-out to thousands of others.
+    pub fn reply(&self, frame: Bytes) -> bool {
+        let queued = self.send(frame);
+        if queued && self.token.get() != u32::MAX {
+            URGENT.with(|u| u.borrow_mut().push(self.token.get()));
+        }
+        queued
     }
 
     /// Asks the connection task to send a close frame and close. The first

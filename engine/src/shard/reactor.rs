@@ -36,6 +36,12 @@ const READ_CHUNK: usize = 64 * 1024;
 const READS_PER_TURN: usize = 4;
 /// Events taken per epoll_wait.
 const EVENTS: usize = 256;
+/// Connections flushed between looks at new input during one pass.
+const FLUSH_SLICE: usize = 256;
+/// Times per pass that queued replies are sent ahead of the pass's end.
+const EARLY_REPLIES: usize = 2;
+/// Replies leave early only while the pass averages fewer frames per send.
+const EARLY_BELOW_FRAMES_PER_SEND: u64 = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -172,6 +178,7 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
     monoio::spawn(sweep_deadlines(shard.clone()));
     let mut events = Vec::with_capacity(EVENTS);
     let mut dirty = Vec::new();
+    let mut urgent = Vec::new();
     let mut ready = pin!(waiter.readable(false));
     let mut epoll_ready = false;
     loop {
@@ -193,37 +200,81 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
         if epoll_ready {
             epoll_ready = false;
             ready.set(waiter.readable(false));
-            loop {
-                events.clear();
-                match sys::epoll_poll(&shard.reactor.ep, &mut events, EVENTS) {
-                    Ok(n) => {
-                        for &(data, bits) in &events {
-                            on_event(&shard, data, bits);
-                        }
-                        if n < EVENTS {
-                            break;
-                        }
+            poll_input(&shard, &mut events);
+        }
+        read_pending(&shard);
+        conn::take_dirty(&mut dirty);
+        conn::take_urgent(&mut urgent);
+        urgent.clear();
+        let (mut i, mut early) = (0, 0);
+        let (frames0, sends0) = (shard.stats.frames_out.get(), shard.stats.sends.get());
+        while i < dirty.len() {
+            flush_conn(&shard, dirty[i]);
+            i += 1;
+            if i % FLUSH_SLICE == 0 && i < dirty.len() {
+                // A long pass: take in what arrived meanwhile and let the
+                // hub run, so publications that came in join the queues of
+                // connections this pass has not reached yet (more frames
+                // per send) instead of waiting for the next pass.
+                poll_input(&shard, &mut events);
+                read_pending(&shard);
+                shard.service.pump();
+                // Replies (a publisher's acknowledgements) leave now, a few
+                // times per pass, while this pass's sends are still small:
+                // each lets a windowed publisher send more while the pass
+                // goes on, so later connections get more frames per send.
+                // Once sends are big enough, queueing deeper only adds
+                // latency; the cap bounds how much one pass's queues grow.
+                let sends = shard.stats.sends.get() - sends0;
+                let frames = shard.stats.frames_out.get() - frames0;
+                if early < EARLY_REPLIES
+                    && frames < EARLY_BELOW_FRAMES_PER_SEND * sends
+                    && conn::has_urgent()
+                {
+                    early += 1;
+                    conn::take_urgent(&mut urgent);
+                    for &t in &urgent {
+                        flush_conn(&shard, t);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        tracing::error!(shard = shard.id, error = %e, "epoll_wait");
-                        break;
-                    }
+                    urgent.clear();
                 }
             }
         }
-        let pending = std::mem::take(&mut *shard.reactor.pending_reads.borrow_mut());
-        for token in pending {
-            read_ready(&shard, token);
-        }
-        conn::take_dirty(&mut dirty);
-        for token in dirty.drain(..) {
-            flush_conn(&shard, token);
-        }
+        dirty.clear();
         if !shard.reactor.pending_reads.borrow().is_empty() {
             // Connections with unread data: let other tasks run first.
             yield_now().await;
         }
+    }
+}
+
+/// Takes every readiness event the epoll set holds and acts on it.
+fn poll_input<S: Service>(shard: &Rc<ShardCtx<S>>, events: &mut Vec<(u64, u32)>) {
+    loop {
+        events.clear();
+        match sys::epoll_poll(&shard.reactor.ep, events, EVENTS) {
+            Ok(n) => {
+                for &(data, bits) in events.iter() {
+                    on_event(shard, data, bits);
+                }
+                if n < EVENTS {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::error!(shard = shard.id, error = %e, "epoll_wait");
+                break;
+            }
+        }
+    }
+}
+
+/// Reads from connections that had more input than one turn takes.
+fn read_pending<S: Service>(shard: &Rc<ShardCtx<S>>) {
+    let pending = std::mem::take(&mut *shard.reactor.pending_reads.borrow_mut());
+    for token in pending {
+        read_ready(shard, token);
     }
 }
 
@@ -544,7 +595,9 @@ async fn sweep_deadlines<S: Service>(shard: Rc<ShardCtx<S>>) {
     }
 }
 
-/// Returns `Pending` once, after asking to be polled again.
+/// Returns `Pending` once and lets every other ready task run first. (A task
+/// that wakes itself is put at the front of monoio's queue, so the wake-up
+/// comes from a task spawned behind the others.)
 fn yield_now() -> impl Future<Output = ()> {
     let mut yielded = false;
     poll_fn(move |cx| {
@@ -552,7 +605,8 @@ fn yield_now() -> impl Future<Output = ()> {
             Poll::Ready(())
         } else {
             yielded = true;
-            cx.waker().wake_by_ref();
+            let waker = cx.waker().clone();
+            monoio::spawn(async move { waker.wake() });
             Poll::Pending
         }
     })

@@ -63,6 +63,11 @@ pub trait Service: Sized + 'static {
         Box::pin(async {})
     }
 
+    /// Called between slices of a long flush pass, after new input was
+    /// read: runs work that input queued (the hub), so what it produces joins
+    /// the rest of the pass.
+    fn pump(&self) {}
+
     /// The close every connection gets on graceful shutdown.
     fn shutdown_close(&self) -> (u16, &'static str) {
         (crate::ws::close::code::GOING_AWAY, "going away")
