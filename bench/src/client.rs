@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
@@ -15,7 +16,7 @@ use bytes::BytesMut;
 use ringcast::ws::frame::encode_masked;
 use ringcast::ws::handshake::accept_key;
 use ringcast::ws::{Decoder, DecoderConfig, Message, OpCode, Role};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use crate::net::{self, Target};
@@ -33,6 +34,12 @@ pub struct WsClient {
     wbuf: BytesMut,
     decoder: Decoder,
     mask: [u8; 4],
+    /// Reads go through recvmsg(2) and keep the kernel's receive timestamp
+    /// (`rx_timestamps`).
+    stamps: bool,
+    /// The kernel's receive timestamp of the last data read (CLOCK_REALTIME
+    /// ns; 0: none).
+    rx_real_ns: u64,
 }
 
 /// Why a connection attempt failed: at the TCP level or during the upgrade.
@@ -75,6 +82,8 @@ impl WsClient {
             wbuf: BytesMut::new(),
             decoder: Decoder::new(),
             mask: rng.next_u32().to_ne_bytes(),
+            stamps: false,
+            rx_real_ns: 0,
         };
         c.upgrade(target, rng)
             .await
@@ -165,6 +174,36 @@ impl WsClient {
         }
     }
 
+    /// Asks the kernel to timestamp received data (SO_TIMESTAMPNS, software
+    /// receive time): from then on `rx_mono_ns` says when the data of the
+    /// last read reached the socket, as opposed to when the bench read it.
+    pub fn rx_timestamps(&mut self) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option of the size we pass.
+        let r = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.stamps = true;
+        Ok(())
+    }
+
+    /// When the data of the last read reached the socket (CLOCK_MONOTONIC
+    /// ns), with `rx_timestamps` on. For TCP the kernel reports the
+    /// timestamp of the last segment the read took.
+    pub fn rx_mono_ns(&self) -> Option<u64> {
+        (self.rx_real_ns != 0)
+            .then(|| (self.rx_real_ns as i64 - crate::stats::realtime_offset_ns()) as u64)
+    }
+
     /// Waits until the socket is readable, then reads what is there. Returns
     /// the bytes read; 0 means the server closed the connection.
     pub async fn read_some(&mut self, chunk: usize) -> io::Result<usize> {
@@ -173,7 +212,18 @@ impl WsClient {
             if self.rbuf.capacity() - self.rbuf.len() < chunk / 2 {
                 self.rbuf.reserve(chunk);
             }
-            match self.stream.try_read_buf(&mut self.rbuf) {
+            let r = if self.stamps {
+                let (fd, buf, stamp) = (
+                    self.stream.as_raw_fd(),
+                    &mut self.rbuf,
+                    &mut self.rx_real_ns,
+                );
+                self.stream
+                    .try_io(Interest::READABLE, || recv_stamped(fd, buf, stamp))
+            } else {
+                self.stream.try_read_buf(&mut self.rbuf)
+            };
+            match r {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
@@ -238,6 +288,46 @@ impl WsClient {
     fn buffered(&self) -> usize {
         self.rbuf.len()
     }
+}
+
+/// recvmsg(2) into `buf`'s spare capacity; a receive timestamp in the
+/// control data goes to `stamp` (CLOCK_REALTIME ns).
+fn recv_stamped(fd: RawFd, buf: &mut BytesMut, stamp: &mut u64) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let mut iov = libc::iovec {
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: spare.len(),
+    };
+    // Room for one SCM_TIMESTAMPNS (a timespec), u64-aligned.
+    let mut control = [0u64; 8];
+    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: the iovec covers `spare`, writable memory owned by `buf`; the
+    // control buffer is ours and its length is given.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    // SAFETY: CMSG_FIRSTHDR/NXTHDR walk the control data the kernel wrote,
+    // within msg_controllen; a timestamp cmsg carries one timespec.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                *stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(n)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

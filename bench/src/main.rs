@@ -133,6 +133,11 @@ struct FanoutArgs {
     /// Bytes of each publication's data JSON.
     #[arg(long, default_value_t = 128)]
     size: usize,
+    /// Keep the kernel's receive timestamp of each read (SO_TIMESTAMPNS)
+    /// and split the latency into publish → subscriber's socket (the server
+    /// and loopback) and socket → read (the bench's own queueing).
+    #[arg(long)]
+    rx_timestamps: bool,
     /// How publications reach the server.
     #[arg(long, value_enum, default_value_t = PublisherKind::Client)]
     publisher: PublisherKind,
@@ -538,7 +543,8 @@ fn fanout_config(a: FanoutArgs) -> anyhow::Result<(Scenario, String, Common)> {
         &a.drain,
         smoke,
     )?;
-    let cfg = subscribers_for(a.subscribers, load, &a.drain, smoke);
+    let mut cfg = subscribers_for(a.subscribers, load, &a.drain, smoke);
+    cfg.rx_timestamps = a.rx_timestamps;
     Ok((Scenario::Fanout(cfg), a.url, a.common))
 }
 
@@ -626,6 +632,7 @@ fn subscribers_for(
         },
         load,
         quiet_s: drain.secs(smoke).0,
+        rx_timestamps: false,
     }
 }
 

@@ -9,6 +9,35 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// CLOCK_MONOTONIC in nanoseconds. One clock for every process on the box,
 /// so a timestamp written by a publisher process is comparable with the
 /// receive time taken in a subscriber process.
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC in ns, measured once per process
+/// (kernel receive timestamps are on the realtime clock, ours on the
+/// monotonic one; over a run the two do not drift apart measurably).
+pub fn realtime_offset_ns() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let mut best = (u64::MAX, 0i64);
+        for _ in 0..16 {
+            let a = mono_ns();
+            let r = clock_ns(libc::CLOCK_REALTIME);
+            let b = mono_ns();
+            if b - a < best.0 {
+                best = (b - a, r as i64 - (a + (b - a) / 2) as i64);
+            }
+        }
+        best.1
+    })
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into a stack timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 pub fn mono_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -221,6 +250,14 @@ pub struct Tally {
     pub latency_by_s: Vec<Hist>,
     /// Publication issued → acknowledged (fanout, storm, publish).
     pub ack_latency: Hist,
+    /// `--rx-timestamps`: publish → the kernel's receive timestamp of the
+    /// data in the subscriber's socket (the server's part, plus loopback).
+    #[serde(default)]
+    pub socket_latency: Hist,
+    /// `--rx-timestamps`: that timestamp → read and decoded by the bench
+    /// (the load generator's own queueing).
+    #[serde(default)]
+    pub read_delay: Hist,
     /// Acknowledgements per second of the run (same seconds as `latency_by_s`).
     pub acks_by_s: Vec<u64>,
     /// Storm: connections subscribed again per second of the run.
@@ -377,6 +414,8 @@ impl Tally {
             a.merge(b);
         }
         self.ack_latency.merge(&o.ack_latency);
+        self.socket_latency.merge(&o.socket_latency);
+        self.read_delay.merge(&o.read_delay);
         merge_timeline(&mut self.acks_by_s, &o.acks_by_s);
         merge_timeline(&mut self.resubscribed_by_s, &o.resubscribed_by_s);
         if self.rounds.len() < o.rounds.len() {

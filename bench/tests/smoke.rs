@@ -372,9 +372,33 @@ fn fanout_max_with_two_processes_and_workers() {
         "3",
         "--channels",
         "2",
+        "--rx-timestamps",
     ]);
     fanout_clean(&r);
     assert_eq!(u(&r, "/layout/procs"), 2);
+    // Every delivery was split at the subscriber's socket, and each part
+    // lies within the whole (kernel and bench clocks agree to a few µs).
+    let f = |path: &str| r.pointer(path).and_then(Value::as_f64).unwrap_or(-1.0);
+    assert_eq!(
+        u(&r, "/socket_latency/count"),
+        u(&r, "/latency/count"),
+        "{r:#}"
+    );
+    assert_eq!(u(&r, "/read_delay/count"), u(&r, "/latency/count"), "{r:#}");
+    for q in ["p50_us", "p99_us", "max_us"] {
+        let whole = f(&format!("/latency/{q}"));
+        for part in ["socket_latency", "read_delay"] {
+            let v = f(&format!("/{part}/{q}"));
+            assert!(
+                v >= 0.0 && v <= whole + 50.0,
+                "{part} {q} {v} vs {whole}: {r:#}"
+            );
+        }
+    }
+    // Per delivery the two parts add up to the whole, so their means do.
+    let sum = f("/socket_latency/mean_us") + f("/read_delay/mean_us");
+    let whole = f("/latency/mean_us");
+    assert!((sum - whole).abs() <= 50.0, "{sum} vs {whole}: {r:#}");
 }
 
 #[test]

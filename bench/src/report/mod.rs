@@ -45,6 +45,13 @@ pub struct Report {
     /// Publication issued → acknowledged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_latency: Option<Summary>,
+    /// `--rx-timestamps`: publish → the kernel's receive timestamp in the
+    /// subscriber's socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_latency: Option<Summary>,
+    /// `--rx-timestamps`: that timestamp → read by the bench.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_delay: Option<Summary>,
     /// Fanout: publish → receive latency per second of the run (second 0
     /// starts with the window; seconds past `duration_s` are the drain).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -358,6 +365,8 @@ impl Report {
             &t.latency,
         );
         curve("publish → ack", &t.ack_latency);
+        curve("publish → socket", &t.socket_latency);
+        curve("socket → read", &t.read_delay);
         curve("connect", &t.connect_latency);
         let workers = (o.layout.procs * o.layout.workers).max(1) as f64;
         let bench_util = o.bench_cpu_s / active_s;
@@ -390,6 +399,8 @@ impl Report {
                 .map(|_| t.latency.summary())
                 .filter(|l| l.count > 0 || !matches!(plan.scenario, Scenario::Publish(_))),
             ack_latency: Some(t.ack_latency.summary()).filter(|s| s.count > 0),
+            socket_latency: Some(t.socket_latency.summary()).filter(|s| s.count > 0),
+            read_delay: Some(t.read_delay.summary()).filter(|s| s.count > 0),
             throughput_timeline: throughput(t),
             latency_timeline: t
                 .latency_by_s

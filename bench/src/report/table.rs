@@ -150,6 +150,12 @@ impl Report {
         if let Some(l) = &self.latency {
             row("latency", lat(l));
         }
+        if let Some(l) = &self.socket_latency {
+            row("  publish → socket", lat(l));
+        }
+        if let Some(l) = &self.read_delay {
+            row("  socket → read", lat(l));
+        }
         if let Some(l) = &self.ack_latency {
             row("ack latency", lat(l));
         }

@@ -18,6 +18,9 @@ pub struct FanoutConfig {
     /// After the window: stop once no delivery arrived for this long
     /// (at most `drain_max_s`).
     pub quiet_s: f64,
+    /// Subscribers keep the kernel's receive timestamps, to split the
+    /// latency at the subscriber's socket.
+    pub rx_timestamps: bool,
 }
 
 pub async fn run(mut ctx: WorkerCtx, cfg: FanoutConfig) -> Tally {
@@ -27,7 +30,8 @@ pub async fn run(mut ctx: WorkerCtx, cfg: FanoutConfig) -> Tally {
         let channel = (index % cfg.load.channels.max(1)) as u32;
         let name = plan.channel(channel as usize);
         let token = plan.token.clone();
-        crew.spawn(move |hand| subscriber(hand, index, channel, name, token));
+        let stamps = cfg.rx_timestamps;
+        crew.spawn(move |hand| subscriber(hand, index, channel, name, token, stamps));
     }
     let running = spawn_publishers(&mut crew, &ctx, &cfg.load, cfg.subscribers);
     crew.setup_done().await;
@@ -48,7 +52,14 @@ pub fn count_subscriber(h: &Hand, channel: u32) {
         .or_default() += 1;
 }
 
-async fn subscriber(mut h: Hand, index: usize, channel: u32, name: String, token: Option<String>) {
+async fn subscriber(
+    mut h: Hand,
+    index: usize,
+    channel: u32,
+    name: String,
+    token: Option<String>,
+    stamps: bool,
+) {
     let c = h
         .dial(index, |c| async move {
             centrifuge_login(c, token.as_deref(), std::slice::from_ref(&name)).await
@@ -56,6 +67,11 @@ async fn subscriber(mut h: Hand, index: usize, channel: u32, name: String, token
         .await;
     h.setup_done();
     let Some(mut c) = c else { return };
+    if stamps {
+        if let Err(e) = c.rx_timestamps() {
+            h.tally.borrow_mut().error(format!("SO_TIMESTAMPNS: {e}"));
+        }
+    }
     count_subscriber(&h, channel);
     let mut rx = Receiver::default();
     let ended = receive(&mut h, &mut c, &mut rx, None).await;

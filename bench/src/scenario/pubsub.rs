@@ -409,9 +409,21 @@ impl Receiver {
         }
     }
 
-    /// One of our publications arrived at `now` (second `sec` of the run).
-    pub fn deliver(&mut self, t: &mut Tally, sec: Option<u64>, now: u64, s: Stamp) {
+    /// One of our publications was read at `now` (second `sec` of the run),
+    /// having reached the socket at `rx` (kernel timestamp, if kept).
+    pub fn deliver(
+        &mut self,
+        t: &mut Tally,
+        sec: Option<u64>,
+        now: u64,
+        rx: Option<u64>,
+        s: Stamp,
+    ) {
         t.record_latency(sec, now.saturating_sub(s.t));
+        if let Some(rx) = rx {
+            t.socket_latency.record(rx.saturating_sub(s.t));
+            t.read_delay.record(now.saturating_sub(rx));
+        }
         self.streams.get(stream_key(s.c, s.p)).see(s.s);
     }
 
@@ -494,6 +506,7 @@ pub async fn receive(
 fn take_batch(h: &Hand, c: &mut WsClient, rx: &mut Receiver) -> (u64, Option<Ended>) {
     let now = mono_ns();
     let sec = second_of(h, now);
+    let rx_at = c.rx_mono_ns();
     let (mut got, mut pings, mut bad) = (0u64, 0u64, 0u64);
     let mut ended = None;
     let mut t = h.tally.borrow_mut();
@@ -524,7 +537,7 @@ fn take_batch(h: &Hand, c: &mut WsClient, rx: &mut Receiver) -> (u64, Option<End
         for line in lines(&text) {
             match classify(line) {
                 Line::Push { stamp: Some(s) } => {
-                    rx.deliver(&mut t, sec, now, s);
+                    rx.deliver(&mut t, sec, now, rx_at, s);
                     if rx.track_offset {
                         if let Some(o) = pub_offset(line) {
                             rx.offset = o;

@@ -265,7 +265,7 @@ fn absorb(h: &Hand, rx: &mut Receiver, lines: &[Vec<u8>], asked: bool) -> Recove
         if let Some(r) = subscribe_reply(line) {
             for (stamp, _) in &r.publications {
                 if let Some(s) = stamp {
-                    rx.deliver(&mut t, sec, now, *s);
+                    rx.deliver(&mut t, sec, now, None, *s);
                     t.recovered_pubs += 1;
                     got += 1;
                 }
@@ -286,7 +286,7 @@ fn absorb(h: &Hand, rx: &mut Receiver, lines: &[Vec<u8>], asked: bool) -> Recove
                 (true, false, _) => Recovery::Ignored,
             };
         } else if let Line::Push { stamp: Some(s) } = classify(line) {
-            rx.deliver(&mut t, sec, now, s);
+            rx.deliver(&mut t, sec, now, None, s);
             if let Some(o) = pub_offset(line) {
                 rx.offset = o;
             }
