@@ -78,6 +78,10 @@ pub struct RuntimeArgs {
     /// Seconds a graceful shutdown waits for clients to be told and flushed [default: 10].
     #[arg(long, env = "RINGCAST_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<f64>,
+    /// Seconds a shard may hold its next flush pass after a pass of many
+    /// one-frame sends, to coalesce more per send; 0 disables [default: 0.1].
+    #[arg(long, env = "RINGCAST_FLUSH_HOLD_MAX")]
+    pub flush_hold_max: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -166,6 +170,9 @@ impl RuntimeArgs {
         if let Some(v) = self.shutdown_timeout {
             s.shutdown_timeout = v;
         }
+        if let Some(v) = self.flush_hold_max {
+            s.flush_hold_max = v;
+        }
         Ok(cfg)
     }
 }
@@ -226,6 +233,7 @@ fn shard_config(cfg: &Config, port: u16) -> ShardConfig {
     sc.driver = s.driver;
     sc.handshake_timeout = Duration::from_secs_f64(s.handshake_timeout);
     sc.shutdown_timeout = Duration::from_secs_f64(s.shutdown_timeout);
+    sc.flush_hold_max = Duration::from_secs_f64(s.flush_hold_max);
     sc.connect_rate = cfg.client.connect_rate;
     sc
 }

@@ -44,6 +44,9 @@ pub struct ServerSection {
     pub shutdown_timeout: f64,
     /// Largest WebSocket message from a client, bytes (larger: close 1009).
     pub max_message: usize,
+    /// Longest a shard holds back its next flush pass after one that sent
+    /// thousands of connections a frame or two each, seconds (0: never).
+    pub flush_hold_max: f64,
 }
 
 impl Default for ServerSection {
@@ -58,6 +61,7 @@ impl Default for ServerSection {
             handshake_timeout: 10.0,
             shutdown_timeout: 10.0,
             max_message: 64 * 1024,
+            flush_hold_max: 0.1,
         }
     }
 }
@@ -280,6 +284,9 @@ impl Config {
         }
         if !non_negative(self.server.shutdown_timeout) {
             return err("server.shutdown_timeout", "must be >= 0");
+        }
+        if !non_negative(self.server.flush_hold_max) || self.server.flush_hold_max > 10.0 {
+            return err("server.flush_hold_max", "must be between 0 and 10 seconds");
         }
         if self.server.max_message < 16 {
             return err("server.max_message", "must be at least 16 bytes");

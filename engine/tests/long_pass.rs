@@ -1,4 +1,6 @@
-//! A publisher's acknowledgement does not wait behind a long fan-out.
+//! Long flush passes: a publisher's acknowledgement does not wait behind a
+//! long fan-out, and a pass of one-frame sends to thousands of connections
+//! holds the next pass back (`--flush-hold-max`) without losing anything.
 //!
 //! One shard, 4,000 subscribers on one channel, so flushing one publication
 //! to all of them is a long pass. The observer subscribed last, so it is the
@@ -104,4 +106,60 @@ fn ack_leaves_during_a_long_flush_pass() {
          the last subscriber: acks wait for the end of the flush pass",
         second_acked - first_seen
     );
+}
+
+/// Publishes `n` publications one after another (each after the previous
+/// one's acknowledgement) and checks the observer gets all, in order.
+fn publish_and_observe(publisher: &mut TcpStream, observer: &mut TcpStream, n: u32) {
+    for i in 1..=n {
+        publish(publisher, 100 + i, i);
+        await_reply(publisher, 100 + i);
+    }
+    let mut got = 0;
+    while got < n {
+        let (_, _, p) = read_frame(observer).expect("observer connection lost");
+        let text = String::from_utf8(p).unwrap();
+        for line in text.lines().filter(|l| l.contains("\"pub\"")) {
+            got += 1;
+            assert!(
+                line.contains(&format!("\"n\":{got}}}")),
+                "publication {got} out of order: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_pass_of_single_frames_to_thousands_holds_the_next() {
+    for (hold, holds_expected) in [("0.1", true), ("0", false)] {
+        let server = Server::start(
+            "serve",
+            &[
+                "--insecure",
+                "--shards",
+                "1",
+                "--api-port",
+                "0",
+                "--publisher-port",
+                "0",
+                "--flush-hold-max",
+                hold,
+            ],
+        );
+        // Over the 4,096-connection threshold; one frame each per pass.
+        let _crowd: Vec<TcpStream> = (0..4200).map(|_| subscribe(&server, "lp")).collect();
+        let mut observer = subscribe(&server, "lp");
+        let (mut publisher, _) = ws_connect(server.addr, "/connection/websocket");
+        publisher
+            .write_all(&client_frame(true, 1, br#"{"id":1,"connect":{}}"#))
+            .unwrap();
+        await_reply(&mut publisher, 1);
+        publish_and_observe(&mut publisher, &mut observer, 5);
+        let holds = server.metric("ringcast_flush_holds_total");
+        if holds_expected {
+            assert!(holds >= 1.0, "--flush-hold-max {hold}: {holds} holds");
+        } else {
+            assert_eq!(holds, 0.0, "--flush-hold-max {hold}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub struct ShardSnapshot {
     pub bytes_out: u64,
     pub frames_out: u64,
     pub sends: u64,
+    pub flush_holds: u64,
     pub publications: u64,
     pub deliveries: u64,
     pub mesh_depth: u64,
@@ -50,6 +51,7 @@ pub fn snapshot(h: &Hub) -> ShardSnapshot {
         bytes_out: s.bytes_out.get(),
         frames_out: s.frames_out.get(),
         sends: s.sends.get(),
+        flush_holds: s.holds.get(),
         publications: h.stats.publications.get(),
         deliveries: h.stats.deliveries.get(),
         mesh_depth: h.mesh_depth() as u64,
@@ -146,6 +148,12 @@ pub fn render(shards: &[ShardSnapshot], p: &Process) -> String {
         "counter",
         "sendmsg calls; messages_sent_total / sends_total is the coalescing factor.",
         &|s| s.sends,
+    );
+    family(
+        "flush_holds_total",
+        "counter",
+        "Flush passes held back after a pass of many small sends (write coalescing under load).",
+        &|s| s.flush_holds,
     );
     family(
         "publications_total",

@@ -129,7 +129,16 @@ impl Conn {
     pub fn reply(&self, frame: Bytes) -> bool {
         let queued = self.send(frame);
         if queued && self.token.get() != u32::MAX {
-            URGENT.with(|u| u.borrow_mut().push(self.token.get()));
+            URGENT.with(|u| {
+                let mut u = u.borrow_mut();
+                u.push(self.token.get());
+                if u.len() == 1 {
+                    // The reactor may be holding its flush pass back.
+                    if let Some(w) = REACTOR.with(Cell::take) {
+                        w.wake();
+                    }
+                }
+            });
         }
         queued
     }

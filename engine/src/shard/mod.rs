@@ -49,6 +49,9 @@ pub struct ShardConfig {
     pub shutdown_timeout: Duration,
     /// New upgrades accepted per second per shard; beyond it: 503 (0: unlimited).
     pub connect_rate: u32,
+    /// Longest hold of a flush pass after a big pass of small sends (zero:
+    /// no holds); see the reactor.
+    pub flush_hold_max: Duration,
 }
 
 impl ShardConfig {
@@ -66,6 +69,7 @@ impl ShardConfig {
             close_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(10),
             connect_rate: 0,
+            flush_hold_max: Duration::from_millis(100),
         }
     }
 }

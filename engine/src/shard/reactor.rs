@@ -42,6 +42,10 @@ const FLUSH_SLICE: usize = 256;
 const EARLY_REPLIES: usize = 2;
 /// Replies leave early only while the pass averages fewer frames per send.
 const EARLY_BELOW_FRAMES_PER_SEND: u64 = 128;
+/// A pass over at least this many connections that averaged fewer frames
+/// per send than `HOLD_BELOW_FRAMES_PER_SEND` holds the next pass back.
+const HOLD_MIN_CONNS: usize = 4096;
+const HOLD_BELOW_FRAMES_PER_SEND: u64 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -181,7 +185,12 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
     let mut urgent = Vec::new();
     let mut ready = pin!(waiter.readable(false));
     let mut epoll_ready = false;
+    // After a big pass of small sends: no flush pass before this (see HOLD_*).
+    let mut hold_until: Option<Instant> = None;
     loop {
+        let mut hold = hold_until
+            .filter(|&t| t > Instant::now())
+            .map(|t| Box::pin(monoio::time::sleep_until(t.into())));
         // Poll the epoll set's readiness on every pass, so a steady stream of
         // output never starves input.
         poll_fn(|cx| {
@@ -189,8 +198,18 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
             if !epoll_ready && ready.as_mut().poll(cx).is_ready() {
                 epoll_ready = true;
             }
-            if epoll_ready || conn::has_dirty() || !shard.reactor.pending_reads.borrow().is_empty()
+            if hold
+                .as_mut()
+                .is_some_and(|h| h.as_mut().poll(cx).is_ready())
             {
+                hold = None;
+            }
+            let output = if hold.is_some() {
+                conn::has_urgent()
+            } else {
+                conn::has_dirty()
+            };
+            if epoll_ready || output || !shard.reactor.pending_reads.borrow().is_empty() {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -203,6 +222,13 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
             poll_input(&shard, &mut events);
         }
         read_pending(&shard);
+        if hold_until.is_some_and(|t| t > Instant::now()) {
+            // Holding: input is read and replies leave, the fan-out waits.
+            flush_urgent(&shard, &mut urgent);
+            continue;
+        }
+        hold_until = None;
+        let pass_start = Instant::now();
         conn::take_dirty(&mut dirty);
         conn::take_urgent(&mut urgent);
         urgent.clear();
@@ -232,13 +258,25 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
                     && conn::has_urgent()
                 {
                     early += 1;
-                    conn::take_urgent(&mut urgent);
-                    for &t in &urgent {
-                        flush_conn(&shard, t);
-                    }
-                    urgent.clear();
+                    flush_urgent(&shard, &mut urgent);
                 }
             }
+        }
+        // A pass over many connections that sent them a few frames each
+        // spent most of its time on per-send cost: hold the next pass for as
+        // long as this one took (at most `flush_hold_max`), so each
+        // connection has more frames queued by then. At most half the core
+        // goes to such passes, at the price of up to one pass time of extra
+        // latency. Input is still read and replies still leave meanwhile.
+        let sends = shard.stats.sends.get() - sends0;
+        let frames = shard.stats.frames_out.get() - frames0;
+        if dirty.len() >= HOLD_MIN_CONNS
+            && frames < HOLD_BELOW_FRAMES_PER_SEND * sends
+            && !shard.cfg.flush_hold_max.is_zero()
+        {
+            let took = pass_start.elapsed().min(shard.cfg.flush_hold_max);
+            hold_until = Some(Instant::now() + took);
+            shard.stats.held();
         }
         dirty.clear();
         if !shard.reactor.pending_reads.borrow().is_empty() {
@@ -268,6 +306,15 @@ fn poll_input<S: Service>(shard: &Rc<ShardCtx<S>>, events: &mut Vec<(u64, u32)>)
             }
         }
     }
+}
+
+/// Sends what connections with a reply queued have, ahead of the others.
+fn flush_urgent<S: Service>(shard: &Rc<ShardCtx<S>>, urgent: &mut Vec<u32>) {
+    conn::take_urgent(urgent);
+    for &t in urgent.iter() {
+        flush_conn(shard, t);
+    }
+    urgent.clear();
 }
 
 /// Reads from connections that had more input than one turn takes.

@@ -23,6 +23,8 @@ pub struct ShardStats {
     pub bytes_out: Cell<u64>,
     pub frames_out: Cell<u64>,
     pub sends: Cell<u64>,
+    /// Flush passes held back after a big pass of small sends.
+    pub holds: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>, by: u64) {
@@ -69,6 +71,10 @@ impl ShardStats {
 
     pub(crate) fn received(&self, n: usize) {
         bump(&self.bytes_in, n as u64);
+    }
+
+    pub(crate) fn held(&self) {
+        bump(&self.holds, 1);
     }
 
     pub(crate) fn sent(&self, bytes: usize, frames: usize) {

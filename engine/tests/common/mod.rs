@@ -386,6 +386,22 @@ impl Server {
         (addrs[0], addrs[1])
     }
 
+    /// The sum over shards of a `/metrics` family (e.g.
+    /// `ringcast_flush_holds_total`); needs `--api-port`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (api, _) = self.extra_addrs();
+        let resp = http_exchange(
+            api,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let prefix = format!("{name}{{");
+        String::from_utf8_lossy(&resp.body)
+            .lines()
+            .filter(|l| l.starts_with(&prefix) || l.split(' ').next() == Some(name))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    }
+
     /// `POST /api/<method>` with `X-API-Key: key`; the response body as JSON.
     pub fn api(&self, key: &str, method: &str, body: &serde_json::Value) -> serde_json::Value {
         let (api, _) = self.extra_addrs();
