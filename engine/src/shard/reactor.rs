@@ -43,8 +43,13 @@ const EARLY_REPLIES: usize = 2;
 /// Replies leave early only while the pass averages fewer frames per send.
 const EARLY_BELOW_FRAMES_PER_SEND: u64 = 128;
 /// A pass over at least this many connections that averaged fewer frames
-/// per send than `HOLD_BELOW_FRAMES_PER_SEND` holds the next pass back.
+/// per send than `HOLD_BELOW_FRAMES_PER_SEND` holds the next pass back —
+/// if it averaged at least `HOLD_MIN_FRAMES_PER_SEND`: only then do the
+/// connections get frames faster than passes come, so that waiting one
+/// pass time batches more. (Thousands of connections on quiet channels
+/// would only wait longer.)
 const HOLD_MIN_CONNS: usize = 4096;
+const HOLD_MIN_FRAMES_PER_SEND: u64 = 2;
 const HOLD_BELOW_FRAMES_PER_SEND: u64 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,8 +228,13 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
         }
         read_pending(&shard);
         if hold_until.is_some_and(|t| t > Instant::now()) {
-            // Holding: input is read and replies leave, the fan-out waits.
+            // Holding: input is read and handled and replies leave; the
+            // fan-out waits.
+            shard.service.pump();
             flush_urgent(&shard, &mut urgent);
+            if !shard.reactor.pending_reads.borrow().is_empty() {
+                yield_now().await;
+            }
             continue;
         }
         hold_until = None;
@@ -263,6 +273,7 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
             }
         }
         // A pass over many connections that sent them a few frames each
+        // (2 to 32 on average: they get frames faster than passes come)
         // spent most of its time on per-send cost: hold the next pass for as
         // long as this one took (at most `flush_hold_max`), so each
         // connection has more frames queued by then. At most half the core
@@ -271,7 +282,8 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
         let sends = shard.stats.sends.get() - sends0;
         let frames = shard.stats.frames_out.get() - frames0;
         if dirty.len() >= HOLD_MIN_CONNS
-            && frames < HOLD_BELOW_FRAMES_PER_SEND * sends
+            && (HOLD_MIN_FRAMES_PER_SEND * sends..HOLD_BELOW_FRAMES_PER_SEND * sends)
+                .contains(&frames)
             && !shard.cfg.flush_hold_max.is_zero()
         {
             let took = pass_start.elapsed().min(shard.cfg.flush_hold_max);
