@@ -1,7 +1,7 @@
 //! Long flush passes: a publisher's acknowledgement does not wait behind a
-//! long fan-out, and a pass of one-frame sends to thousands of connections
+//! long fan-out; a pass of a few frames each to thousands of connections
 //! holds the next pass back (`--flush-hold-max`) without losing anything,
-//! while one frame each (quiet channels) does not.
+//! while a pass of one frame each (quiet channels) does not.
 //!
 //! One shard, 4,000 subscribers on one channel, so flushing one publication
 //! to all of them is a long pass. The observer subscribed last, so it is the

@@ -1,3 +1,3 @@
-# attempt 1: bench exit 0, host.other_busy_cores 0.004861040335436003 (idle check before: 0.006)
+# attempt 1: bench exit 0, host.other_busy_cores 0.009572093419295552 (idle check before: 0.008)
 taskset -c 0 peer-tokio-ws --port 18900 --threads 1
-taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --rate 100 --pace even -d 10 --server-pid 3703 --cpu 1 --json --no-progress
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --rate 100 --pace even -d 10 --server-pid 5149 --cpu 1 --json --no-progress

@@ -1,3 +1,3 @@
-# attempt 1: bench exit 0, host.other_busy_cores 0.018033266682285127 (idle check before: 0.006)
+# attempt 1: bench exit 0, host.other_busy_cores 0.01813206214268253 (idle check before: 0.006)
 taskset -c 0 peer-tokio-ws --port 18900 --threads 1
-taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --max --in-flight 256 -d 10 --server-pid 2733 --cpu 1 --json --no-progress
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --max --in-flight 256 -d 10 --server-pid 4947 --cpu 1 --json --no-progress

@@ -1,6 +1,3 @@
-# attempt 1: bench exit 0, host.other_busy_cores 0.36080145750590753 (idle check before: 0.006)
+# attempt 1: bench exit 0, host.other_busy_cores 0.020144439701676158 (idle check before: 0.010)
 taskset -c 0 peer-tokio-ws --port 18900 --threads 1
-taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --max --in-flight 256 -d 10 --server-pid 3001 --cpu 1 --json --no-progress
-# attempt 2: bench exit 0, host.other_busy_cores 0.003617274196897676 (idle check before: 0.008)
-taskset -c 0 peer-tokio-ws --port 18903 --threads 1
-taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18903/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --max --in-flight 256 -d 10 --server-pid 3605 --cpu 1 --json --no-progress
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --max --in-flight 256 -d 10 --server-pid 5077 --cpu 1 --json --no-progress

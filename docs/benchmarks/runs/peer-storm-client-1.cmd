@@ -1,3 +1,3 @@
-# attempt 1: bench exit 0, host.other_busy_cores 0 (idle check before: 0.008)
+# attempt 1: bench exit 0, host.other_busy_cores 0.02414364085500762 (idle check before: 0.006)
 taskset -c 0 peer-tokio-ws --port 18900 --threads 1
-taskset -c 1 ringcast-bench storm --url ws://127.0.0.1:18900/connection/websocket -n 10000 --channels 10 -d 10 --warmup 3 --conns-per-addr 5000 --rate 100 --drop client --publisher client --server-pid 32008 --cpu 1 --json --no-progress
+taskset -c 1 ringcast-bench storm --url ws://127.0.0.1:18900/connection/websocket -n 10000 --channels 10 -d 10 --warmup 3 --conns-per-addr 5000 --rate 100 --drop client --publisher client --server-pid 6137 --cpu 1 --json --no-progress

@@ -1,3 +1,3 @@
-# attempt 1: bench exit 0, host.other_busy_cores 0.0032404651246517803 (idle check before: 0.006)
+# attempt 1: bench exit 0, host.other_busy_cores 0 (idle check before: 0.006)
 taskset -c 0 ringcast serve --port 18900 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18901 --publisher-port 18902 --api-key bench-key
-taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --rate 100 --pace burst -d 10 --server-pid 4089 --cpu 1 --json --no-progress
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --rate 100 --pace burst -d 10 --server-pid 5314 --cpu 1 --json --no-progress
