@@ -24,17 +24,15 @@ use common::*;
 const SUBSCRIBERS: usize = 4000;
 
 fn subscribe(server: &Server, channel: &str) -> TcpStream {
+    subscribed(server.addr, channel)
+}
+
+/// A connected client that publishes (and subscribes to nothing).
+fn publisher(server: &Server) -> TcpStream {
     let (mut s, _) = ws_connect(server.addr, "/connection/websocket");
-    let cmds = format!(
-        "{{\"id\":1,\"connect\":{{}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{channel}\"}}}}"
-    );
-    s.write_all(&client_frame(true, 1, cmds.as_bytes()))
+    s.write_all(&client_frame(true, 1, br#"{"id":1,"connect":{}}"#))
         .unwrap();
-    let mut seen = String::new();
-    while !seen.contains("\"id\":2") {
-        let (_, _, p) = read_frame(&mut s).unwrap();
-        seen.push_str(&String::from_utf8(p).unwrap());
-    }
+    await_reply(&mut s, 1);
     s
 }
 
@@ -62,11 +60,7 @@ fn ack_leaves_during_a_long_flush_pass() {
     // Held open, never read: two small frames each fit their socket buffers.
     let _crowd: Vec<TcpStream> = (0..SUBSCRIBERS).map(|_| subscribe(&server, "lp")).collect();
     let mut observer = subscribe(&server, "lp");
-    let (mut publisher, _) = ws_connect(server.addr, "/connection/websocket");
-    publisher
-        .write_all(&client_frame(true, 1, br#"{"id":1,"connect":{}}"#))
-        .unwrap();
-    await_reply(&mut publisher, 1);
+    let mut publisher = publisher(&server);
 
     let (tx, rx) = mpsc::channel();
     let watcher = thread::spawn(move || {
@@ -157,11 +151,7 @@ fn a_pass_of_a_few_frames_each_to_thousands_holds_the_next() {
         // Over the 4,096-connection threshold; one frame each per pass.
         let _crowd: Vec<TcpStream> = (0..4200).map(|_| subscribe(&server, "lp")).collect();
         let mut observer = subscribe(&server, "lp");
-        let (mut publisher, _) = ws_connect(server.addr, "/connection/websocket");
-        publisher
-            .write_all(&client_frame(true, 1, br#"{"id":1,"connect":{}}"#))
-            .unwrap();
-        await_reply(&mut publisher, 1);
+        let mut publisher = publisher(&server);
         // One frame per connection: waiting would batch nothing.
         publish_and_observe(&mut publisher, &mut observer, 1);
         assert_eq!(server.metric("ringcast_flush_holds_total"), 0.0);

@@ -22,18 +22,7 @@ fn now_us() -> u64 {
 }
 
 fn connect(server: &Server, channel: &str) -> TcpStream {
-    let (mut s, _) = ws_connect(server.addr, "/connection/websocket");
-    let cmds = format!(
-        "{{\"id\":1,\"connect\":{{}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{channel}\"}}}}"
-    );
-    s.write_all(&client_frame(true, 1, cmds.as_bytes()))
-        .unwrap();
-    let mut seen = String::new();
-    while !seen.contains("\"id\":2") {
-        let (_, _, p) = read_frame(&mut s).unwrap();
-        seen.push_str(&String::from_utf8(p).unwrap());
-    }
-    s
+    subscribed(server.addr, channel)
 }
 
 fn field(line: &str, name: &str) -> u64 {

@@ -100,6 +100,23 @@ pub fn read_http_head(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
+/// A client-protocol connection (no token: the server runs `--insecure`)
+/// subscribed to `channel`, after the subscribe reply.
+pub fn subscribed(addr: SocketAddr, channel: &str) -> TcpStream {
+    let (mut s, _) = ws_connect(addr, "/connection/websocket");
+    let cmds = format!(
+        "{{\"id\":1,\"connect\":{{}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{channel}\"}}}}"
+    );
+    s.write_all(&client_frame(true, 1, cmds.as_bytes()))
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("\"id\":2") {
+        let (_, _, p) = read_frame(&mut s).unwrap();
+        seen.push_str(&String::from_utf8(p).unwrap());
+    }
+    s
+}
+
 /// A masked client frame.
 pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let op = ringcast::ws::OpCode::from_u8(opcode).expect("valid opcode");
