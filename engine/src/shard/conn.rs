@@ -14,8 +14,9 @@ thread_local! {
     /// Tokens of this shard's connections with something to flush or a close
     /// to act on (each shard is one thread).
     static DIRTY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    /// Connections with a command reply queued during the current flush pass:
-    /// flushed between slices of a long pass instead of after it.
+    /// Connections with a command reply queued since the current flush pass
+    /// began: flushed between slices of a long pass, and while the reactor
+    /// holds its next pass, instead of waiting for the pass.
     static URGENT: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// The reactor task, woken when the dirty list goes from empty to not.
     static REACTOR: Cell<Option<Waker>> = const { Cell::new(None) };
