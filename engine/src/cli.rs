@@ -11,8 +11,11 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::ApiOptions;
+use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::RedisBroker;
+use crate::broker::{Broker, ControlHandler};
 use crate::client::{ClientOptions, ClientService, NodeInfo};
-use crate::config::Config;
+use crate::config::{BrokerKind, Config};
 use crate::hub::mesh::Mesh;
 use crate::shard::ceiling::{self, Ceiling};
 use crate::shard::driver::DriverChoice;
@@ -33,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the messaging server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a WebSocket echo server on the same shards and codec.
     Echo(EchoArgs),
     /// Configuration tools.
@@ -122,6 +125,34 @@ pub struct ServeArgs {
     /// Largest TCP publisher frame, bytes [default: 1 MiB].
     #[arg(long, env = "RINGCAST_PUBLISHER_MAX_FRAME")]
     pub publisher_max_frame: Option<usize>,
+    /// Broker: memory (one node) or redis (many nodes) [default: memory].
+    #[arg(long, env = "RINGCAST_BROKER", value_enum)]
+    pub broker: Option<crate::config::BrokerKind>,
+    /// Redis server URL, redis://[:password@]host:port[/db]; repeat for
+    /// several (channels spread by a consistent hash). Env: comma-separated.
+    #[arg(
+        long = "redis-address",
+        env = "RINGCAST_REDIS_ADDRESS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_address: Vec<String>,
+    /// Prefix of every Redis key and channel [default: ringcast].
+    #[arg(long, env = "RINGCAST_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Redis Sentinel host:port to find the master through; repeatable.
+    #[arg(
+        long = "redis-sentinel-address",
+        env = "RINGCAST_REDIS_SENTINEL_ADDRESS",
+        value_delimiter = ','
+    )]
+    pub redis_sentinel_address: Vec<String>,
+    /// The master's name at the Sentinels.
+    #[arg(long, env = "RINGCAST_REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// This node's name, unique per node [default: hostname:port].
+    #[arg(long, env = "RINGCAST_NODE_NAME")]
+    pub node_name: Option<String>,
     /// HMAC secret for connection and subscription JWTs.
     #[arg(long, env = "RINGCAST_TOKEN_HMAC_SECRET_KEY", hide_env_values = true)]
     pub token_hmac_secret_key: Option<String>,
@@ -216,6 +247,25 @@ impl ServeArgs {
         }
         if let Some(v) = self.publisher_max_frame {
             a.publisher_max_frame = v;
+        }
+        let b = &mut cfg.broker;
+        if let Some(v) = self.broker {
+            b.kind = v;
+        }
+        if !self.redis_address.is_empty() {
+            b.addresses = self.redis_address.clone();
+        }
+        if let Some(v) = &self.redis_prefix {
+            b.prefix = v.clone();
+        }
+        if !self.redis_sentinel_address.is_empty() {
+            b.sentinel_addresses = self.redis_sentinel_address.clone();
+        }
+        if let Some(v) = &self.redis_sentinel_master {
+            b.sentinel_master = v.clone();
+        }
+        if let Some(v) = &self.node_name {
+            b.node_name = v.clone();
         }
         if self.token_hmac_secret_key.is_some() {
             cfg.auth.token_hmac_secret_key = self.token_hmac_secret_key.clone();
@@ -344,21 +394,65 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     if api.key.is_none() && !api.insecure {
         tracing::warn!("no API key: the server API answers 401 (metrics and health still served)");
     }
+    let name = if cfg.broker.node_name.is_empty() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "ringcast".into());
+        format!("{host}:{}", cfg.server.port)
+    } else {
+        cfg.broker.node_name.clone()
+    };
     let node = Arc::new(NodeInfo {
         uid: format!("{:032x}", fastrand::u128(..)).into(),
-        name: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "ringcast".into())
-            .into(),
+        name: name.into(),
         started: Instant::now(),
         fd_limit,
     });
     let shutdown = on_signals(sc.shards)?;
-    let mesh = Mesh::new(sc.shards);
+    let config = Arc::new(cfg.clone());
+    let (mesh, brokers): (_, BrokerFactory) = match cfg.broker.kind {
+        BrokerKind::Memory => (
+            Mesh::new(sc.shards),
+            Arc::new(|| Box::new(MemoryBroker) as Box<dyn Broker>),
+        ),
+        BrokerKind::Redis => {
+            // One more mesh source: the Redis thread.
+            let mesh = Mesh::with_external(sc.shards, 1);
+            let control: ControlHandler = Arc::new(crate::client::admin::apply);
+            let shared = crate::broker::redis::start(
+                config.clone(),
+                mesh.clone(),
+                node.uid.clone(),
+                control,
+            )?;
+            tracing::info!(
+                redis = ?shared.links.iter().map(|l| l.addr.as_str()).collect::<Vec<_>>(),
+                node = %node.name,
+                "broker: redis"
+            );
+            let config = config.clone();
+            (
+                mesh,
+                Arc::new(move || {
+                    Box::new(RedisBroker::new(shared.clone(), config.clone())) as Box<dyn Broker>
+                }),
+            )
+        }
+    };
     shard::run(sc, ceiling, shutdown, move |env| {
-        ClientService::start(env, mesh.clone(), opts.clone(), api.clone(), &node)
+        ClientService::start(
+            env,
+            mesh.clone(),
+            opts.clone(),
+            api.clone(),
+            &node,
+            brokers(),
+        )
     })
 }
+
+/// Builds one shard's broker handle.
+type BrokerFactory = Arc<dyn Fn() -> Box<dyn Broker> + Send + Sync>;
 
 /// SIGTERM/SIGINT start a graceful shutdown; a second one exits at once.
 fn on_signals(shards: usize) -> anyhow::Result<Arc<Shutdown>> {

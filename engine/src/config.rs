@@ -18,6 +18,7 @@ pub struct Config {
     pub server: ServerSection,
     pub client: ClientSection,
     pub api: ApiSection,
+    pub broker: BrokerSection,
     #[serde(serialize_with = "redacted_auth")]
     pub auth: AuthConfig,
     /// Options of channels outside any namespace.
@@ -134,6 +135,69 @@ impl Default for ApiSection {
             publisher_max_frame: 1 << 20,
         }
     }
+}
+
+/// Which broker carries publications between shards and nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// One node: channel owners on the shards (no dependencies).
+    #[default]
+    Memory,
+    /// Many nodes through Redis (PUB/SUB, streams, presence).
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSection {
+    #[serde(rename = "type")]
+    pub kind: BrokerKind,
+    /// Redis servers, `redis://[:password@]host:port[/db]`; channels are
+    /// spread over several by a consistent hash of the name. With Sentinel,
+    /// the first (if any) gives the password and db.
+    #[serde(serialize_with = "redacted_urls")]
+    pub addresses: Vec<String>,
+    /// Prefix of every Redis key and PUB/SUB channel.
+    pub prefix: String,
+    /// Sentinels (`host:port`) to ask for the master's address.
+    pub sentinel_addresses: Vec<String>,
+    /// The master's name at the Sentinels.
+    pub sentinel_master: String,
+    /// This node's name in `info` (default: hostname:port); unique per node.
+    pub node_name: String,
+    /// Seconds a Redis command may take before it counts as failed.
+    pub command_timeout: f64,
+    /// Seconds a presence entry lives without a refresh from its node.
+    pub presence_ttl: f64,
+    /// Seconds a stream's epoch and offset are kept after its last
+    /// publication (0: for ever).
+    pub history_meta_ttl: u64,
+}
+
+impl Default for BrokerSection {
+    fn default() -> Self {
+        BrokerSection {
+            kind: BrokerKind::Memory,
+            addresses: Vec::new(),
+            prefix: "ringcast".into(),
+            sentinel_addresses: Vec::new(),
+            sentinel_master: String::new(),
+            node_name: String::new(),
+            command_timeout: 2.0,
+            presence_ttl: 30.0,
+            history_meta_ttl: 30 * 24 * 3600,
+        }
+    }
+}
+
+fn redacted_urls<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for u in v {
+        seq.serialize_element(&crate::broker::redis::redact(u))?;
+    }
+    seq.end()
 }
 
 /// What clients may do in a channel, and what the channel keeps.
@@ -305,6 +369,38 @@ impl Config {
         }
         if self.api.publisher_max_frame < 16 {
             return err("api.publisher_max_frame", "must be at least 16 bytes");
+        }
+        let b = &self.broker;
+        if b.kind == BrokerKind::Redis {
+            if b.addresses.is_empty() && b.sentinel_addresses.is_empty() {
+                return err(
+                    "broker.addresses",
+                    "the redis broker needs at least one address (or sentinel_addresses)",
+                );
+            }
+            for a in &b.addresses {
+                if !(a.starts_with("redis://") || a.starts_with("rediss://")) || a.len() < 9 {
+                    return err(
+                        "broker.addresses",
+                        &format!(
+                            "{:?} is not a redis:// URL",
+                            crate::broker::redis::redact(a)
+                        ),
+                    );
+                }
+            }
+            if !b.sentinel_addresses.is_empty() && b.sentinel_master.is_empty() {
+                return err("broker.sentinel_master", "needed with sentinel_addresses");
+            }
+            if b.prefix.is_empty() || b.prefix.contains(['{', '}']) {
+                return err("broker.prefix", "must be non-empty, without braces");
+            }
+            if !positive(b.command_timeout) {
+                return err("broker.command_timeout", "must be > 0");
+            }
+            if b.presence_ttl.is_nan() || b.presence_ttl < 1.0 {
+                return err("broker.presence_ttl", "must be at least 1 second");
+            }
         }
         let check_channel = |key: &str, o: &ChannelOptions| -> Result<(), ConfigError> {
             if o.history_size > 1_000_000 {

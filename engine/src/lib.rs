@@ -4,13 +4,16 @@
 //! - [`ws`]: the RFC 6455 codec (no I/O)
 //! - [`protocol`]: Centrifugo client protocol parsing and encoding (no I/O)
 //! - [`shard`]: runtime, listeners, the connection task
-//! - [`hub`]: subscriptions, channel owners, the mesh between shards
+//! - [`hub`]: local subscriptions, the mesh between shards, the node's calls
+//! - [`broker`]: where publications get offsets and travel: memory (owner
+//!   shards) or Redis (many nodes); history and presence
 //! - [`client`]: the client-protocol service that ties them together
 //! - [`api`]: the internal port: server API, metrics, health
 //! - [`echo`]: the echo service (conformance and benchmark target)
 
 pub mod api;
 pub mod auth;
+pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;

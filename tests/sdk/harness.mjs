@@ -1,6 +1,7 @@
 // Starts the real ringcast binary on a free port and stops it after the test.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,6 +39,8 @@ export async function startServer(args) {
     addr,
     get apiAddr() { return extra[0]; },
     log: () => log,
+    /// True while the process has not exited.
+    alive: () => child.exitCode === null && child.signalCode === null,
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGKILL');
@@ -47,12 +50,16 @@ export async function startServer(args) {
   };
 }
 
+/// Polls `predicate()` every 10 ms until it is truthy or `ms` have passed;
+/// `what` (or `what()`, called at the timeout) names it in the error.
 export function waitFor(predicate, ms, what) {
   return new Promise((resolve, reject) => {
     const start = Date.now();
     const tick = () => {
       if (predicate()) return resolve();
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}`));
+      if (Date.now() - start > ms) {
+        return reject(new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`));
+      }
       setTimeout(tick, 10);
     };
     tick();
@@ -84,4 +91,67 @@ export async function startWithConfig(toml, args = []) {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   return server;
+}
+
+/// Starts `n` ringcast nodes from one TOML config, each with its own
+/// `--node-name` (`${prefix}-0`, `${prefix}-1`, ...; the name is on
+/// `server.name`). `args` go to every node (e.g. the broker flags).
+export async function startNodes(n, toml, args = [], { prefix = 'node' } = {}) {
+  const nodes = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const name = `${prefix}-${i}`;
+      const server = await startWithConfig(toml, [...args, '--node-name', name]);
+      server.name = name;
+      nodes.push(server);
+    }
+  } catch (e) {
+    await Promise.all(nodes.map((s) => s.stop()));
+    throw e;
+  }
+  return nodes;
+}
+
+/// `GET /health` on the API port: `{ status, body }`, `body` parsed as JSON
+/// when it is JSON, the text otherwise. `status` is 0 when the request itself
+/// failed (the node is not answering).
+export async function health(server) {
+  try {
+    const res = await fetch(`http://${server.apiAddr}/health`, { signal: AbortSignal.timeout(2000) });
+    const text = await res.text();
+    let body = text;
+    try { body = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, body };
+  } catch (e) {
+    return { status: 0, body: String(e) };
+  }
+}
+
+/// Like waitFor, for an async condition: polls `predicate()` (awaited; a
+/// throw counts as false) until it is truthy or `ms` have passed. Resolves
+/// with the truthy value; the timeout error carries the last value or error.
+/// `what` may be a function, called for the message at the timeout.
+export async function eventually(predicate, ms, what, every = 50) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      const v = await predicate();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    }
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/// An HS256 JWT signed with `secret` (connection tokens: `{ sub: user }`).
+export function hs256Token(secret, claims) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const msg = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${msg}.${crypto.createHmac('sha256', secret).update(msg).digest('base64url')}`;
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::ApiCtx;
+use crate::broker::{Control, HistoryQuery};
 use crate::client::admin;
 use crate::config::ChannelOptions;
 use crate::hub::mesh::ChannelName;
@@ -72,12 +73,14 @@ struct PublishReq<'a> {
     data: Option<&'a RawValue>,
 }
 
-/// Publishes `data` (a slice of the request body) to `channel` through its
-/// owner; resolves to (epoch, offset).
-pub async fn publish_raw(hub: &Rc<Hub>, channel: ChannelName, data: Bytes) -> (Arc<str>, u64) {
-    let owner = hub.owner_of(&channel);
-    hub.call(owner, move |h| h.owner_publish(channel, &data, None, None))
-        .await
+/// Publishes `data` (a slice of the request body) to `channel` through the
+/// broker; resolves to (epoch, offset).
+pub async fn publish_raw(
+    hub: &Rc<Hub>,
+    channel: ChannelName,
+    data: Bytes,
+) -> Result<(Arc<str>, u64), ClientError> {
+    hub.publish_wait(channel, data, None).await
 }
 
 /// `{"offset":N,"epoch":"E"}`, or `{}` for a publication that started no
@@ -100,7 +103,7 @@ async fn publish(ctx: &ApiCtx, body: &Bytes, raw: &[u8]) -> ApiResult {
     check_channel(ctx, &req.channel)?;
     let data = req.data.ok_or(codes::BAD_REQUEST)?;
     let data = slice_of(body, data.get().as_bytes());
-    let (epoch, offset) = publish_raw(&ctx.hub, (*req.channel).into(), data).await;
+    let (epoch, offset) = publish_raw(&ctx.hub, (*req.channel).into(), data).await?;
     Ok(position_json(&epoch, offset))
 }
 
@@ -133,12 +136,7 @@ async fn broadcast(ctx: &ApiCtx, body: &Bytes, raw: &[u8]) -> ApiResult {
         match check_channel(ctx, ch) {
             Ok(_) => {
                 let channel: ChannelName = (**ch).into();
-                let owner = ctx.hub.owner_of(&channel);
-                let data = data.clone();
-                let call = ctx
-                    .hub
-                    .call(owner, move |h| h.owner_publish(channel, &data, None, None));
-                pending.push(Ok(call));
+                pending.push(Ok(ctx.hub.publish_wait(channel, data.clone(), None)));
             }
             Err(e) => pending.push(Err(e)),
         }
@@ -149,12 +147,14 @@ async fn broadcast(ctx: &ApiCtx, body: &Bytes, raw: &[u8]) -> ApiResult {
             out.put_u8(b',');
         }
         match p {
-            Ok(call) => {
-                let (epoch, offset) = call.await;
-                out.put_slice(b"{\"result\":");
-                out.put_slice(&position_json(&epoch, offset));
-                out.put_u8(b'}');
-            }
+            Ok(call) => match call.await {
+                Ok((epoch, offset)) => {
+                    out.put_slice(b"{\"result\":");
+                    out.put_slice(&position_json(&epoch, offset));
+                    out.put_u8(b'}');
+                }
+                Err(e) => error_object(&mut out, e),
+            },
             Err(e) => error_object(&mut out, e),
         }
     }
@@ -182,12 +182,9 @@ async fn presence(ctx: &ApiCtx, raw: &[u8], stats: bool) -> ApiResult {
     if !opts.presence {
         return Err(codes::NOT_AVAILABLE);
     }
-    let owner = ctx.hub.owner_of(&req.channel);
-    let channel = req.channel;
-    let fields = ctx
-        .hub
-        .call(owner, move |h| h.presence_fields(&channel, stats))
-        .await;
+    let (then, call) = ctx.hub.waiter();
+    ctx.hub.presence(req.channel.into(), stats, then);
+    let fields = call.await?;
     let mut out = BytesMut::with_capacity(fields.len() + 2);
     out.put_u8(b'{');
     out.put_slice(&fields);
@@ -219,15 +216,15 @@ async fn history(ctx: &ApiCtx, raw: &[u8]) -> ApiResult {
     if !check_channel(ctx, &req.channel)?.history_enabled() {
         return Err(codes::NOT_AVAILABLE);
     }
-    let owner = ctx.hub.owner_of(&req.channel);
-    let since = req.since.map(|p| (p.offset, p.epoch));
-    let (channel, limit, reverse) = (req.channel, req.limit, req.reverse);
-    let (pubs, epoch, offset) = ctx
-        .hub
-        .call(owner, move |h| {
-            h.history_query(&channel, since, limit, reverse)
-        })
-        .await?;
+    let q = HistoryQuery {
+        channel: req.channel.into(),
+        since: req.since.map(|p| (p.offset, p.epoch)),
+        limit: req.limit,
+        reverse: req.reverse,
+    };
+    let (then, call) = ctx.hub.waiter();
+    ctx.hub.history(q, then);
+    let (pubs, epoch, offset) = call.await?;
     let mut out = BytesMut::from(&b"{\"publications\":"[..]);
     crate::protocol::push::put_array(&mut out, &pubs);
     out.put_u8(b',');
@@ -244,9 +241,15 @@ struct ChannelsReq {
 
 async fn channels(ctx: &ApiCtx, raw: &[u8]) -> ApiResult {
     let req: ChannelsReq = serde_json::from_slice(raw).map_err(bad_request)?;
-    let all = ctx.hub.call_all(|h| h.owned_channels()).await;
+    let (then, others) = ctx.hub.waiter();
+    ctx.hub.broker().other_channels(&ctx.hub, then);
+    let all = ctx.hub.call_all(|h| h.channel_counts()).await;
     let mut merged: BTreeMap<ChannelName, u64> = BTreeMap::new();
-    for (name, n) in all.into_iter().flatten() {
+    let remote = others
+        .await
+        .into_iter()
+        .map(|(c, n)| (ChannelName::from(c), n));
+    for (name, n) in all.into_iter().flatten().chain(remote) {
         if req.pattern.is_empty() || glob_match(&req.pattern, &name) {
             *merged.entry(name).or_default() += n;
         }
@@ -292,6 +295,15 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
 }
 
 async fn info(ctx: &ApiCtx) -> ApiResult {
+    let mut nodes = vec![local_node_info(ctx).await];
+    nodes.extend(ctx.hub.broker().other_nodes());
+    Ok(Bytes::from(
+        serde_json::to_vec(&serde_json::json!({ "nodes": nodes })).expect("json"),
+    ))
+}
+
+/// This node's entry in `info` (also its heartbeat to other nodes).
+pub async fn local_node_info(ctx: &ApiCtx) -> serde_json::Value {
     let per_shard = ctx
         .hub
         .call_all(|h| {
@@ -304,7 +316,7 @@ async fn info(ctx: &ApiCtx) -> ApiResult {
             (
                 clients,
                 users,
-                h.owned_channels().len(),
+                h.channel_counts().len(),
                 h.subs.borrow().total_subscriptions(),
             )
         })
@@ -327,9 +339,7 @@ async fn info(ctx: &ApiCtx) -> ApiResult {
         "num_subs": subs,
         "uptime": ctx.started.elapsed().as_secs(),
     });
-    Ok(Bytes::from(
-        serde_json::to_vec(&serde_json::json!({ "nodes": [node] })).expect("json"),
-    ))
+    node
 }
 
 #[derive(Deserialize)]
@@ -358,10 +368,13 @@ async fn disconnect(ctx: &ApiCtx, raw: &[u8]) -> ApiResult {
             codes::FORCE_NO_RECONNECT.reason.to_string(),
         ),
     };
-    let (user, client) = (req.user, req.client);
-    ctx.hub
-        .call_all(move |h| admin::disconnect(h, &user, client.as_deref(), code, reason.clone()))
-        .await;
+    let c = Control::Disconnect {
+        user: req.user,
+        client: req.client,
+        code,
+        reason,
+    };
+    apply_everywhere(ctx, c).await;
     Ok(Bytes::from_static(b"{}"))
 }
 
@@ -377,16 +390,28 @@ async fn user_channel_op(ctx: &ApiCtx, raw: &[u8], subscribe: bool) -> ApiResult
     let req: UserChannelReq = serde_json::from_slice(raw).map_err(bad_request)?;
     check_channel(ctx, &req.channel)?;
     let (user, channel, client) = (req.user, req.channel, req.client);
-    ctx.hub
-        .call_all(move |h| {
-            if subscribe {
-                admin::subscribe(h, &user, client.as_deref(), &channel)
-            } else {
-                admin::unsubscribe(h, &user, client.as_deref(), &channel)
-            }
-        })
-        .await;
+    let c = if subscribe {
+        Control::Subscribe {
+            user,
+            client,
+            channel,
+        }
+    } else {
+        Control::Unsubscribe {
+            user,
+            client,
+            channel,
+        }
+    };
+    apply_everywhere(ctx, c).await;
     Ok(Bytes::from_static(b"{}"))
+}
+
+/// Applies a control action on every shard of this node and sends it to the
+/// other nodes.
+async fn apply_everywhere(ctx: &ApiCtx, c: Control) {
+    ctx.hub.broker().control(&ctx.hub, c.clone());
+    ctx.hub.call_all(move |h| admin::apply(h, &c)).await;
 }
 
 #[derive(Deserialize)]

@@ -118,12 +118,9 @@ async fn handle(ctx: &ApiCtx, req: Request) -> Bytes {
                 max_connections: ctx.ceiling.max() as u64,
                 uptime_secs: ctx.started.elapsed().as_secs(),
             };
-            http::response(
-                200,
-                "text/plain; version=0.0.4",
-                metrics::render(&shards, &p).as_bytes(),
-                keep,
-            )
+            let mut text = metrics::render(&shards, &p);
+            ctx.hub.broker().render_metrics(&mut text);
+            http::response(200, "text/plain; version=0.0.4", text.as_bytes(), keep)
         }
         ("POST", path) if path == "/api" || path.starts_with("/api/") => {
             if let Err(resp) = authorize(ctx, &req) {
@@ -219,19 +216,29 @@ pub fn transport_status(e: ClientError) -> u16 {
 
 async fn health(ctx: &ApiCtx, keep: bool) -> Bytes {
     let shards = ctx.hub.shards();
+    let broker = ctx.hub.broker_name();
     let all = ctx.hub.call_all(|h| h.shard);
-    match monoio::time::timeout(Duration::from_secs(1), all).await {
-        Ok(ids) if ids.len() == shards => http::response(
-            200,
-            "application/json",
-            br#"{"status":"ok","broker":"memory"}"#,
-            keep,
-        ),
-        _ => http::response(
+    let reason = match monoio::time::timeout(Duration::from_secs(1), all).await {
+        Ok(ids) if ids.len() == shards => ctx.hub.broker().health().err(),
+        _ => Some("a shard did not answer within 1 s".to_string()),
+    };
+    let (status, body) = match reason {
+        None => (200, serde_json::json!({ "status": "ok", "broker": broker })),
+        Some(r) => (
             503,
-            "application/json",
-            br#"{"status":"unavailable","reason":"a shard did not answer within 1 s"}"#,
-            keep,
+            serde_json::json!({ "status": "unavailable", "broker": broker, "reason": r }),
         ),
+    };
+    let body = serde_json::to_vec(&body).expect("json");
+    http::response(status, "application/json", &body, keep)
+}
+
+/// Announces this node to the others through the broker, every 2 s (the
+/// other nodes list it in `info` while they hear it).
+pub async fn heartbeat_loop(ctx: Rc<ApiCtx>) {
+    loop {
+        let info = methods::local_node_info(&ctx).await;
+        ctx.hub.broker().heartbeat(info);
+        monoio::time::sleep(Duration::from_secs(2)).await;
     }
 }

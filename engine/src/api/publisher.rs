@@ -21,7 +21,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// An answer owed, in request order.
 enum Answer {
     Published(Arc<str>, u64),
-    Remote(Call<(Arc<str>, u64)>),
+    Remote(Call<Result<(Arc<str>, u64), codes::ClientError>>),
     Pong,
     AuthOk,
     Error(u16, String),
@@ -69,10 +69,10 @@ pub async fn serve_publisher(ctx: Rc<ApiCtx>, stream: TcpStream) {
         for a in answers {
             match a {
                 Answer::Published(epoch, offset) => wire::put_published(&mut out, offset, &epoch),
-                Answer::Remote(call) => {
-                    let (epoch, offset) = call.await;
-                    wire::put_published(&mut out, offset, &epoch);
-                }
+                Answer::Remote(call) => match call.await {
+                    Ok((epoch, offset)) => wire::put_published(&mut out, offset, &epoch),
+                    Err(e) => wire::put_error(&mut out, e.code as u16, e.message),
+                },
                 Answer::Pong => wire::put_pong(&mut out),
                 Answer::AuthOk => wire::put_auth_ok(&mut out),
                 Answer::Error(code, msg) => wire::put_error(&mut out, code, &msg),
@@ -116,17 +116,12 @@ fn answer(ctx: &ApiCtx, frame: Frame<'_>, authed: &mut bool) -> Answer {
             if serde_json::from_slice::<&RawValue>(data).is_err() {
                 return bad("data is not one JSON value");
             }
-            let owner = ctx.hub.owner_of(channel);
-            if owner == ctx.hub.shard {
-                let (epoch, offset) = ctx.hub.owner_publish(channel.into(), data, None, None);
-                Answer::Published(epoch, offset)
-            } else {
-                let data = bytes::Bytes::copy_from_slice(data);
-                let channel: Arc<str> = channel.into();
-                Answer::Remote(
-                    ctx.hub
-                        .call(owner, move |h| h.owner_publish(channel, &data, None, None)),
-                )
+            match ctx.hub.publish_here(channel, data) {
+                Some((epoch, offset)) => Answer::Published(epoch, offset),
+                None => {
+                    let data = bytes::Bytes::copy_from_slice(data);
+                    Answer::Remote(ctx.hub.publish_wait(channel.into(), data, None))
+                }
             }
         }
     }

@@ -4,9 +4,38 @@
 use std::rc::Rc;
 
 use super::session::{Session, SubState};
-use crate::hub::mesh::{ChannelName, Member, MeshMsg};
+use crate::broker::{Control, SubscribeReq};
+use crate::hub::mesh::{ChannelName, Member};
 use crate::hub::Hub;
 use crate::protocol::push;
+
+/// Applies a control action that came from another node, on one shard.
+pub fn apply(hub: &Hub, c: &Control) {
+    match c {
+        Control::Disconnect {
+            user,
+            client,
+            code,
+            reason,
+        } => {
+            disconnect(hub, user, client.as_deref(), *code, reason.clone());
+        }
+        Control::Unsubscribe {
+            user,
+            client,
+            channel,
+        } => {
+            unsubscribe(hub, user, client.as_deref(), channel);
+        }
+        Control::Subscribe {
+            user,
+            client,
+            channel,
+        } => {
+            subscribe(hub, user, client.as_deref(), channel);
+        }
+    }
+}
 
 /// Unsubscribe push code for a server-side unsubscribe (client may not
 /// resubscribe on its own).
@@ -76,17 +105,14 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
         };
         s.add_pending(ch.clone());
         let reply = hub.reply_to(s.conn.id, 0);
-        hub.send(
-            hub.owner_of(channel),
-            MeshMsg::Subscribe {
-                channel: ch.clone(),
-                member,
-                reply,
-                recoverable: false,
-                recover: None,
-                expires_at: 0,
-            },
-        );
+        hub.subscribe(SubscribeReq {
+            channel: ch.clone(),
+            member,
+            reply,
+            recoverable: false,
+            recover: None,
+            expires_at: 0,
+        });
         n += 1;
     }
     n

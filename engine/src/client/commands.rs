@@ -10,8 +10,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::session::{Identity, Session, SubState};
 use super::{disconnect, new_client_id, reply_empty, reply_error, sep, ClientService};
 use crate::auth::{unix_now, Rejection};
+use crate::broker::{Done, HistoryQuery, SubscribeReq};
 use crate::config::ChannelOptions;
-use crate::hub::mesh::{ChannelName, Member, MeshMsg};
+use crate::hub::mesh::{ChannelName, Member};
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::command::{
     Command, ConnectRequest, HistoryRequest, RefreshRequest, SubRefreshRequest, SubscribeRequest,
@@ -61,16 +62,8 @@ impl ClientService {
                 let data = frame.slice_ref(req.data.get().as_bytes());
                 let info = s.with_identity(|i| i.info.clone());
                 let channel: ChannelName = (*req.channel).into();
-                let reply = Some(self.hub.reply_to(s.conn.id, id));
-                self.hub.send(
-                    self.hub.owner_of(&channel),
-                    MeshMsg::Publish {
-                        channel,
-                        data,
-                        info,
-                        reply,
-                    },
-                );
+                let reply = self.hub.reply_to(s.conn.id, id);
+                self.hub.publish(channel, data, info, Done::Client(reply));
             }
             Command::Presence(req) => self.presence(s, id, &req.channel, false, out),
             Command::PresenceStats(req) => self.presence(s, id, &req.channel, true, out),
@@ -288,17 +281,14 @@ impl ClientService {
             })
             .expect("connected");
         let reply = self.hub.reply_to(s.conn.id, id);
-        self.hub.send(
-            self.hub.owner_of(&channel),
-            MeshMsg::Subscribe {
-                channel,
-                member,
-                reply,
-                recoverable,
-                recover,
-                expires_at,
-            },
-        );
+        self.hub.subscribe(SubscribeReq {
+            channel,
+            member,
+            reply,
+            recoverable,
+            recover,
+            expires_at,
+        });
     }
 
     fn sub_refresh(
@@ -348,13 +338,22 @@ impl ClientService {
             return reply_error(out, id, codes::PERMISSION_DENIED);
         }
         let reply = self.hub.reply_to(s.conn.id, id);
-        self.hub.send(
-            self.hub.owner_of(channel),
-            MeshMsg::Presence {
-                channel: channel.into(),
-                stats,
-                reply,
-            },
+        let method = if stats { "presence_stats" } else { "presence" };
+        self.hub.presence(
+            channel.into(),
+            stats,
+            Box::new(move |h, r| {
+                let mut line = BytesMut::with_capacity(128);
+                match r {
+                    Ok(fields) => {
+                        push::open_result(&mut line, reply.id, method);
+                        line.put_slice(&fields);
+                        push::close_result(&mut line);
+                    }
+                    Err(e) => push::error(&mut line, reply.id, e),
+                }
+                h.reply_line(reply, &line);
+            }),
         );
     }
 
@@ -374,13 +373,17 @@ impl ClientService {
         let reply = self.hub.reply_to(s.conn.id, id);
         let since = req.since.map(|p| (p.offset, p.epoch.into_owned()));
         let (limit, reverse) = (req.limit as i64, req.reverse);
-        let channel: ChannelName = channel.into();
-        let owner = self.hub.owner_of(&channel);
-        self.hub.send(
-            owner,
-            MeshMsg::Run(Box::new(move |h| {
+        let q = HistoryQuery {
+            channel: channel.into(),
+            since,
+            limit,
+            reverse,
+        };
+        self.hub.history(
+            q,
+            Box::new(move |h, r| {
                 let mut line = BytesMut::with_capacity(128);
-                match h.history_query(&channel, since, limit, reverse) {
+                match r {
                     Ok((pubs, epoch, offset)) => {
                         push::open_result(&mut line, reply.id, "history");
                         line.put_slice(b"\"publications\":");
@@ -391,14 +394,8 @@ impl ClientService {
                     }
                     Err(e) => push::error(&mut line, reply.id, e),
                 }
-                h.send(
-                    reply.shard as usize,
-                    MeshMsg::Reply {
-                        reply,
-                        line: line.freeze(),
-                    },
-                );
-            })),
+                h.reply_line(reply, &line);
+            }),
         );
     }
 }

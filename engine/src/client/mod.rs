@@ -94,8 +94,9 @@ impl ClientService {
         opts: Arc<ClientOptions>,
         api: Arc<ApiOptions>,
         node: &NodeInfo,
+        broker: Box<dyn crate::broker::Broker>,
     ) -> Self {
-        let hub = Hub::start(env.id, mesh, opts.config.clone(), env.stats.clone());
+        let hub = Hub::start(env.id, mesh, opts.config.clone(), env.stats.clone(), broker);
         monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
         let api = Rc::new(ApiCtx {
             hub: hub.clone(),
@@ -107,6 +108,9 @@ impl ClientService {
             ceiling: env.ceiling.clone(),
             fd_limit: node.fd_limit,
         });
+        if env.id == 0 && hub.broker_name() != "memory" {
+            monoio::spawn(crate::api::heartbeat_loop(api.clone()));
+        }
         ClientService { hub, opts, api }
     }
 }

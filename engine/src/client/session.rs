@@ -113,6 +113,17 @@ impl Session {
         }
     }
 
+    /// The broker refused a pending (or cancelled) subscription: forget it.
+    pub fn fail_pending(&self, channel: &str) {
+        let mut subs = self.subs.borrow_mut();
+        if let Some(pos) = subs
+            .iter()
+            .position(|(c, s)| &**c == channel && *s != SubState::Active)
+        {
+            subs.remove(pos);
+        }
+    }
+
     /// Client unsubscribe: returns the state the subscription was in. Active
     /// ones are removed; pending ones become cancelled.
     pub fn unsubscribe(&self, channel: &str) -> Option<SubState> {

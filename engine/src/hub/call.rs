@@ -37,7 +37,7 @@ impl Calls {
         (id, slot)
     }
 
-    fn resolve(&self, id: u64, value: Value) {
+    pub(crate) fn resolve(&self, id: u64, value: Value) {
         if let Some(slot) = self.slots.borrow_mut().remove(&id) {
             *slot.value.borrow_mut() = Some(value);
             if let Some(w) = slot.waker.take() {
@@ -48,6 +48,16 @@ impl Calls {
 }
 
 impl Hub {
+    /// A call resolved later on this shard by `calls.resolve(id, ..)`.
+    pub(crate) fn open_call<T>(self: &Rc<Self>) -> (u64, Call<T>) {
+        let (id, slot) = self.calls.open();
+        let call = Call {
+            hub: self.clone(),
+            state: CallState::Waiting(id, slot),
+        };
+        (id, call)
+    }
+
     /// Runs `f` on shard `dst` with its hub and resolves to the result. On the
     /// calling shard itself it runs at once.
     pub fn call<T, F>(self: &Rc<Self>, dst: usize, f: F) -> Call<T>

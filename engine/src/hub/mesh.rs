@@ -34,19 +34,8 @@ pub struct Member {
 pub type Job = Box<dyn FnOnce(&super::Hub) + Send>;
 
 pub enum MeshMsg {
-    // To the channel's owner.
-    Subscribe {
-        channel: ChannelName,
-        member: Member,
-        reply: ReplyTo,
-        /// The subscriber wants a recoverable stream position back.
-        recoverable: bool,
-        /// Recover from this (offset, epoch).
-        recover: Option<(u64, Arc<str>)>,
-        /// Unix seconds when the subscription token expires (0: never);
-        /// carried back into the reply.
-        expires_at: u64,
-    },
+    // To the channel's owner (the memory broker).
+    Subscribe(Box<crate::broker::SubscribeReq>),
     Unsubscribe {
         channel: ChannelName,
         shard: u16,
@@ -57,16 +46,14 @@ pub enum MeshMsg {
         /// The publication's `data`, raw JSON.
         data: Bytes,
         info: Option<Bytes>,
-        reply: Option<ReplyTo>,
-    },
-    Presence {
-        channel: ChannelName,
-        stats: bool,
-        reply: ReplyTo,
+        done: crate::broker::Done,
     },
     // From the owner.
     /// An encoded push frame for every local subscriber of `channel`.
-    Deliver { channel: ChannelName, frame: Bytes },
+    Deliver {
+        channel: ChannelName,
+        frame: Bytes,
+    },
     /// The owner accepted a subscription at this stream position. `reply.id`
     /// 0 marks a server-side subscription (answered with a push).
     Subscribed {
@@ -76,26 +63,39 @@ pub enum MeshMsg {
         offset: u64,
         recoverable: bool,
         /// Present when recovery was asked for.
-        recovery: Option<super::history::Recovery>,
+        recovery: Option<crate::broker::Recovery>,
         expires_at: u64,
     },
     /// A reply line (without the trailing newline) for a connection.
-    Reply { reply: ReplyTo, line: Bytes },
+    Reply {
+        reply: ReplyTo,
+        line: Bytes,
+    },
     /// Anything else: API calls, queries, metrics gathering (see `Hub::call`).
     Run(Job),
 }
 
 pub struct Mesh {
     shards: usize,
+    /// Sources: the shards, then threads outside them (the Redis broker's).
+    sources: usize,
     queues: Box<[SegQueue<Vec<MeshMsg>>]>,
     wakers: Box<[AtomicWaker]>,
 }
 
 impl Mesh {
     pub fn new(shards: usize) -> Arc<Mesh> {
+        Self::with_external(shards, 0)
+    }
+
+    /// A mesh with `external` more sources (threads that are not shards,
+    /// numbered from `shards`), each with its own FIFO queue to every shard.
+    pub fn with_external(shards: usize, external: usize) -> Arc<Mesh> {
+        let sources = shards + external;
         Arc::new(Mesh {
             shards,
-            queues: (0..shards * shards).map(|_| SegQueue::new()).collect(),
+            sources,
+            queues: (0..sources * shards).map(|_| SegQueue::new()).collect(),
             wakers: (0..shards).map(|_| AtomicWaker::new()).collect(),
         })
     }
@@ -117,13 +117,13 @@ impl Mesh {
 
     /// Whether anything waits for `dst`.
     pub fn has_pending(&self, dst: usize) -> bool {
-        (0..self.shards).any(|src| !self.queues[src * self.shards + dst].is_empty())
+        (0..self.sources).any(|src| !self.queues[src * self.shards + dst].is_empty())
     }
 
     /// Takes one batch for `dst` from each source, in source order.
     pub fn pop_round(&self, dst: usize, mut f: impl FnMut(Vec<MeshMsg>)) -> usize {
         let mut n = 0;
-        for src in 0..self.shards {
+        for src in 0..self.sources {
             if let Some(batch) = self.queues[src * self.shards + dst].pop() {
                 n += 1;
                 f(batch);
@@ -134,7 +134,7 @@ impl Mesh {
 
     /// Batches queued for `dst` (approximate; for metrics).
     pub fn depth(&self, dst: usize) -> usize {
-        (0..self.shards)
+        (0..self.sources)
             .map(|src| self.queues[src * self.shards + dst].len())
             .sum()
     }

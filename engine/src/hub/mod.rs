@@ -4,9 +4,7 @@
 //! one buffer to every shard with local subscribers.
 
 pub mod call;
-pub mod history;
 pub mod mesh;
-pub mod owner;
 pub mod subs;
 
 use std::cell::{Cell, RefCell};
@@ -15,26 +13,37 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use self::history::Recovery;
-use self::mesh::{owner_of, ChannelName, Member, Mesh, MeshMsg, ReplyTo};
-use self::owner::{empty_presence, OwnedChannel};
+use self::call::Call;
+use self::mesh::{owner_of, ChannelName, Mesh, MeshMsg, ReplyTo};
 use self::subs::SubTable;
+use crate::broker::memory::owner::OwnedChannel;
+use crate::broker::{
+    Broker, Done, HistoryQuery, HistoryResult, Position, Recovery, SubscribeReq, Then,
+};
 use crate::client::session::{Session, SubState};
 use crate::config::{ChannelOptions, Config};
-use crate::protocol::codes::{self, ClientError};
+use crate::protocol::codes::ClientError;
 use crate::protocol::push;
+use crate::shard::conn::Conn;
 use crate::ws::frame::{encode, OpCode};
 
 /// Outbox → mesh → handle rounds one `pump` runs at most.
 const PUMP_ROUNDS: usize = 4;
 
-thread_local! {
-    /// The epoch reported for a publication that created no stream.
-    static NO_EPOCH: Arc<str> = Arc::from("");
+/// Publications one catch-up buffer holds before its subscribe fails (100).
+const CATCHUP_MAX: usize = 16 * 1024;
+
+/// Publications that reached this shard while a subscribe to their channel
+/// was in flight at an asynchronous broker: handed to the new subscriber
+/// after its reply when they are newer than the position it was given.
+#[derive(Default)]
+struct Catchup {
+    waiting: u32,
+    pubs: Vec<(u64, Bytes)>,
+    overflow: bool,
 }
 
 /// Counters the hub keeps for `/metrics` (written by its shard only).
@@ -54,7 +63,10 @@ pub struct Hub {
     flusher: Cell<Option<Waker>>,
     pub sessions: RefCell<HashMap<u64, Rc<Session>, ahash::RandomState>>,
     pub subs: RefCell<SubTable>,
-    owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
+    /// Channels this shard owns (memory broker).
+    pub(crate) owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
+    pub(crate) broker: Box<dyn Broker>,
+    catchup: RefCell<HashMap<ChannelName, Catchup, ahash::RandomState>>,
     pub stats: HubStats,
     /// Counters of the shard this hub runs on (for metrics gathering).
     pub shard_stats: Rc<crate::shard::stats::ShardStats>,
@@ -69,6 +81,7 @@ impl Hub {
         mesh: Arc<Mesh>,
         config: Arc<Config>,
         shard_stats: Rc<crate::shard::stats::ShardStats>,
+        broker: Box<dyn Broker>,
     ) -> Rc<Hub> {
         let hub = Rc::new(Hub {
             shard,
@@ -80,6 +93,8 @@ impl Hub {
             sessions: RefCell::default(),
             subs: RefCell::default(),
             owned: RefCell::default(),
+            broker,
+            catchup: RefCell::default(),
             stats: HubStats::default(),
             shard_stats,
             calls: call::Calls::default(),
@@ -87,20 +102,13 @@ impl Hub {
         monoio::spawn(flush_loop(hub.clone()));
         monoio::spawn(receive_loop(hub.clone()));
         monoio::spawn(expire_loop(hub.clone()));
+        hub.broker.start(&hub);
         hub
     }
 
     /// The options of `channel`'s namespace; `None` for an unknown namespace.
     pub fn channel_opts(&self, channel: &str) -> Option<&ChannelOptions> {
         self.config.channel_options(channel)
-    }
-
-    fn new_channel(&self, channel: &str) -> OwnedChannel {
-        let default = ChannelOptions::default();
-        OwnedChannel::new(
-            self.shards(),
-            self.channel_opts(channel).unwrap_or(&default),
-        )
     }
 
     pub fn shards(&self) -> usize {
@@ -179,38 +187,9 @@ impl Hub {
         }
     }
 
-    /// Channels this shard owns, with their subscriber counts.
-    pub fn owned_channels(&self) -> Vec<(ChannelName, u64)> {
-        self.owned
-            .borrow()
-            .iter()
-            .filter(|(_, c)| c.total > 0)
-            .map(|(n, c)| (n.clone(), c.total))
-            .collect()
-    }
-
-    /// Presence of a channel this shard owns, as reply JSON fields.
-    pub fn presence_fields(&self, channel: &str, stats: bool) -> Bytes {
-        let owned = self.owned.borrow();
-        let mut out = BytesMut::with_capacity(64);
-        match owned.get(channel) {
-            Some(ch) if stats => ch.presence_stats_json(&mut out),
-            Some(ch) => ch.presence_json(&mut out),
-            None => empty_presence(&mut out, stats),
-        }
-        out.freeze()
-    }
-
     fn handle(&self, msg: MeshMsg) {
         match msg {
-            MeshMsg::Subscribe {
-                channel,
-                member,
-                reply,
-                recoverable,
-                recover,
-                expires_at,
-            } => self.owner_subscribe(channel, member, reply, recoverable, recover, expires_at),
+            MeshMsg::Subscribe(req) => self.owner_subscribe(*req),
             MeshMsg::Unsubscribe {
                 channel,
                 shard,
@@ -220,15 +199,10 @@ impl Hub {
                 channel,
                 data,
                 info,
-                reply,
+                done,
             } => {
-                self.owner_publish(channel, &data, info.as_deref(), reply);
+                self.owner_publish(channel, &data, info.as_deref(), done);
             }
-            MeshMsg::Presence {
-                channel,
-                stats,
-                reply,
-            } => self.owner_presence(&channel, stats, reply),
             MeshMsg::Deliver { channel, frame } => {
                 let n = self.subs.borrow().deliver(&channel, &frame);
                 self.stats
@@ -243,242 +217,140 @@ impl Hub {
                 recoverable,
                 recovery,
                 expires_at,
-            } => self.on_subscribed(
-                channel,
-                reply,
-                &epoch,
-                offset,
-                (recoverable, expires_at),
-                recovery,
-            ),
-            MeshMsg::Run(job) => job(self),
-            MeshMsg::Reply { reply, line } => {
-                if let Some(s) = self.sessions.borrow().get(&reply.conn) {
-                    s.conn.reply(encode(OpCode::Text, &line));
-                }
-            }
-        }
-    }
-
-    // ---- owner side ----
-
-    fn owner_subscribe(
-        &self,
-        channel: ChannelName,
-        member: Member,
-        reply: ReplyTo,
-        recoverable: bool,
-        recover: Option<(u64, Arc<str>)>,
-        expires_at: u64,
-    ) {
-        let mut owned = self.owned.borrow_mut();
-        let ch = owned
-            .entry(channel.clone())
-            .or_insert_with(|| self.new_channel(&channel));
-        ch.per_shard[reply.shard as usize] += 1;
-        ch.total += 1;
-        // Computed at the moment the subscriber is counted: every later
-        // publication reaches it live, every earlier one is in this set.
-        let (top, current) = (ch.offset, ch.epoch.clone());
-        let recovery = recover.map(|(since, epoch)| match ch.history.as_mut() {
-            Some(h) if *epoch == *current => {
-                h.expire(Instant::now());
-                h.recover(since, top)
-            }
-            _ => Recovery::Unrecoverable,
-        });
-        let recoverable = recoverable && ch.history.is_some();
-        let join = ch
-            .join_leave
-            .then(|| push::join_leave_frame(&channel, true, &member.info));
-        if ch.presence_on || ch.join_leave {
-            ch.presence.insert(member.client.clone(), member);
-        }
-        self.send(
-            reply.shard as usize,
-            MeshMsg::Subscribed {
-                channel: channel.clone(),
-                reply,
-                epoch: ch.epoch.clone(),
-                offset: ch.offset,
-                recoverable,
-                recovery,
-                expires_at,
-            },
-        );
-        if let Some(frame) = join {
-            for s in ch.shards_with_subscribers() {
-                self.send(
-                    s,
-                    MeshMsg::Deliver {
-                        channel: channel.clone(),
-                        frame: frame.clone(),
-                    },
+            } => {
+                self.on_subscribed(
+                    channel,
+                    reply,
+                    &epoch,
+                    offset,
+                    (recoverable, expires_at),
+                    recovery,
                 );
             }
+            MeshMsg::Run(job) => job(self),
+            MeshMsg::Reply { reply, line } => self.reply_line(reply, &line),
         }
     }
 
-    fn owner_unsubscribe(&self, channel: ChannelName, shard: usize, client: &str) {
-        let mut owned = self.owned.borrow_mut();
-        let Some(ch) = owned.get_mut(&channel) else {
-            return;
+    /// Sends a reply line to a connection of this shard, if it is still here.
+    pub fn reply_line(&self, reply: ReplyTo, line: &[u8]) {
+        if let Some(s) = self.sessions.borrow().get(&reply.conn) {
+            s.conn.reply(encode(OpCode::Text, line));
+        }
+    }
+
+    // ---- through the broker ----
+
+    /// Channels with subscribers and their counts: every channel this shard
+    /// owns (memory broker), or this shard's local subscriptions (a broker
+    /// that keeps no owners on the node).
+    pub fn channel_counts(&self) -> Vec<(ChannelName, u64)> {
+        if self.broker.name() == "memory" {
+            return self.owned_channels();
+        }
+        let subs = self.subs.borrow();
+        subs.names()
+            .map(|n| (n.clone(), subs.subscribers(n) as u64))
+            .collect()
+    }
+
+    /// Which broker this node runs on ("memory", "redis").
+    pub fn broker_name(&self) -> &'static str {
+        self.broker.name()
+    }
+
+    pub fn broker(&self) -> &dyn Broker {
+        &*self.broker
+    }
+
+    /// Publishes; the result goes to `done` on this shard. The one path for
+    /// client publishes, the server API and TCP publishers.
+    pub fn publish(&self, channel: ChannelName, data: Bytes, info: Option<Bytes>, done: Done) {
+        self.broker.publish(self, channel, data, info, done);
+    }
+
+    /// Publishes and resolves to the stream position.
+    pub fn publish_wait(
+        self: &Rc<Self>,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+    ) -> Call<Result<Position, ClientError>> {
+        let (id, call) = self.open_call();
+        let done = Done::Call {
+            shard: self.shard as u16,
+            id,
         };
-        if ch.per_shard[shard] > 0 {
-            ch.per_shard[shard] -= 1;
-            ch.total -= 1;
-        }
-        if let Some(m) = ch.presence.remove(client) {
-            if ch.join_leave {
-                let frame = push::join_leave_frame(&channel, false, &m.info);
-                for s in ch.shards_with_subscribers() {
-                    self.send(
-                        s,
-                        MeshMsg::Deliver {
-                            channel: channel.clone(),
-                            frame: frame.clone(),
-                        },
-                    );
+        self.broker.publish(self, channel, data, info, done);
+        call
+    }
+
+    /// The message that carries a publish's result to where it is awaited;
+    /// builds no hub state, so any thread may call it.
+    pub fn publish_result_msg(
+        done: Done,
+        result: Result<Position, ClientError>,
+    ) -> Option<(usize, MeshMsg)> {
+        match done {
+            Done::Client(reply) => {
+                let mut line = BytesMut::with_capacity(32);
+                match result {
+                    Ok(_) => push::empty_result(&mut line, reply.id, "publish"),
+                    Err(e) => push::error(&mut line, reply.id, e),
                 }
+                let msg = MeshMsg::Reply {
+                    reply,
+                    line: line.freeze(),
+                };
+                Some((reply.shard as usize, msg))
             }
-        }
-        if ch.is_idle() {
-            owned.remove(&channel);
+            Done::Call { shard, id } => Some((
+                shard as usize,
+                MeshMsg::Run(Box::new(move |home: &Hub| {
+                    home.calls.resolve(id, Box::new(result))
+                })),
+            )),
+            Done::None => None,
         }
     }
 
-    /// Acknowledges a client publish (an empty result).
-    fn reply_published(&self, r: ReplyTo) {
-        let mut line = BytesMut::with_capacity(32);
-        push::empty_result(&mut line, r.id, "publish");
-        self.send(
-            r.shard as usize,
-            MeshMsg::Reply {
-                reply: r,
-                line: line.freeze(),
-            },
-        );
+    /// A continuation for a broker and the call that resolves when it runs
+    /// (on this shard).
+    pub fn waiter<T: Send + 'static>(self: &Rc<Self>) -> (Then<T>, Call<T>) {
+        let (id, call) = self.open_call();
+        let then: Then<T> = Box::new(move |home: &Hub, v: T| home.calls.resolve(id, Box::new(v)));
+        (then, call)
     }
 
-    /// Assigns the next offset, encodes the push once, and sends it to every
-    /// shard with subscribers. Returns (epoch, offset); (empty, 0) when the
-    /// channel has no stream and would keep nothing.
-    pub fn owner_publish(
+    pub fn subscribe(&self, req: SubscribeReq) {
+        self.broker.subscribe(self, req);
+    }
+
+    /// A subscriber of this shard left `channel` (its local table entry is
+    /// already gone).
+    pub fn unsubscribe_at_owner(&self, channel: ChannelName, client: Arc<str>) {
+        self.broker.unsubscribe(self, channel, client);
+    }
+
+    pub fn presence(
         &self,
         channel: ChannelName,
-        data: &[u8],
-        info: Option<&[u8]>,
-        reply: Option<ReplyTo>,
-    ) -> (Arc<str>, u64) {
-        let mut owned = self.owned.borrow_mut();
-        self.stats
-            .publications
-            .set(self.stats.publications.get() + 1);
-        if !owned.contains_key(&channel)
-            && !self
-                .channel_opts(&channel)
-                .is_some_and(|o| o.history_enabled())
-        {
-            // Nobody subscribed and nothing to keep: the publication reaches
-            // no one. No stream is created (and none thrown away again), so
-            // there is no offset: 0 and an empty epoch.
-            if let Some(r) = reply {
-                self.reply_published(r);
-            }
-            return (NO_EPOCH.with(Arc::clone), 0);
-        }
-        let ch = owned
-            .entry(channel.clone())
-            .or_insert_with(|| self.new_channel(&channel));
-        ch.offset += 1;
-        let (epoch, offset) = (ch.epoch.clone(), ch.offset);
-        // The acknowledgement is queued before the deliveries: the publisher's
-        // connection is flushed first in the pass that sends them all, so it
-        // can send its next publications while the fan-out is on the wire.
-        if let Some(r) = reply {
-            self.reply_published(r);
-        }
-        if ch.total > 0 || ch.history.is_some() {
-            let object = push::publication_object(data, info, offset);
-            if ch.total > 0 {
-                let frame = push::publication_push(&channel, &object);
-                for s in ch.shards_with_subscribers() {
-                    self.send(
-                        s,
-                        MeshMsg::Deliver {
-                            channel: channel.clone(),
-                            frame: frame.clone(),
-                        },
-                    );
-                }
-            }
-            if let Some(h) = ch.history.as_mut() {
-                h.push(offset, object, Instant::now());
-            }
-        } else if ch.is_idle() {
-            // Nobody holds a position in this stream: forget it.
-            owned.remove(&channel);
-        }
-        (epoch, offset)
+        stats: bool,
+        then: Then<Result<Bytes, ClientError>>,
+    ) {
+        self.broker.presence(self, channel, stats, then);
     }
 
-    fn owner_presence(&self, channel: &str, stats: bool, reply: ReplyTo) {
-        let mut line = BytesMut::with_capacity(128);
-        push::open_result(
-            &mut line,
-            reply.id,
-            if stats { "presence_stats" } else { "presence" },
-        );
-        line.put_slice(&self.presence_fields(channel, stats));
-        push::close_result(&mut line);
-        self.send(
-            reply.shard as usize,
-            MeshMsg::Reply {
-                reply,
-                line: line.freeze(),
-            },
-        );
-    }
-
-    /// History of a channel this shard owns: (publications, epoch, offset).
-    /// `since` with another epoch is an unrecoverable position (112).
-    pub fn history_query(
-        &self,
-        channel: &str,
-        since: Option<(u64, String)>,
-        limit: i64,
-        reverse: bool,
-    ) -> Result<(Vec<Bytes>, Arc<str>, u64), ClientError> {
-        let mut owned = self.owned.borrow_mut();
-        let ch = owned
-            .entry(channel.into())
-            .or_insert_with(|| self.new_channel(channel));
-        let Some(h) = ch.history.as_mut() else {
-            return Err(codes::NOT_AVAILABLE);
-        };
-        h.expire(Instant::now());
-        let since = match since {
-            Some((offset, epoch)) if epoch == *ch.epoch => Some(offset),
-            Some(_) => return Err(codes::UNRECOVERABLE_POSITION),
-            None => None,
-        };
-        Ok((h.query(since, limit, reverse), ch.epoch.clone(), ch.offset))
-    }
-
-    /// Expires history and forgets channels nobody needs any more.
-    fn expire_owned(&self) {
-        let now = Instant::now();
-        self.owned.borrow_mut().retain(|_, ch| {
-            if let Some(h) = ch.history.as_mut() {
-                h.expire(now);
-            }
-            !ch.is_idle()
-        });
+    pub fn history(&self, q: HistoryQuery, then: Then<HistoryResult>) {
+        self.broker.history(self, q, then);
     }
 
     // ---- subscriber side ----
 
-    fn on_subscribed(
+    /// The broker accepted a subscription at this stream position: the
+    /// session's pending subscription becomes active and is answered.
+    /// Returns the connection when it was kept.
+    pub fn on_subscribed(
         &self,
         channel: ChannelName,
         reply: ReplyTo,
@@ -486,7 +358,7 @@ impl Hub {
         offset: u64,
         (recoverable, expires_at): (bool, u64),
         recovery: Option<Recovery>,
-    ) {
+    ) -> Option<Rc<Conn>> {
         let session = self.sessions.borrow().get(&reply.conn).cloned();
         let keep = session.as_ref().is_some_and(|s| s.activate(&channel));
         match (keep, session) {
@@ -522,6 +394,7 @@ impl Hub {
                 };
                 self.subs.borrow_mut().add(channel, s.conn.clone());
                 s.conn.send(frame);
+                Some(s.conn.clone())
             }
             (_, session) => {
                 // Gone or unsubscribed while the owner was answering: undo.
@@ -529,20 +402,125 @@ impl Hub {
                     .and_then(|s| s.client_id())
                     .unwrap_or_else(|| "".into());
                 self.unsubscribe_at_owner(channel, client);
+                None
             }
         }
     }
 
-    pub fn unsubscribe_at_owner(&self, channel: ChannelName, client: Arc<str>) {
-        let owner = self.owner_of(&channel);
-        self.send(
-            owner,
-            MeshMsg::Unsubscribe {
-                channel,
-                shard: self.shard as u16,
-                client,
-            },
-        );
+    /// The broker could not take a subscription (it is unreachable): the
+    /// pending entry goes and the client gets `error` (the SDKs retry a
+    /// temporary one). Nothing was counted for it.
+    pub fn on_subscribe_failed(&self, channel: &str, reply: ReplyTo, error: ClientError) {
+        let session = self.sessions.borrow().get(&reply.conn).cloned();
+        let Some(s) = session else { return };
+        // Either answer removes the pending (or cancelled) entry.
+        s.fail_pending(channel);
+        if reply.id != 0 {
+            let mut line = BytesMut::with_capacity(64);
+            push::error(&mut line, reply.id, error);
+            s.conn.reply(encode(OpCode::Text, &line));
+        }
+    }
+
+    /// Opens a catch-up buffer for a subscribe to `channel` in flight.
+    pub fn catchup_open(&self, channel: &ChannelName) {
+        self.catchup
+            .borrow_mut()
+            .entry(channel.clone())
+            .or_default()
+            .waiting += 1;
+    }
+
+    /// Ends one subscribe's catch-up: the buffered publications newer than
+    /// `top` go to `conn` (the new subscriber), in order. Returns false when
+    /// the buffer overflowed (the subscriber cannot be made whole).
+    pub fn catchup_close(&self, channel: &str, top: u64, conn: Option<&Rc<Conn>>) -> bool {
+        let mut all = self.catchup.borrow_mut();
+        let Some(c) = all.get_mut(channel) else {
+            return true;
+        };
+        let ok = !c.overflow;
+        if let (Some(conn), true) = (conn, ok) {
+            for (offset, frame) in &c.pubs {
+                if *offset > top {
+                    conn.send(frame.clone());
+                }
+            }
+        }
+        c.waiting -= 1;
+        if c.waiting == 0 {
+            all.remove(channel);
+        }
+        ok
+    }
+
+    /// A publication from an asynchronous broker: delivered to the local
+    /// subscribers, and kept for subscribes still in flight.
+    pub fn deliver_publication(&self, channel: &str, offset: u64, frame: &Bytes) {
+        let n = self.subs.borrow().deliver(channel, frame);
+        self.stats
+            .deliveries
+            .set(self.stats.deliveries.get() + n as u64);
+        if offset > 0 {
+            if let Some(c) = self.catchup.borrow_mut().get_mut(channel) {
+                if c.pubs.len() < CATCHUP_MAX {
+                    c.pubs.push((offset, frame.clone()));
+                } else {
+                    c.overflow = true;
+                }
+            }
+        }
+    }
+
+    /// Deliveries of a frame that is not a publication (join, leave).
+    pub fn deliver_frame(&self, channel: &str, frame: &Bytes) {
+        self.subs.borrow().deliver(channel, frame);
+    }
+
+    /// The broker saw a gap or a new epoch in `channel`'s stream: every local
+    /// subscriber is unsubscribed with 2500 (insufficient state); the SDKs
+    /// subscribe again and recover what they can, or learn they cannot.
+    pub fn insufficient_state(&self, channel: &str) {
+        let conns = self.subs.borrow_mut().take(channel);
+        if conns.is_empty() {
+            return;
+        }
+        let frame = push::unsubscribe_frame(channel, 2500, "insufficient state");
+        let name: ChannelName = channel.into();
+        for conn in conns {
+            let session = self.sessions.borrow().get(&conn.id).cloned();
+            if let Some(s) = session {
+                s.unsubscribe(channel);
+                let client = s.client_id().unwrap_or_else(|| "".into());
+                self.unsubscribe_at_owner(name.clone(), client);
+            }
+            conn.send(frame.clone());
+        }
+    }
+
+    /// Clients of this shard subscribed to channels with presence, per
+    /// channel (for a broker that refreshes presence entries).
+    pub fn presence_members(&self) -> Vec<(ChannelName, Vec<Arc<str>>)> {
+        let sessions = self.sessions.borrow();
+        let subs = self.subs.borrow();
+        let mut out = Vec::new();
+        for name in subs.names() {
+            let on = self
+                .channel_opts(name)
+                .is_some_and(|o| o.presence || o.join_leave);
+            if !on {
+                continue;
+            }
+            let clients: Vec<Arc<str>> = subs
+                .conns(name)
+                .iter()
+                .filter_map(|c| sessions.get(&c.id).and_then(|s| s.client_id()))
+                .collect();
+            if !clients.is_empty() {
+                out.push((name.clone(), clients));
+            }
+        }
+        out
     }
 
     /// Drops a session: its local subscriptions and its presence everywhere.

@@ -34,6 +34,21 @@ impl SubTable {
         true
     }
 
+    /// Removes every subscriber of `channel` and returns them.
+    pub fn take(&mut self, channel: &str) -> Vec<Rc<Conn>> {
+        self.channels.remove(channel).unwrap_or_default()
+    }
+
+    /// The local subscribers of `channel`.
+    pub fn conns(&self, channel: &str) -> &[Rc<Conn>] {
+        self.channels.get(channel).map_or(&[], Vec::as_slice)
+    }
+
+    /// Channels with local subscribers.
+    pub fn names(&self) -> impl Iterator<Item = &ChannelName> {
+        self.channels.keys()
+    }
+
     /// Queues `frame` for every local subscriber of `channel`; returns how many.
     pub fn deliver(&self, channel: &str, frame: &Bytes) -> usize {
         match self.channels.get(channel) {

@@ -8,6 +8,15 @@ pub struct ClientError {
     pub message: &'static str,
 }
 
+impl ClientError {
+    /// Errors the SDKs retry by themselves (Centrifugo marks these
+    /// `temporary`): internal (e.g. the broker is unreachable) and too many
+    /// requests.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self.code, 100 | 111)
+    }
+}
+
 macro_rules! client_errors {
     ($($name:ident = $code:expr, $msg:expr;)*) => {
         $(pub const $name: ClientError = ClientError { code: $code, message: $msg };)*

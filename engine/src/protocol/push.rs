@@ -24,6 +24,9 @@ pub fn error(out: &mut BytesMut, id: u32, e: ClientError) {
     put_u64(out, e.code as u64);
     out.put_slice(b",\"message\":");
     put_str(out, e.message);
+    if e.is_temporary() {
+        out.put_slice(b",\"temporary\":true");
+    }
     out.put_slice(b"}}");
 }
 

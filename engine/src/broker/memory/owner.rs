@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::history::History;
-use super::mesh::Member;
 use crate::config::ChannelOptions;
+use crate::hub::mesh::Member;
 use crate::protocol::json::{put_str, put_u64};
 
 pub struct OwnedChannel {

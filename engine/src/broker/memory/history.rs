@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use crate::broker::Recovery;
+
 pub struct Entry {
     pub offset: u64,
     pub at: Instant,
@@ -18,15 +20,6 @@ pub struct History {
     size: usize,
     ttl: Duration,
     entries: VecDeque<Entry>,
-}
-
-/// What a subscriber recovering from (offset, epoch) gets.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Recovery {
-    /// Everything after the client's offset, in order.
-    Recovered(Vec<Bytes>),
-    /// The window no longer covers the gap, or the epoch changed.
-    Unrecoverable,
 }
 
 impl History {

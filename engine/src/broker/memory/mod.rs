@@ -1,0 +1,332 @@
+//! The memory broker: one node, every channel owned by one shard. The owner
+//! assigns offsets, keeps the history window and presence, encodes each push
+//! once and sends that buffer to every shard with subscribers. Shards reach
+//! owners over the mesh; each (source, destination) queue is FIFO, so a
+//! subscriber counted by the owner receives every later publication after
+//! its subscribe reply, and none before.
+
+pub mod history;
+pub mod owner;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use self::owner::{empty_presence, OwnedChannel};
+use super::{Broker, Done, HistoryQuery, HistoryResult, Recovery, SubscribeReq, Then};
+use crate::hub::mesh::{ChannelName, MeshMsg};
+use crate::hub::Hub;
+use crate::protocol::codes::{self, ClientError};
+use crate::protocol::push;
+
+thread_local! {
+    /// The epoch reported for a publication that created no stream.
+    static NO_EPOCH: Arc<str> = Arc::from("");
+}
+
+/// The memory broker's handle on one shard (all state is in the owners).
+pub struct MemoryBroker;
+
+impl Broker for MemoryBroker {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn publish(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        done: Done,
+    ) {
+        hub.send(
+            hub.owner_of(&channel),
+            MeshMsg::Publish {
+                channel,
+                data,
+                info,
+                done,
+            },
+        );
+    }
+
+    fn subscribe(&self, hub: &Hub, req: SubscribeReq) {
+        hub.send(
+            hub.owner_of(&req.channel),
+            MeshMsg::Subscribe(Box::new(req)),
+        );
+    }
+
+    fn unsubscribe(&self, hub: &Hub, channel: ChannelName, client: Arc<str>) {
+        let owner = hub.owner_of(&channel);
+        hub.send(
+            owner,
+            MeshMsg::Unsubscribe {
+                channel,
+                shard: hub.shard as u16,
+                client,
+            },
+        );
+    }
+
+    fn presence(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        stats: bool,
+        then: Then<Result<Bytes, ClientError>>,
+    ) {
+        let origin = hub.shard;
+        hub.send(
+            hub.owner_of(&channel),
+            MeshMsg::Run(Box::new(move |owner: &Hub| {
+                let fields = owner.presence_fields(&channel, stats);
+                owner.send(
+                    origin,
+                    MeshMsg::Run(Box::new(move |h: &Hub| then(h, Ok(fields)))),
+                );
+            })),
+        );
+    }
+
+    fn history(&self, hub: &Hub, q: HistoryQuery, then: Then<HistoryResult>) {
+        let origin = hub.shard;
+        hub.send(
+            hub.owner_of(&q.channel),
+            MeshMsg::Run(Box::new(move |owner: &Hub| {
+                let r = owner.history_query(&q.channel, q.since, q.limit, q.reverse);
+                owner.send(origin, MeshMsg::Run(Box::new(move |h: &Hub| then(h, r))));
+            })),
+        );
+    }
+}
+
+/// The owner side, run on the channel's owner shard.
+impl Hub {
+    fn new_channel(&self, channel: &str) -> OwnedChannel {
+        let default = crate::config::ChannelOptions::default();
+        OwnedChannel::new(
+            self.shards(),
+            self.channel_opts(channel).unwrap_or(&default),
+        )
+    }
+
+    /// Counts a subscriber of shard `req.reply.shard` and answers it with the
+    /// stream position (and, when recovering, what it missed).
+    pub(crate) fn owner_subscribe(&self, req: SubscribeReq) {
+        let SubscribeReq {
+            channel,
+            member,
+            reply,
+            recoverable,
+            recover,
+            expires_at,
+        } = req;
+        let mut owned = self.owned.borrow_mut();
+        let ch = owned
+            .entry(channel.clone())
+            .or_insert_with(|| self.new_channel(&channel));
+        ch.per_shard[reply.shard as usize] += 1;
+        ch.total += 1;
+        // Computed at the moment the subscriber is counted: every later
+        // publication reaches it live, every earlier one is in this set.
+        let (top, current) = (ch.offset, ch.epoch.clone());
+        let recovery = recover.map(|(since, epoch)| match ch.history.as_mut() {
+            Some(h) if *epoch == *current => {
+                h.expire(Instant::now());
+                h.recover(since, top)
+            }
+            _ => Recovery::Unrecoverable,
+        });
+        let recoverable = recoverable && ch.history.is_some();
+        let join = ch
+            .join_leave
+            .then(|| push::join_leave_frame(&channel, true, &member.info));
+        if ch.presence_on || ch.join_leave {
+            ch.presence.insert(member.client.clone(), member);
+        }
+        self.send(
+            reply.shard as usize,
+            MeshMsg::Subscribed {
+                channel: channel.clone(),
+                reply,
+                epoch: ch.epoch.clone(),
+                offset: ch.offset,
+                recoverable,
+                recovery,
+                expires_at,
+            },
+        );
+        if let Some(frame) = join {
+            for s in ch.shards_with_subscribers() {
+                self.send(
+                    s,
+                    MeshMsg::Deliver {
+                        channel: channel.clone(),
+                        frame: frame.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    pub(crate) fn owner_unsubscribe(&self, channel: ChannelName, shard: usize, client: &str) {
+        let mut owned = self.owned.borrow_mut();
+        let Some(ch) = owned.get_mut(&channel) else {
+            return;
+        };
+        if ch.per_shard[shard] > 0 {
+            ch.per_shard[shard] -= 1;
+            ch.total -= 1;
+        }
+        if let Some(m) = ch.presence.remove(client) {
+            if ch.join_leave {
+                let frame = push::join_leave_frame(&channel, false, &m.info);
+                for s in ch.shards_with_subscribers() {
+                    self.send(
+                        s,
+                        MeshMsg::Deliver {
+                            channel: channel.clone(),
+                            frame: frame.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        if ch.is_idle() {
+            owned.remove(&channel);
+        }
+    }
+
+    /// Assigns the next offset, encodes the push once, and sends it to every
+    /// shard with subscribers. Returns (epoch, offset); (empty, 0) when the
+    /// channel has no stream and would keep nothing. The result goes to
+    /// `done` (queued before the deliveries, so the publisher's connection
+    /// is flushed first and can send more while the fan-out is on the wire).
+    pub(crate) fn owner_publish(
+        &self,
+        channel: ChannelName,
+        data: &[u8],
+        info: Option<&[u8]>,
+        done: Done,
+    ) -> (Arc<str>, u64) {
+        let mut owned = self.owned.borrow_mut();
+        self.stats
+            .publications
+            .set(self.stats.publications.get() + 1);
+        if !owned.contains_key(&channel)
+            && !self
+                .channel_opts(&channel)
+                .is_some_and(|o| o.history_enabled())
+        {
+            // Nobody subscribed and nothing to keep: the publication reaches
+            // no one. No stream is created (and none thrown away again), so
+            // there is no offset: 0 and an empty epoch.
+            let position = (NO_EPOCH.with(Arc::clone), 0);
+            self.complete_publish(done, Ok(position.clone()));
+            return position;
+        }
+        let ch = owned
+            .entry(channel.clone())
+            .or_insert_with(|| self.new_channel(&channel));
+        ch.offset += 1;
+        let (epoch, offset) = (ch.epoch.clone(), ch.offset);
+        self.complete_publish(done, Ok((epoch.clone(), offset)));
+        if ch.total > 0 || ch.history.is_some() {
+            let object = push::publication_object(data, info, offset);
+            if ch.total > 0 {
+                let frame = push::publication_push(&channel, &object);
+                for s in ch.shards_with_subscribers() {
+                    self.send(
+                        s,
+                        MeshMsg::Deliver {
+                            channel: channel.clone(),
+                            frame: frame.clone(),
+                        },
+                    );
+                }
+            }
+            if let Some(h) = ch.history.as_mut() {
+                h.push(offset, object, Instant::now());
+            }
+        } else if ch.is_idle() {
+            // Nobody holds a position in this stream: forget it.
+            owned.remove(&channel);
+        }
+        (epoch, offset)
+    }
+
+    /// Sends a publish's result to where it is awaited (from the owner).
+    fn complete_publish(&self, done: Done, result: Result<super::Position, ClientError>) {
+        if let Some((dst, msg)) = Hub::publish_result_msg(done, result) {
+            self.send(dst, msg);
+        }
+    }
+
+    /// Publishes here when this shard owns `channel` (the TCP publisher's
+    /// fast path); `None` when the publication must travel.
+    pub fn publish_here(&self, channel: &str, data: &[u8]) -> Option<super::Position> {
+        (self.broker.name() == "memory" && self.owner_of(channel) == self.shard)
+            .then(|| self.owner_publish(channel.into(), data, None, Done::None))
+    }
+
+    /// Presence of a channel this shard owns, as reply JSON fields.
+    pub fn presence_fields(&self, channel: &str, stats: bool) -> Bytes {
+        let owned = self.owned.borrow();
+        let mut out = BytesMut::with_capacity(64);
+        match owned.get(channel) {
+            Some(ch) if stats => ch.presence_stats_json(&mut out),
+            Some(ch) => ch.presence_json(&mut out),
+            None => empty_presence(&mut out, stats),
+        }
+        out.freeze()
+    }
+
+    /// History of a channel this shard owns: (publications, epoch, offset).
+    /// `since` with another epoch is an unrecoverable position (112).
+    pub fn history_query(
+        &self,
+        channel: &str,
+        since: Option<(u64, String)>,
+        limit: i64,
+        reverse: bool,
+    ) -> HistoryResult {
+        let mut owned = self.owned.borrow_mut();
+        let ch = owned
+            .entry(channel.into())
+            .or_insert_with(|| self.new_channel(channel));
+        let Some(h) = ch.history.as_mut() else {
+            return Err(codes::NOT_AVAILABLE);
+        };
+        h.expire(Instant::now());
+        let since = match since {
+            Some((offset, epoch)) if epoch == *ch.epoch => Some(offset),
+            Some(_) => return Err(codes::UNRECOVERABLE_POSITION),
+            None => None,
+        };
+        Ok((h.query(since, limit, reverse), ch.epoch.clone(), ch.offset))
+    }
+
+    /// Channels this shard owns, with their subscriber counts.
+    pub fn owned_channels(&self) -> Vec<(ChannelName, u64)> {
+        self.owned
+            .borrow()
+            .iter()
+            .filter(|(_, c)| c.total > 0)
+            .map(|(n, c)| (n.clone(), c.total))
+            .collect()
+    }
+
+    /// Expires history and forgets channels nobody needs any more.
+    pub(crate) fn expire_owned(&self) {
+        let now = Instant::now();
+        self.owned.borrow_mut().retain(|_, ch| {
+            if let Some(h) = ch.history.as_mut() {
+                h.expire(now);
+            }
+            !ch.is_idle()
+        });
+    }
+}

@@ -1,0 +1,172 @@
+//! The broker seam: where a publication gets its offset and reaches the
+//! shards (and nodes) with subscribers, where history and presence live.
+//!
+//! - [`memory`]: one node. Every channel has an owner shard (FNV-1a of the
+//!   name modulo the shard count) that keeps its stream position, history
+//!   and presence; shards talk to owners over the mesh.
+//! - [`redis`]: many nodes. Publications go through Redis PUB/SUB, history
+//!   is a Redis stream plus a meta hash kept by one Lua script per publish,
+//!   presence is a hash plus an expiring sorted set, and nodes exchange
+//!   control messages and heartbeats on a control channel. The Redis I/O runs
+//!   on a thread of its own; shards never wait on it.
+//!
+//! Both answer on the shard that asked: results arrive as mesh messages and
+//! complete there (a reply line to a connection, a waiting API call, or the
+//! hub's subscribe step).
+
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::hub::mesh::{ChannelName, Member, ReplyTo};
+use crate::hub::Hub;
+use crate::protocol::codes::ClientError;
+
+/// What a subscriber recovering from (offset, epoch) gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Everything after the client's offset, in order.
+    Recovered(Vec<Bytes>),
+    /// The window no longer covers the gap, or the epoch changed.
+    Unrecoverable,
+}
+
+/// A stream position: (epoch, offset). Offset 0 with an empty epoch: the
+/// publication started no stream (a channel without history nobody holds).
+pub type Position = (Arc<str>, u64);
+
+/// Where a publish's result goes, on the shard that published.
+#[derive(Debug, Clone, Copy)]
+pub enum Done {
+    /// A client's publish command: an empty result or an error reply.
+    Client(ReplyTo),
+    /// A waiting call on `shard` (server API, TCP publishers).
+    Call { shard: u16, id: u64 },
+    /// Nobody waits.
+    None,
+}
+
+/// A continuation run on the shard that asked, with its hub.
+pub type Then<T> = Box<dyn FnOnce(&Hub, T) + Send>;
+
+/// A client's subscription as it goes to the broker.
+pub struct SubscribeReq {
+    pub channel: ChannelName,
+    pub member: Member,
+    /// The connection and command id; id 0 marks a server-side subscription.
+    pub reply: ReplyTo,
+    /// The subscriber wants a recoverable stream position back.
+    pub recoverable: bool,
+    /// Recover from this (offset, epoch).
+    pub recover: Option<(u64, Arc<str>)>,
+    /// Unix seconds when the subscription token expires (0: never).
+    pub expires_at: u64,
+}
+
+/// A history read: publications after `since` (from the start when `None`),
+/// at most `limit` (all when negative), newest first when `reverse`.
+pub struct HistoryQuery {
+    pub channel: ChannelName,
+    pub since: Option<(u64, String)>,
+    pub limit: i64,
+    pub reverse: bool,
+}
+
+/// Publications (encoded objects), and the stream's epoch and top offset.
+pub type HistoryResult = Result<(Vec<Bytes>, Arc<str>, u64), ClientError>;
+
+/// A control action for every node (the memory broker has only this one).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Control {
+    Disconnect {
+        user: String,
+        client: Option<String>,
+        code: u16,
+        reason: String,
+    },
+    Unsubscribe {
+        user: String,
+        client: Option<String>,
+        channel: String,
+    },
+    Subscribe {
+        user: String,
+        client: Option<String>,
+        channel: String,
+    },
+}
+
+/// Applies a control action from another node on one shard (set by the layer
+/// that owns sessions).
+pub type ControlHandler = Arc<dyn Fn(&Hub, &Control) + Send + Sync>;
+
+/// The seam. One instance per shard; every method returns at once and
+/// completes later on this shard.
+pub trait Broker {
+    /// "memory" or "redis" (for /health and logs).
+    fn name(&self) -> &'static str;
+
+    /// Starts the broker's per-shard tasks (on the shard's runtime).
+    fn start(&self, _hub: &std::rc::Rc<Hub>) {}
+
+    /// Publishes `data` (raw JSON) with optional `info` (ClientInfo JSON).
+    fn publish(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        done: Done,
+    );
+
+    /// Counts a subscriber and answers with the stream position (and what
+    /// it missed, when recovering) through `Hub::on_subscribed`, or an
+    /// error through `Hub::on_subscribe_failed`.
+    fn subscribe(&self, hub: &Hub, req: SubscribeReq);
+
+    /// A subscriber of this shard left `channel`.
+    fn unsubscribe(&self, hub: &Hub, channel: ChannelName, client: Arc<str>);
+
+    /// Presence as reply JSON fields: `"presence":{..}` or
+    /// `"num_clients":N,"num_users":M`.
+    fn presence(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        stats: bool,
+        then: Then<Result<Bytes, ClientError>>,
+    );
+
+    fn history(&self, hub: &Hub, q: HistoryQuery, then: Then<HistoryResult>);
+
+    /// Sends a control action to the other nodes (this node applies it
+    /// itself).
+    fn control(&self, _hub: &Hub, _c: Control) {}
+
+    /// `Err(reason)` while the broker cannot serve (for /health).
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Announces this node (its `info` API object) to the others; called
+    /// every couple of seconds by the API layer.
+    fn heartbeat(&self, _info: serde_json::Value) {}
+
+    /// Every other live node's channels with their client counts (asked
+    /// when the `channels` API is called; nothing for one node).
+    fn other_channels(&self, hub: &Hub, then: Then<std::collections::BTreeMap<String, u64>>) {
+        then(hub, Default::default());
+    }
+
+    /// Every other live node, as `info` API JSON objects.
+    fn other_nodes(&self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+
+    /// Broker metrics in Prometheus text (once per node, from shard 0).
+    fn render_metrics(&self, _out: &mut String) {}
+}

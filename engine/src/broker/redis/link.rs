@@ -1,0 +1,1445 @@
+//! The Redis thread: one tokio current-thread runtime that owns every Redis
+//! connection of the node. Shards hand it requests over an unbounded channel
+//! and never wait; it answers through the mesh (its own FIFO queue to every
+//! shard), so a shard sees a channel's publications, subscribe answers and
+//! stream-state events in the order this thread produced them.
+//!
+//! Per Redis server ("link"): one multiplexed command connection (every
+//! command pipelined, many in flight) and one PUB/SUB connection. A
+//! supervisor connects (through Sentinel when configured), subscribes the
+//! node's channels again in batches, checks every history channel's stream
+//! position against what the node last saw (a gap or a new epoch: the
+//! subscribers are told, 2500), and reconnects when the link dies. A probe
+//! published every second over the command connection must come back over
+//! PUB/SUB within 3 s, or the link counts as dead even without an error.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::Value;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::keys::{server_of, Keys};
+use super::wire::{self, ChannelMsg, ControlKind, ControlMsg};
+use super::{scripts, Shared};
+use crate::broker::memory::owner::new_epoch;
+use crate::broker::{Control, ControlHandler, Done, HistoryQuery, HistoryResult, Recovery, Then};
+use crate::config::{BrokerSection, Config};
+use crate::hub::mesh::{ChannelName, Mesh, MeshMsg};
+use crate::hub::Hub;
+use crate::protocol::codes::{self, ClientError};
+use crate::protocol::push;
+
+/// Channels per SUBSCRIBE command when a link (re)subscribes everything.
+const SUBSCRIBE_BATCH: usize = 512;
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// What shards ask of the Redis thread.
+pub(crate) enum Req {
+    Publish {
+        channel: ChannelName,
+        /// The publication without offset (wire::publication).
+        object: Bytes,
+        done: Done,
+    },
+    Subscribe {
+        shard: u16,
+        channel: ChannelName,
+        /// Read the stream position (a channel with history).
+        history: bool,
+        recover: Option<(u64, Arc<str>)>,
+        /// (client, ClientInfo) to add to presence (and announce with a join).
+        presence: Option<(Arc<str>, Bytes)>,
+        then: Then<Result<SubscribeRead, ClientError>>,
+    },
+    Unsubscribe {
+        shard: u16,
+        channel: ChannelName,
+        client: Arc<str>,
+    },
+    History {
+        shard: u16,
+        q: HistoryQuery,
+        then: Then<HistoryResult>,
+    },
+    Presence {
+        shard: u16,
+        channel: ChannelName,
+        stats: bool,
+        then: Then<Result<Bytes, ClientError>>,
+    },
+    /// A shard's presence members still here, per channel.
+    Touch(Vec<(ChannelName, Vec<Arc<str>>)>),
+    Control {
+        heartbeat: bool,
+        json: Vec<u8>,
+    },
+    /// Every other live node's channels with their client counts.
+    Channels {
+        shard: u16,
+        then: Then<ChannelCounts>,
+    },
+}
+
+/// Channel → clients, summed over the nodes that answered.
+pub type ChannelCounts = std::collections::BTreeMap<String, u64>;
+
+/// How long a survey waits for the other nodes' answers.
+const SURVEY_WAIT: Duration = Duration::from_secs(1);
+
+struct Survey {
+    waiting: std::collections::HashSet<String>,
+    counts: ChannelCounts,
+    done: Option<oneshot::Sender<ChannelCounts>>,
+}
+
+/// A subscribe's answer: the stream position and, when recovering, what the
+/// subscriber missed.
+pub struct SubscribeRead {
+    pub epoch: Arc<str>,
+    pub top: u64,
+    pub recovery: Option<Recovery>,
+}
+
+enum SubOp {
+    Subscribe(Vec<String>, Option<oneshot::Sender<()>>),
+    Unsubscribe(Vec<String>),
+}
+
+struct Link {
+    idx: usize,
+    cmd: RefCell<Option<MultiplexedConnection>>,
+    subq: RefCell<Option<mpsc::UnboundedSender<SubOp>>>,
+    up: Cell<bool>,
+    /// Wakes the current connection's reader to end it (a fresh one per
+    /// connection, so a stale wake-up never ends the next).
+    dead: RefCell<Rc<Notify>>,
+    probe_seen: Cell<Instant>,
+}
+
+/// A channel some shard of this node subscribes to.
+struct Chan {
+    /// Subscribers per shard (pending or active).
+    shards: Vec<u32>,
+    total: u32,
+    /// The last stream position this node saw (publications and reads).
+    last: Option<(Arc<str>, u64)>,
+    history: bool,
+    /// The SUBSCRIBE was acknowledged on the current connection.
+    active: bool,
+}
+
+struct State {
+    shared: Arc<Shared>,
+    cfg: Arc<Config>,
+    broker: BrokerSection,
+    node: Arc<str>,
+    keys: Keys,
+    mesh: Arc<Mesh>,
+    /// This thread's source index in the mesh.
+    src: usize,
+    links: Vec<Rc<Link>>,
+    chans: RefCell<HashMap<ChannelName, Chan, ahash::RandomState>>,
+    control: ControlHandler,
+    timeout: Duration,
+    surveys: RefCell<HashMap<u64, Survey>>,
+    next_survey: Cell<u64>,
+    s_publish: redis::Script,
+    s_read: redis::Script,
+    s_presence_add: redis::Script,
+    s_presence_remove: redis::Script,
+    s_presence_touch: redis::Script,
+    s_presence_get: redis::Script,
+}
+
+/// Starts the thread; returns the request channel.
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    cfg: Arc<Config>,
+    mesh: Arc<Mesh>,
+    control: ControlHandler,
+    rx: mpsc::UnboundedReceiver<Req>,
+) -> anyhow::Result<()> {
+    let links = shared.links.len();
+    std::thread::Builder::new()
+        .name("redis".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime for the Redis broker");
+            let local = tokio::task::LocalSet::new();
+            let broker = cfg.broker.clone();
+            let st = Rc::new(State {
+                node: shared.node_uid.clone(),
+                keys: Keys::new(&broker.prefix),
+                src: mesh.shards(),
+                links: (0..links)
+                    .map(|idx| {
+                        Rc::new(Link {
+                            idx,
+                            cmd: RefCell::new(None),
+                            subq: RefCell::new(None),
+                            up: Cell::new(false),
+                            dead: RefCell::new(Rc::new(Notify::new())),
+                            probe_seen: Cell::new(Instant::now()),
+                        })
+                    })
+                    .collect(),
+                chans: RefCell::default(),
+                surveys: RefCell::default(),
+                next_survey: Cell::new(1),
+                timeout: Duration::from_secs_f64(broker.command_timeout.max(0.05)),
+                s_publish: redis::Script::new(scripts::PUBLISH),
+                s_read: redis::Script::new(scripts::READ),
+                s_presence_add: redis::Script::new(scripts::PRESENCE_ADD),
+                s_presence_remove: redis::Script::new(scripts::PRESENCE_REMOVE),
+                s_presence_touch: redis::Script::new(scripts::PRESENCE_TOUCH),
+                s_presence_get: redis::Script::new(scripts::PRESENCE_GET),
+                broker,
+                shared,
+                cfg,
+                mesh,
+                control,
+            });
+            local.block_on(&rt, run(st, rx));
+        })?;
+    Ok(())
+}
+
+async fn run(st: Rc<State>, mut rx: mpsc::UnboundedReceiver<Req>) {
+    for link in &st.links {
+        tokio::task::spawn_local(supervise(st.clone(), link.clone()));
+        tokio::task::spawn_local(probe(st.clone(), link.clone()));
+    }
+    while let Some(req) = rx.recv().await {
+        st.handle(req);
+    }
+}
+
+impl State {
+    fn send(&self, dst: usize, msg: MeshMsg) {
+        self.mesh.push(self.src, dst, vec![msg]);
+    }
+
+    fn run_on(&self, dst: usize, job: impl FnOnce(&Hub) + Send + 'static) {
+        self.send(dst, MeshMsg::Run(Box::new(job)));
+    }
+
+    fn link_of(&self, channel: &str) -> &Rc<Link> {
+        &self.links[server_of(channel, self.links.len())]
+    }
+
+    fn history_opts(&self, channel: &str) -> Option<(usize, u64)> {
+        self.cfg
+            .channel_options(channel)
+            .filter(|o| o.history_enabled())
+            .map(|o| (o.history_size, o.history_ttl.ceil().max(1.0) as u64))
+    }
+
+    fn handle(self: &Rc<Self>, req: Req) {
+        match req {
+            Req::Publish {
+                channel,
+                object,
+                done,
+            } => {
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let t0 = Instant::now();
+                    let r = st.publish(&channel, &object).await;
+                    match &r {
+                        Ok(_) => st.shared.metrics.publish_done(t0.elapsed()),
+                        Err(_) => st.shared.metrics.count_error(),
+                    }
+                    if let Some((dst, msg)) = Hub::publish_result_msg(done, r) {
+                        st.send(dst, msg);
+                    }
+                });
+            }
+            Req::Subscribe {
+                shard,
+                channel,
+                history,
+                recover,
+                presence,
+                then,
+            } => {
+                self.count(&channel, shard as usize, 1, history);
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let r = st.subscribe(&channel, history, recover, presence).await;
+                    if r.is_err() {
+                        st.shared.metrics.count_error();
+                        st.uncount(&channel, shard as usize);
+                    }
+                    st.run_on(shard as usize, move |h| then(h, r));
+                });
+            }
+            Req::Unsubscribe {
+                shard,
+                channel,
+                client,
+            } => {
+                self.uncount(&channel, shard as usize);
+                if let Some(o) = self.cfg.channel_options(&channel) {
+                    if o.presence || o.join_leave {
+                        let st = self.clone();
+                        let join_leave = o.join_leave;
+                        tokio::task::spawn_local(async move {
+                            let _ = st.presence_remove(&channel, &client, join_leave).await;
+                        });
+                    }
+                }
+            }
+            Req::History { shard, q, then } => {
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let r = st.history(q).await;
+                    st.run_on(shard as usize, move |h| then(h, r));
+                });
+            }
+            Req::Presence {
+                shard,
+                channel,
+                stats,
+                then,
+            } => {
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let r = st.presence(&channel, stats).await;
+                    st.run_on(shard as usize, move |h| then(h, r));
+                });
+            }
+            Req::Touch(entries) => {
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    for (channel, clients) in entries {
+                        let _ = st.presence_touch(&channel, &clients).await;
+                    }
+                });
+            }
+            Req::Control { heartbeat, json } => {
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let kind = if heartbeat {
+                        ControlKind::Heartbeat
+                    } else {
+                        ControlKind::Action
+                    };
+                    if st.send_control(kind, &json).await.is_err() && !heartbeat {
+                        tracing::warn!("control action not sent: the Redis control link is down");
+                    }
+                });
+            }
+            Req::Channels { shard, then } => {
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let counts = st.survey().await;
+                    st.run_on(shard as usize, move |h| then(h, counts));
+                });
+            }
+        }
+    }
+}
+
+// ---- control channel: actions, heartbeats, surveys ----
+impl State {
+    async fn send_control(&self, kind: ControlKind, json: &[u8]) -> Result<(), ClientError> {
+        let msg = wire::control(kind, &self.node, json);
+        let link = &self.links[0];
+        self.command::<i64>(
+            link,
+            redis::cmd("PUBLISH").arg(self.keys.control()).arg(&msg[..]),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Asks every other live node for its channels and waits for their
+    /// answers (at most `SURVEY_WAIT`; late or silent nodes are left out).
+    async fn survey(&self) -> ChannelCounts {
+        let waiting: std::collections::HashSet<String> = self.shared.live_nodes();
+        if waiting.is_empty() {
+            return ChannelCounts::new();
+        }
+        let id = self.next_survey.get();
+        self.next_survey.set(id + 1);
+        let (tx, rx) = oneshot::channel();
+        self.surveys.borrow_mut().insert(
+            id,
+            Survey {
+                waiting,
+                counts: ChannelCounts::new(),
+                done: Some(tx),
+            },
+        );
+        let q = serde_json::json!({ "id": id }).to_string();
+        if self
+            .send_control(ControlKind::Question, q.as_bytes())
+            .await
+            .is_err()
+        {
+            self.surveys.borrow_mut().remove(&id);
+            return ChannelCounts::new();
+        }
+        match tokio::time::timeout(SURVEY_WAIT, rx).await {
+            Ok(Ok(counts)) => counts,
+            _ => {
+                let s = self.surveys.borrow_mut().remove(&id);
+                let s = s.map(|s| (s.waiting.len(), s.counts));
+                let (silent, counts) = s.unwrap_or_default();
+                tracing::warn!(
+                    silent,
+                    "channels survey: some nodes did not answer within 1 s"
+                );
+                counts
+            }
+        }
+    }
+
+    /// Answers another node's survey with this node's channels.
+    fn answer(self: &Rc<Self>, asker: &str, json: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Q {
+            id: u64,
+        }
+        let Ok(q) = serde_json::from_slice::<Q>(json) else {
+            return tracing::warn!("survey question not understood");
+        };
+        let channels: ChannelCounts = self
+            .chans
+            .borrow()
+            .iter()
+            .map(|(c, ch)| (c.to_string(), ch.total as u64))
+            .collect();
+        let a = serde_json::json!({ "to": asker, "id": q.id, "channels": channels }).to_string();
+        let st = self.clone();
+        tokio::task::spawn_local(async move {
+            let _ = st.send_control(ControlKind::Answer, a.as_bytes()).await;
+        });
+    }
+
+    fn on_answer(&self, node: &str, json: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct A {
+            to: String,
+            id: u64,
+            channels: ChannelCounts,
+        }
+        let Ok(a) = serde_json::from_slice::<A>(json) else {
+            return tracing::warn!("survey answer not understood");
+        };
+        if a.to != *self.node {
+            return;
+        }
+        let mut surveys = self.surveys.borrow_mut();
+        let Some(s) = surveys.get_mut(&a.id) else {
+            return;
+        };
+        if !s.waiting.remove(node) {
+            return;
+        }
+        for (c, n) in a.channels {
+            *s.counts.entry(c).or_default() += n;
+        }
+        if s.waiting.is_empty() {
+            let mut s = surveys.remove(&a.id).expect("survey");
+            if let Some(done) = s.done.take() {
+                let _ = done.send(std::mem::take(&mut s.counts));
+            }
+        }
+    }
+}
+
+// ---- channels this node holds ----
+impl State {
+    fn count(&self, channel: &ChannelName, shard: usize, n: u32, history: bool) {
+        let mut chans = self.chans.borrow_mut();
+        let shards = self.mesh.shards();
+        let ch = chans.entry(channel.clone()).or_insert_with(|| Chan {
+            shards: vec![0; shards],
+            total: 0,
+            last: None,
+            history,
+            active: false,
+        });
+        ch.shards[shard] += n;
+        ch.total += n;
+        ch.history |= history;
+    }
+
+    /// One subscriber of `shard` is gone; the last one of the node ends the
+    /// node's PUB/SUB subscription.
+    fn uncount(&self, channel: &str, shard: usize) {
+        let mut chans = self.chans.borrow_mut();
+        let Some(ch) = chans.get_mut(channel) else {
+            return;
+        };
+        if ch.shards[shard] > 0 {
+            ch.shards[shard] -= 1;
+            ch.total -= 1;
+        }
+        if ch.total == 0 {
+            let was_active = ch.active;
+            chans.remove(channel);
+            if was_active {
+                let link = self.link_of(channel);
+                if let Some(q) = link.subq.borrow().as_ref() {
+                    let _ = q.send(SubOp::Unsubscribe(vec![self.keys.pubsub(channel)]));
+                }
+            }
+        }
+    }
+
+    /// Makes sure the node is subscribed to `channel` in Redis, waiting for
+    /// the acknowledgement.
+    async fn ensure_subscribed(&self, channel: &str) -> Result<(), ClientError> {
+        let active = self.chans.borrow().get(channel).is_some_and(|c| c.active);
+        if active {
+            return Ok(());
+        }
+        let link = self.link_of(channel);
+        let (tx, rx) = oneshot::channel();
+        let sent = match link.subq.borrow().as_ref() {
+            Some(q) if link.up.get() => q
+                .send(SubOp::Subscribe(vec![self.keys.pubsub(channel)], Some(tx)))
+                .is_ok(),
+            _ => false,
+        };
+        if !sent {
+            return Err(codes::INTERNAL);
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(())) => {
+                if let Some(c) = self.chans.borrow_mut().get_mut(channel) {
+                    c.active = true;
+                }
+                Ok(())
+            }
+            _ => Err(codes::INTERNAL),
+        }
+    }
+
+    /// Shards with subscribers of `channel`.
+    fn shards_of(&self, channel: &str) -> Vec<usize> {
+        self.chans.borrow().get(channel).map_or_else(Vec::new, |c| {
+            c.shards
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(|(i, _)| i)
+                .collect()
+        })
+    }
+
+    /// Tells every shard holding `channel` that its subscribers missed
+    /// publications (or the stream started anew): they get 2500.
+    fn insufficient(&self, channel: &str) {
+        self.shared.metrics.count_insufficient();
+        let name: ChannelName = channel.into();
+        for dst in self.shards_of(channel) {
+            let name = name.clone();
+            self.run_on(dst, move |h| h.insufficient_state(&name));
+        }
+    }
+}
+
+// ---- commands ----
+impl State {
+    /// A command on `link`'s connection, with the command timeout. A
+    /// connection-level failure takes the link down (the supervisor
+    /// reconnects).
+    async fn command<T: redis::FromRedisValue>(
+        &self,
+        link: &Link,
+        cmd: &redis::Cmd,
+    ) -> Result<T, ClientError> {
+        let mut conn = self.conn(link)?;
+        let r = tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await;
+        self.judge(link, r)
+    }
+
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        link: &Link,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, ClientError> {
+        let mut conn = self.conn(link)?;
+        let r = tokio::time::timeout(self.timeout, inv.invoke_async::<T>(&mut conn)).await;
+        self.judge(link, r)
+    }
+
+    fn conn(&self, link: &Link) -> Result<MultiplexedConnection, ClientError> {
+        match (link.up.get(), link.cmd.borrow().as_ref()) {
+            (true, Some(c)) => Ok(c.clone()),
+            _ => Err(codes::INTERNAL),
+        }
+    }
+
+    fn judge<T>(
+        &self,
+        link: &Link,
+        r: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, ClientError> {
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let fatal = e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+                    || e.code() == Some("READONLY");
+                if fatal {
+                    self.kill(link, &format!("command failed: {e}"));
+                } else {
+                    tracing::warn!(redis = link.idx, "redis command: {e}");
+                }
+                Err(codes::INTERNAL)
+            }
+            Err(_) => Err(codes::INTERNAL),
+        }
+    }
+
+    /// Declares `link` down and ends its connection.
+    fn kill(&self, link: &Link, why: &str) {
+        self.mark_down(link, why);
+        link.dead.borrow().notify_one();
+    }
+
+    fn mark_down(&self, link: &Link, why: &str) {
+        if link.up.replace(false) {
+            tracing::warn!(redis = %self.shared.links[link.idx].addr, "redis link down: {why}");
+            self.shared.links[link.idx].set_down(why);
+        }
+    }
+
+    async fn publish(
+        &self,
+        channel: &str,
+        object: &Bytes,
+    ) -> Result<crate::broker::Position, ClientError> {
+        let link = self.link_of(channel);
+        match self.history_opts(channel) {
+            Some((size, ttl)) => {
+                let (offset, epoch): (u64, String) = self
+                    .script(
+                        link,
+                        &*self
+                            .s_publish
+                            .key(self.keys.stream(channel))
+                            .key(self.keys.meta(channel))
+                            .arg(&object[..])
+                            .arg(size)
+                            .arg(ttl)
+                            .arg(self.keys.pubsub(channel))
+                            .arg(self.broker.history_meta_ttl)
+                            .arg(&*new_epoch()),
+                    )
+                    .await?;
+                Ok((epoch.into(), offset))
+            }
+            None => {
+                let msg = wire::unpositioned(object);
+                self.command::<i64>(
+                    link,
+                    redis::cmd("PUBLISH")
+                        .arg(self.keys.pubsub(channel))
+                        .arg(&msg[..]),
+                )
+                .await?;
+                Ok(("".into(), 0))
+            }
+        }
+    }
+
+    /// READ: the stream position, and the entries `from`..`to`.
+    async fn read(
+        &self,
+        channel: &str,
+        range: Option<(String, String, i64, bool)>,
+    ) -> Result<Read, ClientError> {
+        let link = self.link_of(channel);
+        let (from, to, count, reverse) = range.unwrap_or(("-".into(), "+".into(), -1, false));
+        let v: Value = self
+            .script(
+                link,
+                &*self
+                    .s_read
+                    .key(self.keys.stream(channel))
+                    .key(self.keys.meta(channel))
+                    .arg(&*new_epoch())
+                    .arg(self.broker.history_meta_ttl)
+                    .arg(from)
+                    .arg(to)
+                    .arg(count)
+                    .arg(if reverse { "1" } else { "0" }),
+            )
+            .await?;
+        parse_read(v).ok_or(codes::INTERNAL)
+    }
+
+    async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        history: bool,
+        recover: Option<(u64, Arc<str>)>,
+        presence: Option<(Arc<str>, Bytes)>,
+    ) -> Result<SubscribeRead, ClientError> {
+        self.ensure_subscribed(channel).await?;
+        let read = if history {
+            let range = recover
+                .as_ref()
+                .map(|(since, _)| (format!("{}", since + 1), "+".to_string(), 0, false));
+            let (top, epoch, entries) = self.read(channel, range).await?;
+            if let Some(c) = self.chans.borrow_mut().get_mut(channel) {
+                if c.last.is_none() {
+                    c.last = Some((epoch.clone(), top));
+                }
+            }
+            let recovery =
+                recover.map(|(since, want)| recovery(since, &want, top, &epoch, entries));
+            SubscribeRead {
+                epoch,
+                top,
+                recovery,
+            }
+        } else {
+            SubscribeRead {
+                epoch: "".into(),
+                top: 0,
+                recovery: None,
+            }
+        };
+        if let Some((client, info)) = presence {
+            let join = self
+                .cfg
+                .channel_options(channel)
+                .is_some_and(|o| o.join_leave);
+            self.presence_add(channel, &client, &info, join).await?;
+        }
+        Ok(read)
+    }
+
+    async fn history(&self, q: HistoryQuery) -> HistoryResult {
+        let after = q.since.as_ref().map(|(o, _)| o + 1);
+        let range = if q.limit == 0 {
+            None
+        } else {
+            let count = q.limit.max(0);
+            Some(if q.reverse {
+                (
+                    "+".to_string(),
+                    after.map_or("-".into(), |a| a.to_string()),
+                    count,
+                    true,
+                )
+            } else {
+                (
+                    after.map_or("-".into(), |a| a.to_string()),
+                    "+".to_string(),
+                    count,
+                    false,
+                )
+            })
+        };
+        let (top, epoch, entries) = self.read(&q.channel, range).await?;
+        if let Some((_, want)) = &q.since {
+            if **want != *epoch {
+                return Err(codes::UNRECOVERABLE_POSITION);
+            }
+        }
+        let pubs = entries
+            .into_iter()
+            .map(|(offset, object)| wire::with_offset(&object, offset))
+            .collect();
+        Ok((pubs, epoch, top))
+    }
+
+    async fn presence_add(
+        &self,
+        channel: &str,
+        client: &str,
+        info: &[u8],
+        join: bool,
+    ) -> Result<(), ClientError> {
+        let link = self.link_of(channel);
+        let (pubsub, msg) = if join {
+            (self.keys.pubsub(channel), wire::join_leave(true, info))
+        } else {
+            (String::new(), Bytes::new())
+        };
+        self.script::<i64>(
+            link,
+            &*self
+                .s_presence_add
+                .key(self.keys.presence_data(channel))
+                .key(self.keys.presence_expire(channel))
+                .arg(self.presence_ttl())
+                .arg(crate::auth::unix_now())
+                .arg(client)
+                .arg(info)
+                .arg(pubsub)
+                .arg(&msg[..]),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn presence_remove(
+        &self,
+        channel: &str,
+        client: &str,
+        leave: bool,
+    ) -> Result<(), ClientError> {
+        let link = self.link_of(channel);
+        let pubsub = if leave {
+            self.keys.pubsub(channel)
+        } else {
+            String::new()
+        };
+        self.script::<i64>(
+            link,
+            &*self
+                .s_presence_remove
+                .key(self.keys.presence_data(channel))
+                .key(self.keys.presence_expire(channel))
+                .arg(client)
+                .arg(pubsub),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn presence_touch(&self, channel: &str, clients: &[Arc<str>]) -> Result<(), ClientError> {
+        let link = self.link_of(channel);
+        let mut inv = self.s_presence_touch.prepare_invoke();
+        inv.key(self.keys.presence_data(channel))
+            .key(self.keys.presence_expire(channel))
+            .arg(self.presence_ttl())
+            .arg(crate::auth::unix_now());
+        for c in clients {
+            inv.arg(&**c);
+        }
+        self.script::<i64>(link, &inv).await.map(drop)
+    }
+
+    async fn presence(&self, channel: &str, stats: bool) -> Result<Bytes, ClientError> {
+        let link = self.link_of(channel);
+        let flat: Vec<Vec<u8>> = self
+            .script(
+                link,
+                &*self
+                    .s_presence_get
+                    .key(self.keys.presence_data(channel))
+                    .key(self.keys.presence_expire(channel))
+                    .arg(crate::auth::unix_now()),
+            )
+            .await?;
+        let members: Vec<(&[u8], &[u8])> = flat
+            .chunks_exact(2)
+            .map(|p| (&p[0][..], &p[1][..]))
+            .collect();
+        Ok(presence_fields(&members, stats))
+    }
+
+    fn presence_ttl(&self) -> u64 {
+        self.broker.presence_ttl.ceil().max(1.0) as u64
+    }
+}
+
+/// A READ script's answer: top offset, epoch, entries (offset, object).
+type Read = (u64, Arc<str>, Vec<(u64, Bytes)>);
+
+/// What a subscriber recovering from (`since`, `want`) gets from a read of
+/// the entries after `since`.
+fn recovery(since: u64, want: &str, top: u64, epoch: &str, entries: Vec<(u64, Bytes)>) -> Recovery {
+    if want != epoch || since > top {
+        return Recovery::Unrecoverable;
+    }
+    if since == top {
+        return Recovery::Recovered(Vec::new());
+    }
+    // Complete only when the window still starts right after `since` and
+    // reaches the top.
+    let complete = entries.first().is_some_and(|(o, _)| *o == since + 1)
+        && entries.last().is_some_and(|(o, _)| *o == top)
+        && entries.len() as u64 == top - since;
+    if !complete {
+        return Recovery::Unrecoverable;
+    }
+    Recovery::Recovered(
+        entries
+            .into_iter()
+            .map(|(offset, object)| wire::with_offset(&object, offset))
+            .collect(),
+    )
+}
+
+/// `{top, epoch, [[id, [d, payload]], ...]}` from the READ script.
+fn parse_read(v: Value) -> Option<Read> {
+    let Value::Array(mut parts) = v else {
+        return None;
+    };
+    if parts.len() != 3 {
+        return None;
+    }
+    let entries = parts.pop()?;
+    let epoch = parts.pop()?;
+    let top = parts.pop()?;
+    let top = match top {
+        Value::Int(n) if n >= 0 => n as u64,
+        _ => return None,
+    };
+    let epoch: Arc<str> = match epoch {
+        Value::BulkString(b) => String::from_utf8(b).ok()?.into(),
+        Value::SimpleString(s) => s.into(),
+        _ => return None,
+    };
+    let Value::Array(entries) = entries else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let Value::Array(mut e) = e else { return None };
+        if e.len() != 2 {
+            return None;
+        }
+        let fields = e.pop()?;
+        let id = match e.pop()? {
+            Value::BulkString(b) => String::from_utf8(b).ok()?,
+            Value::SimpleString(s) => s,
+            _ => return None,
+        };
+        let offset: u64 = id.split('-').next()?.parse().ok()?;
+        let Value::Array(fields) = fields else {
+            return None;
+        };
+        let payload = fields.into_iter().nth(1)?;
+        let Value::BulkString(payload) = payload else {
+            return None;
+        };
+        out.push((offset, Bytes::from(payload)));
+    }
+    Some((top, epoch, out))
+}
+
+/// Presence reply fields from (client, ClientInfo JSON) pairs.
+fn presence_fields(members: &[(&[u8], &[u8])], stats: bool) -> Bytes {
+    use bytes::BufMut;
+    let mut out = bytes::BytesMut::with_capacity(64);
+    if stats {
+        let mut users: Vec<String> = members
+            .iter()
+            .filter_map(|(_, info)| {
+                serde_json::from_slice::<serde_json::Value>(info)
+                    .ok()
+                    .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(str::to_string))
+            })
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        out.put_slice(b"\"num_clients\":");
+        crate::protocol::json::put_u64(&mut out, members.len() as u64);
+        out.put_slice(b",\"num_users\":");
+        crate::protocol::json::put_u64(&mut out, users.len() as u64);
+    } else {
+        out.put_slice(b"\"presence\":{");
+        let mut first = true;
+        for (client, info) in members {
+            let (Ok(client), true) = (
+                std::str::from_utf8(client),
+                serde_json::from_slice::<&serde_json::value::RawValue>(info).is_ok(),
+            ) else {
+                continue;
+            };
+            if !first {
+                out.put_u8(b',');
+            }
+            first = false;
+            crate::protocol::json::put_str(&mut out, client);
+            out.put_u8(b':');
+            out.put_slice(info);
+        }
+        out.put_u8(b'}');
+    }
+    out.freeze()
+}
+
+// ---- the links ----
+
+/// Connects, subscribes, serves, and starts over, for ever.
+async fn supervise(st: Rc<State>, link: Rc<Link>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        match connect(&st, link.idx).await {
+            Ok((cmd, sink, stream)) => {
+                backoff = Duration::from_millis(100);
+                *link.dead.borrow_mut() = Rc::new(Notify::new());
+                *link.cmd.borrow_mut() = Some(cmd);
+                let (tx, rx) = mpsc::unbounded_channel();
+                *link.subq.borrow_mut() = Some(tx);
+                tokio::task::spawn_local(sub_task(sink, rx));
+                if let Err(e) = resubscribe(&st, &link).await {
+                    st.shared.links[link.idx].set_down(&e);
+                    tracing::warn!(redis = %st.shared.links[link.idx].addr, "redis subscribe failed: {e}");
+                } else {
+                    link.probe_seen.set(Instant::now());
+                    link.up.set(true);
+                    st.shared.links[link.idx].set_up();
+                    if !first {
+                        st.shared.metrics.count_reconnect();
+                    }
+                    first = false;
+                    tracing::info!(redis = %st.shared.links[link.idx].addr, "redis link up");
+                    tokio::task::spawn_local(check_positions(st.clone(), link.clone()));
+                    serve_stream(&st, &link, stream).await;
+                }
+                link.up.set(false);
+                *link.cmd.borrow_mut() = None;
+                *link.subq.borrow_mut() = None;
+                let n = st.links.len();
+                for (name, c) in st.chans.borrow_mut().iter_mut() {
+                    if server_of(name, n) == link.idx {
+                        c.active = false;
+                    }
+                }
+            }
+            Err(e) => {
+                st.shared.links[link.idx].set_down(&e);
+                if first {
+                    tracing::warn!(redis = %st.shared.links[link.idx].addr, "redis unreachable: {e}");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The address to connect to: the configured one, or the master a Sentinel
+/// names now (asked again on every reconnect: a failover moves it).
+async fn resolve(st: &State, idx: usize) -> Result<redis::ConnectionInfo, String> {
+    let b = &st.broker;
+    let base = b
+        .addresses
+        .get(idx)
+        .cloned()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let mut info = redis::IntoConnectionInfo::into_connection_info(base.as_str())
+        .map_err(|e| format!("{base}: {e}"))?;
+    if b.sentinel_addresses.is_empty() {
+        return Ok(info);
+    }
+    let mut last = String::from("no sentinel answered");
+    for s in &b.sentinel_addresses {
+        let url = if s.starts_with("redis://") {
+            s.clone()
+        } else {
+            format!("redis://{s}")
+        };
+        let asked = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut c = client.get_multiplexed_async_connection().await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&b.sentinel_master)
+                .query_async::<Option<(String, u16)>>(&mut c)
+                .await
+        };
+        match tokio::time::timeout(st.timeout, asked).await {
+            Ok(Ok(Some((host, port)))) => {
+                info = info.set_addr(redis::ConnectionAddr::Tcp(host, port));
+                return Ok(info);
+            }
+            Ok(Ok(None)) => last = format!("sentinel {s}: master {:?} unknown", b.sentinel_master),
+            Ok(Err(e)) => last = format!("sentinel {s}: {e}"),
+            Err(_) => last = format!("sentinel {s}: timed out"),
+        }
+    }
+    Err(last)
+}
+
+async fn connect(
+    st: &State,
+    idx: usize,
+) -> Result<(MultiplexedConnection, PubSubSink, PubSubStream), String> {
+    let info = resolve(st, idx).await?;
+    let client = redis::Client::open(info).map_err(|e| e.to_string())?;
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(st.timeout))
+        .set_response_timeout(Some(st.timeout));
+    let both = async {
+        let mut cmd = client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?;
+        let pubsub = client.get_async_pubsub().await?;
+        if !st.broker.sentinel_addresses.is_empty() {
+            // A Sentinel may still name a master that has just been demoted.
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut cmd).await?;
+            if !matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "not a master yet",
+                )));
+            }
+        }
+        Ok::<_, redis::RedisError>((cmd, pubsub))
+    };
+    let (cmd, pubsub) = tokio::time::timeout(st.timeout * 2, both)
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (mut sink, stream) = pubsub.split();
+    let mut own = vec![st.keys.probe(&st.node)];
+    if idx == 0 {
+        own.push(st.keys.control());
+    }
+    tokio::time::timeout(st.timeout, sink.subscribe(own))
+        .await
+        .map_err(|_| "subscribe timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((cmd, sink, stream))
+}
+
+/// Subscribes every channel this node holds on `link`, in batches.
+async fn resubscribe(st: &State, link: &Link) -> Result<(), String> {
+    let names: Vec<String> = st
+        .chans
+        .borrow()
+        .keys()
+        .filter(|c| server_of(c, st.links.len()) == link.idx)
+        .map(|c| st.keys.pubsub(c))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let q = link.subq.borrow().clone().ok_or("no link")?;
+    let mut waits = Vec::new();
+    for batch in names.chunks(SUBSCRIBE_BATCH) {
+        let (tx, rx) = oneshot::channel();
+        q.send(SubOp::Subscribe(batch.to_vec(), Some(tx)))
+            .map_err(|_| "link closed")?;
+        waits.push(rx);
+    }
+    for w in waits {
+        tokio::time::timeout(st.timeout * 4, w)
+            .await
+            .map_err(|_| "resubscribe timed out".to_string())?
+            .map_err(|_| "link closed".to_string())?;
+    }
+    let n = names.len();
+    st.shared.metrics.count_resubscribed(n as u64);
+    let links = st.links.len();
+    for (name, c) in st.chans.borrow_mut().iter_mut() {
+        if server_of(name, links) == link.idx {
+            c.active = true;
+        }
+    }
+    tracing::info!(redis = %st.shared.links[link.idx].addr, channels = n, "resubscribed");
+    Ok(())
+}
+
+/// Serializes SUBSCRIBE / UNSUBSCRIBE on one PUB/SUB connection, batching
+/// what is queued.
+async fn sub_task(mut sink: PubSubSink, mut rx: mpsc::UnboundedReceiver<SubOp>) {
+    while let Some(op) = rx.recv().await {
+        let mut ops = vec![op];
+        while let Ok(op) = rx.try_recv() {
+            ops.push(op);
+        }
+        let mut i = 0;
+        while i < ops.len() {
+            // Consecutive subscribes go as one command.
+            if let SubOp::Subscribe(..) = &ops[i] {
+                let mut names = Vec::new();
+                let mut acks = Vec::new();
+                while i < ops.len() {
+                    let SubOp::Subscribe(n, ack) = &mut ops[i] else {
+                        break;
+                    };
+                    if names.len() + n.len() > SUBSCRIBE_BATCH && !names.is_empty() {
+                        break;
+                    }
+                    names.append(n);
+                    acks.extend(ack.take());
+                    i += 1;
+                }
+                if sink.subscribe(names).await.is_err() {
+                    return;
+                }
+                for a in acks {
+                    let _ = a.send(());
+                }
+            } else if let SubOp::Unsubscribe(n) = &mut ops[i] {
+                if sink.unsubscribe(std::mem::take(n)).await.is_err() {
+                    return;
+                }
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Reads the PUB/SUB connection until it ends or the link is declared dead.
+async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: PubSubStream) {
+    let probe = st.keys.probe(&st.node);
+    let control = st.keys.control();
+    let dead = link.dead.borrow().clone();
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = dead.notified() => return,
+        };
+        let Some(msg) = msg else {
+            st.mark_down(link, "PUB/SUB connection closed");
+            return;
+        };
+        let name = msg.get_channel_name();
+        if name == probe {
+            link.probe_seen.set(Instant::now());
+            continue;
+        }
+        if name == control {
+            st.on_control(msg.get_payload_bytes());
+            continue;
+        }
+        let Some(channel) = st.keys.channel_of(name) else {
+            continue;
+        };
+        st.shared.metrics.count_message();
+        st.on_channel_msg(channel, msg.get_payload_bytes());
+    }
+}
+
+impl State {
+    fn on_channel_msg(&self, channel: &str, payload: &[u8]) {
+        let Ok(msg) = wire::parse_channel_msg(payload) else {
+            tracing::warn!(channel, "malformed message from Redis dropped");
+            return;
+        };
+        let Some(name) = self
+            .chans
+            .borrow()
+            .get_key_value(channel)
+            .map(|(n, _)| n.clone())
+        else {
+            return;
+        };
+        match msg {
+            ChannelMsg::Publication {
+                offset,
+                epoch,
+                object,
+            } => {
+                if offset > 0 && self.gap(&name, offset, epoch) {
+                    self.insufficient(&name);
+                }
+                let frame = push::publication_push(&name, &wire::with_offset(object, offset));
+                for dst in self.shards_of(&name) {
+                    let (n, f) = (name.clone(), frame.clone());
+                    self.run_on(dst, move |h| h.deliver_publication(&n, offset, &f));
+                }
+            }
+            ChannelMsg::Join(info) | ChannelMsg::Leave(info) => {
+                let join = matches!(msg, ChannelMsg::Join(_));
+                let frame = push::join_leave_frame(&name, join, info);
+                for dst in self.shards_of(&name) {
+                    let (n, f) = (name.clone(), frame.clone());
+                    self.run_on(dst, move |h| h.deliver_frame(&n, &f));
+                }
+            }
+        }
+    }
+
+    /// Records a publication's position; true when it does not follow the
+    /// last one this node saw (missed publications, or a new epoch).
+    fn gap(&self, channel: &str, offset: u64, epoch: &str) -> bool {
+        let mut chans = self.chans.borrow_mut();
+        let Some(c) = chans.get_mut(channel) else {
+            return false;
+        };
+        let gap = match &c.last {
+            Some((e, o)) => **e != *epoch || offset != o + 1,
+            None => false,
+        };
+        let newer = match &c.last {
+            Some((e, o)) => **e != *epoch || offset > *o,
+            None => true,
+        };
+        if newer {
+            c.last = Some((epoch.into(), offset));
+        }
+        gap && newer
+    }
+
+    fn on_control(self: &Rc<Self>, payload: &[u8]) {
+        match wire::parse_control(payload) {
+            Ok(ControlMsg::Heartbeat { node, json }) if node != &*self.node => {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) {
+                    self.shared.heard(node, v);
+                }
+            }
+            Ok(ControlMsg::Question { node, json }) if node != &*self.node => {
+                self.answer(node, json)
+            }
+            Ok(ControlMsg::Answer { node, json }) if node != &*self.node => {
+                self.on_answer(node, json)
+            }
+            Ok(ControlMsg::Action { node, json }) if node != &*self.node => {
+                match serde_json::from_slice::<Control>(json) {
+                    Ok(c) => {
+                        for dst in 0..self.mesh.shards() {
+                            let (c, f) = (c.clone(), self.control.clone());
+                            self.run_on(dst, move |h| f(h, &c));
+                        }
+                    }
+                    Err(e) => tracing::warn!("control action not understood: {e}"),
+                }
+            }
+            Ok(_) => {}
+            Err(_) => tracing::warn!("malformed control message dropped"),
+        }
+    }
+}
+
+/// After a (re)connect: every history channel whose stream moved past what
+/// this node saw, or whose epoch changed (Redis lost its data), tells its
+/// subscribers (2500) so they recover.
+async fn check_positions(st: Rc<State>, link: Rc<Link>) {
+    let chans: Vec<(ChannelName, Arc<str>, u64)> = st
+        .chans
+        .borrow()
+        .iter()
+        .filter(|(c, ch)| ch.history && server_of(c, st.links.len()) == link.idx)
+        .filter_map(|(c, ch)| ch.last.as_ref().map(|(e, o)| (c.clone(), e.clone(), *o)))
+        .collect();
+    for (channel, epoch, offset) in chans {
+        let Ok((top, now, _)) = st.read(&channel, None).await else {
+            return;
+        };
+        if *now != *epoch || top > offset {
+            if let Some(c) = st.chans.borrow_mut().get_mut(&channel) {
+                c.last = Some((now.clone(), top));
+            }
+            st.insufficient(&channel);
+        }
+    }
+}
+
+/// Publishes the probe every second and declares the link dead when the
+/// probe has not come back over PUB/SUB within the deadline.
+async fn probe(st: Rc<State>, link: Rc<Link>) {
+    let channel = st.keys.probe(&st.node);
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        if !link.up.get() {
+            continue;
+        }
+        if link.probe_seen.get().elapsed() > PROBE_DEADLINE {
+            st.kill(&link, "liveness probe did not come back over PUB/SUB");
+            continue;
+        }
+        let _ = st
+            .command::<i64>(&link, redis::cmd("PUBLISH").arg(&channel).arg("p"))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: u64, payload: &str) -> Value {
+        Value::Array(vec![
+            Value::BulkString(format!("{offset}-0").into_bytes()),
+            Value::Array(vec![
+                Value::BulkString(b"d".to_vec()),
+                Value::BulkString(payload.as_bytes().to_vec()),
+            ]),
+        ])
+    }
+
+    #[test]
+    fn read_replies_parse() {
+        let v = Value::Array(vec![
+            Value::Int(7),
+            Value::BulkString(b"EpOcH".to_vec()),
+            Value::Array(vec![entry(6, r#"{"data":1}"#), entry(7, r#"{"data":2}"#)]),
+        ]);
+        let (top, epoch, entries) = parse_read(v).unwrap();
+        assert_eq!((top, &*epoch), (7, "EpOcH"));
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1], (7, Bytes::from_static(br#"{"data":2}"#)));
+        assert!(parse_read(Value::Array(vec![Value::Int(1)])).is_none());
+        assert!(parse_read(Value::Nil).is_none());
+        let bad_id = Value::Array(vec![
+            Value::Int(1),
+            Value::BulkString(b"e".to_vec()),
+            Value::Array(vec![Value::Array(vec![
+                Value::BulkString(b"x-0".to_vec()),
+                Value::Array(vec![]),
+            ])]),
+        ]);
+        assert!(parse_read(bad_id).is_none());
+    }
+
+    #[test]
+    fn recovery_is_exact_or_refused() {
+        let e = |o: u64| (o, Bytes::from(format!("{{\"data\":{o}}}")));
+        // Everything after 4 up to the top 7: recovered, with offsets.
+        match recovery(4, "E", 7, "E", vec![e(5), e(6), e(7)]) {
+            Recovery::Recovered(p) => {
+                assert_eq!(&p[0][..], br#"{"data":5,"offset":5}"#);
+                assert_eq!(p.len(), 3);
+            }
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(
+            recovery(7, "E", 7, "E", vec![]),
+            Recovery::Recovered(vec![])
+        );
+        // The window starts after the client's position: a hole.
+        assert_eq!(
+            recovery(2, "E", 7, "E", vec![e(5), e(6), e(7)]),
+            Recovery::Unrecoverable
+        );
+        // Another epoch (Redis lost its data), or a position from the future.
+        assert_eq!(
+            recovery(4, "OLD", 7, "E", vec![e(5), e(6), e(7)]),
+            Recovery::Unrecoverable
+        );
+        assert_eq!(recovery(9, "E", 7, "E", vec![]), Recovery::Unrecoverable);
+        // The stream expired while the meta lived on.
+        assert_eq!(recovery(4, "E", 7, "E", vec![]), Recovery::Unrecoverable);
+    }
+
+    #[test]
+    fn presence_replies() {
+        let members: Vec<(&[u8], &[u8])> = vec![
+            (b"c1", br#"{"user":"u1","client":"c1"}"#),
+            (b"c2", br#"{"user":"u1","client":"c2"}"#),
+            (b"c3", br#"{"user":"u2","client":"c3"}"#),
+        ];
+        assert_eq!(
+            &presence_fields(&members, true)[..],
+            br#""num_clients":3,"num_users":2"#
+        );
+        let full = presence_fields(&members[..1], false);
+        assert_eq!(
+            &full[..],
+            br#""presence":{"c1":{"user":"u1","client":"c1"}}"#
+        );
+        // Junk in Redis is skipped, not passed to clients.
+        let junk: Vec<(&[u8], &[u8])> = vec![(b"c9", b"{not json")];
+        assert_eq!(&presence_fields(&junk, false)[..], br#""presence":{}"#);
+    }
+}
