@@ -12,8 +12,9 @@
 #   scripts/bench-redis.sh ceiling          redis-benchmark EVALSHA publish.lua
 #   scripts/bench-redis.sh memory [RATE]    the latency run on ONE node with the memory broker
 #
-# Placement (2 cores): redis-server and node A on $A_CPU (0), node B and the
-# load on $B_CPU (1). Environment: BIN (target/release: ringcast,
+# Placement (2 cores): redis-server on $REDIS_CPU (0), node A on $A_CPU (0),
+# node B and the load on $B_CPU (1); `max` puts A on $B_CPU too, so Redis
+# has a core to itself as in `ceiling` (redis-benchmark on $B_CPU). Environment: BIN (target/release: ringcast,
 # ringcast-bench; nothing is built), OUT (target/bench-redis), NAME (file
 # stem, default the scenario), DURATION (10). All traffic stays on
 # 127.0.0.1; every process started here is stopped at exit.
@@ -26,7 +27,8 @@ SCENARIO=${1:-latency}
 RATE=${2:-5000}
 NAME=${NAME:-$SCENARIO}
 DURATION=${DURATION:-10}
-: "${A_CPU:=0}" "${B_CPU:=1}"
+: "${REDIS_CPU:=0}" "${B_CPU:=1}"
+if [ "$SCENARIO" = max ]; then : "${A_CPU:=$B_CPU}"; else : "${A_CPU:=0}"; fi
 KEY=bench-key
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -63,7 +65,7 @@ history_ttl = 300
 EOF
 
 RP=$(free_port)
-taskset -c "$A_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no \
+taskset -c "$REDIS_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize no --logfile "$WORK/redis.log" &
 RPID=$!; PIDS+=("$RPID")
 for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done

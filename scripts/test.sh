@@ -78,8 +78,10 @@ sdk() {
 }
 storm() {
   # 10,000 centrifuge-js clients dropped at once must recover everything.
+  # The same over two nodes and a real Redis, clients recovering on the
+  # other node.
   (cd tests/sdk && STORM_CLIENTS=${STORM_CLIENTS:-10000} RINGCAST_BIN="$ROOT/target/release/ringcast" \
-    node --test storm.mjs)
+    node --test --test-concurrency=1 storm.mjs storm-redis.mjs)
 }
 api() {
   (cd tests/api && RINGCAST_BIN="$ROOT/target/debug/ringcast" "$VENV/bin/python" -m pytest -q) &&

@@ -709,3 +709,148 @@ fn publish_via_client_against_the_peer() {
     fanout_clean(&r);
     assert_eq!(u(&r, "/publish/acked"), 2000, "{r:#}");
 }
+
+/// A `redis-server` on a free loopback port without persistence, killed on
+/// drop (the Redis broker's tests need the real server: `apt install
+/// redis-server`, which scripts/test.sh does).
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = scratch("redis");
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--dir", dir.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt install redis-server)");
+        let redis = Redis { child, port };
+        wait_until(
+            || http_like(port, b"PING\r\n").starts_with("+PONG"),
+            "redis-server",
+        );
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `request` to 127.0.0.1:`port` and returns what comes back first.
+fn http_like(port: u16, request: &[u8]) -> String {
+    use std::io::Write;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(request).is_err() {
+        return String::new();
+    }
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn wait_until(ok: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} not ready within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn fanout_across_two_nodes_over_redis_keeps_order() {
+    let redis = Redis::start();
+    let cfg = scratch("hist.toml");
+    std::fs::write(
+        &cfg,
+        "[namespace.hist]\nhistory_size = 1000\nhistory_ttl = 300\n",
+    )
+    .unwrap();
+    let url = redis.url();
+    let node = |name: &str| {
+        Server::ringcast_serve_with(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--broker",
+            "redis",
+            "--redis-address",
+            &url,
+            "--node-name",
+            name,
+        ])
+    };
+    let (a, b) = (node("a"), node("b"));
+    for n in [&a, &b] {
+        let port = n.ports[1];
+        wait_until(
+            || {
+                http_like(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .starts_with("HTTP/1.1 200")
+            },
+            "node health",
+        );
+    }
+    let sub_url = b.url("/connection/websocket");
+    let tcp = format!("127.0.0.1:{}", a.ports[2]);
+    // The publisher on node A, the subscribers on node B: every delivery
+    // crosses Redis. Many publications in flight must keep each channel's
+    // order (one pipeline per link at a time).
+    for (prefix, mode) in [
+        ("hist:c", "--max"),
+        ("plain", "--max"),
+        ("hist:r", "--rate"),
+    ] {
+        let mut args = vec![
+            "fanout",
+            "--url",
+            &sub_url,
+            "--publisher",
+            "tcp",
+            "--publisher-addr",
+            &tcp,
+        ];
+        args.extend([
+            "--api-key",
+            API_KEY,
+            "--channel-prefix",
+            prefix,
+            "--channels",
+            "10",
+        ]);
+        if mode == "--max" {
+            args.extend(["--max", "--in-flight", "1024"]);
+        } else {
+            args.extend(["--rate", "500"]);
+        }
+        let r = bench(&args);
+        fanout_clean(&r);
+    }
+}

@@ -451,13 +451,25 @@ impl Hub {
         if c.waiting == 0 {
             all.remove(channel);
         }
+        drop(all);
+        // Publications up to `top` that this shard has not seen yet may
+        // still arrive (the read that gave `top` raced them): not to `conn`.
+        if let Some(conn) = conn {
+            self.subs.borrow_mut().hold_until(channel, conn, top);
+        }
         ok
     }
 
     /// A publication from an asynchronous broker: delivered to the local
     /// subscribers, and kept for subscribes still in flight.
     pub fn deliver_publication(&self, channel: &str, offset: u64, frame: &Bytes) {
-        let n = self.subs.borrow().deliver(channel, frame);
+        let n = if offset > 0 {
+            self.subs
+                .borrow_mut()
+                .deliver_positioned(channel, offset, frame)
+        } else {
+            self.subs.borrow().deliver(channel, frame)
+        };
         self.stats
             .deliveries
             .set(self.stats.deliveries.get() + n as u64);

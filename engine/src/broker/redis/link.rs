@@ -113,8 +113,22 @@ enum SubOp {
     Unsubscribe(Vec<String>),
 }
 
+/// A publish waiting for its link's next pipeline.
+struct PubJob {
+    channel: ChannelName,
+    object: Bytes,
+    done: Done,
+    at: Instant,
+}
+
+/// Publishes per pipeline at most (one round trip carries them all).
+const PUBLISH_BATCH: usize = 1024;
+
 struct Link {
     idx: usize,
+    /// Publishes, in arrival order; one task sends them as pipelines, one
+    /// pipeline at a time, so a channel's publications reach Redis in order.
+    pubq: mpsc::UnboundedSender<PubJob>,
     cmd: RefCell<Option<MultiplexedConnection>>,
     subq: RefCell<Option<mpsc::UnboundedSender<SubOp>>>,
     up: Cell<bool>,
@@ -151,6 +165,11 @@ struct State {
     timeout: Duration,
     surveys: RefCell<HashMap<u64, Survey>>,
     next_survey: Cell<u64>,
+    /// Per-shard batches for the mesh, and whether a flush is on its way.
+    out: RefCell<Vec<Vec<MeshMsg>>>,
+    flush_scheduled: Cell<bool>,
+    /// This state itself (for the flush task).
+    me: RefCell<std::rc::Weak<State>>,
     s_publish: redis::Script,
     s_read: redis::Script,
     s_presence_add: redis::Script,
@@ -177,14 +196,18 @@ pub(crate) fn start(
                 .expect("tokio runtime for the Redis broker");
             let local = tokio::task::LocalSet::new();
             let broker = cfg.broker.clone();
+            let mut pubqs = Vec::new();
             let st = Rc::new(State {
                 node: shared.node_uid.clone(),
                 keys: Keys::new(&broker.prefix),
                 src: mesh.shards(),
                 links: (0..links)
                     .map(|idx| {
+                        let (pubq, rx) = mpsc::unbounded_channel();
+                        pubqs.push(rx);
                         Rc::new(Link {
                             idx,
+                            pubq,
                             cmd: RefCell::new(None),
                             subq: RefCell::new(None),
                             up: Cell::new(false),
@@ -196,6 +219,9 @@ pub(crate) fn start(
                 chans: RefCell::default(),
                 surveys: RefCell::default(),
                 next_survey: Cell::new(1),
+                out: RefCell::new((0..mesh.shards()).map(|_| Vec::new()).collect()),
+                flush_scheduled: Cell::new(false),
+                me: RefCell::new(std::rc::Weak::new()),
                 timeout: Duration::from_secs_f64(broker.command_timeout.max(0.05)),
                 s_publish: redis::Script::new(scripts::PUBLISH),
                 s_read: redis::Script::new(scripts::READ),
@@ -209,24 +235,134 @@ pub(crate) fn start(
                 mesh,
                 control,
             });
-            local.block_on(&rt, run(st, rx));
+            *st.me.borrow_mut() = Rc::downgrade(&st);
+            local.block_on(&rt, run(st, rx, pubqs));
         })?;
     Ok(())
 }
 
-async fn run(st: Rc<State>, mut rx: mpsc::UnboundedReceiver<Req>) {
-    for link in &st.links {
+async fn run(
+    st: Rc<State>,
+    mut rx: mpsc::UnboundedReceiver<Req>,
+    pubqs: Vec<mpsc::UnboundedReceiver<PubJob>>,
+) {
+    for (link, q) in st.links.iter().zip(pubqs) {
         tokio::task::spawn_local(supervise(st.clone(), link.clone()));
         tokio::task::spawn_local(probe(st.clone(), link.clone()));
+        tokio::task::spawn_local(publisher(st.clone(), link.clone(), q));
     }
     while let Some(req) = rx.recv().await {
         st.handle(req);
+        // Take what else is queued before yielding, then hand the shards
+        // their batches.
+        for _ in 0..1024 {
+            match rx.try_recv() {
+                Ok(req) => st.handle(req),
+                Err(_) => break,
+            }
+        }
+        st.flush();
+    }
+}
+
+/// Sends a link's publishes as pipelines of EVALSHA publish.lua (history)
+/// or PUBLISH (none), in order, one pipeline in flight.
+async fn publisher(st: Rc<State>, link: Rc<Link>, mut q: mpsc::UnboundedReceiver<PubJob>) {
+    let mut jobs = Vec::with_capacity(PUBLISH_BATCH);
+    while q.recv_many(&mut jobs, PUBLISH_BATCH).await > 0 {
+        let batch = std::mem::take(&mut jobs);
+        let conn = if link.up.get() {
+            st.conn(&link).ok()
+        } else {
+            None
+        };
+        let Some(mut conn) = conn else {
+            for job in batch {
+                st.publish_failed(job);
+            }
+            st.flush();
+            continue;
+        };
+        let mut pipe = redis::pipe();
+        for job in &batch {
+            st.publish_cmd(&mut pipe, job);
+        }
+        let r = tokio::time::timeout(st.timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await;
+        match st.judge(&link, r) {
+            Ok(values) if values.len() == batch.len() => {
+                for (job, v) in batch.into_iter().zip(values) {
+                    let result = parse_published(v).ok_or(codes::INTERNAL);
+                    match &result {
+                        Ok(_) => st.shared.metrics.publish_done(job.at.elapsed()),
+                        Err(_) => st.shared.metrics.count_error(),
+                    }
+                    if let Some((dst, msg)) = Hub::publish_result_msg(job.done, result) {
+                        st.send(dst, msg);
+                    }
+                }
+            }
+            other => {
+                if let Ok(v) = &other {
+                    tracing::warn!(got = v.len(), want = batch.len(), "redis pipeline answer");
+                }
+                for job in batch {
+                    st.publish_failed(job);
+                }
+            }
+        }
+        st.flush();
+    }
+}
+
+/// `{offset, epoch}` from publish.lua, or the integer PUBLISH returns (no
+/// history: no position).
+fn parse_published(v: Value) -> Option<crate::broker::Position> {
+    match v {
+        Value::Int(_) => Some(("".into(), 0)),
+        Value::Array(mut a) if a.len() == 2 => {
+            let epoch = match a.pop()? {
+                Value::BulkString(b) => String::from_utf8(b).ok()?,
+                Value::SimpleString(s) => s,
+                _ => return None,
+            };
+            let offset = match a.pop()? {
+                Value::Int(n) if n > 0 => n as u64,
+                _ => return None,
+            };
+            Some((epoch.into(), offset))
+        }
+        _ => None,
     }
 }
 
 impl State {
+    /// Queues `msg` for shard `dst`; it leaves with the rest at `flush`.
     fn send(&self, dst: usize, msg: MeshMsg) {
-        self.mesh.push(self.src, dst, vec![msg]);
+        let mut out = self.out.borrow_mut();
+        let first = out.iter().all(Vec::is_empty);
+        out[dst].push(msg);
+        drop(out);
+        if first {
+            // Whatever this turn queues goes as one batch per shard, after
+            // the tasks ready now have run.
+            if !self.flush_scheduled.replace(true) {
+                let st = self.me.borrow().upgrade();
+                if let Some(st) = st {
+                    tokio::task::spawn_local(async move { st.flush() });
+                }
+            }
+        }
+    }
+
+    /// Hands every queued batch to the mesh (one push and wake-up per shard).
+    fn flush(&self) {
+        self.flush_scheduled.set(false);
+        let mut out = self.out.borrow_mut();
+        for (dst, batch) in out.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                self.mesh.push(self.src, dst, std::mem::take(batch));
+            }
+        }
     }
 
     fn run_on(&self, dst: usize, job: impl FnOnce(&Hub) + Send + 'static) {
@@ -251,18 +387,16 @@ impl State {
                 object,
                 done,
             } => {
-                let st = self.clone();
-                tokio::task::spawn_local(async move {
-                    let t0 = Instant::now();
-                    let r = st.publish(&channel, &object).await;
-                    match &r {
-                        Ok(_) => st.shared.metrics.publish_done(t0.elapsed()),
-                        Err(_) => st.shared.metrics.count_error(),
-                    }
-                    if let Some((dst, msg)) = Hub::publish_result_msg(done, r) {
-                        st.send(dst, msg);
-                    }
-                });
+                let link = self.link_of(&channel);
+                let job = PubJob {
+                    channel,
+                    object,
+                    done,
+                    at: Instant::now(),
+                };
+                if let Err(mpsc::error::SendError(job)) = link.pubq.send(job) {
+                    self.publish_failed(job);
+                }
             }
             Req::Subscribe {
                 shard,
@@ -599,6 +733,18 @@ impl State {
                     || e.code() == Some("READONLY");
                 if fatal {
                     self.kill(link, &format!("command failed: {e}"));
+                } else if e.code() == Some("NOSCRIPT") {
+                    // Someone flushed the scripts: load them again (this
+                    // command failed; the next ones will not).
+                    tracing::warn!(
+                        redis = link.idx,
+                        "scripts gone from Redis: loading them again"
+                    );
+                    if let Ok(mut conn) = self.conn(link) {
+                        tokio::task::spawn_local(async move {
+                            let _ = load_scripts(&mut conn).await;
+                        });
+                    }
                 } else {
                     tracing::warn!(redis = link.idx, "redis command: {e}");
                 }
@@ -621,42 +767,36 @@ impl State {
         }
     }
 
-    async fn publish(
-        &self,
-        channel: &str,
-        object: &Bytes,
-    ) -> Result<crate::broker::Position, ClientError> {
-        let link = self.link_of(channel);
+    /// Adds `job`'s command to a pipeline.
+    fn publish_cmd(&self, pipe: &mut redis::Pipeline, job: &PubJob) {
+        let channel = &*job.channel;
         match self.history_opts(channel) {
             Some((size, ttl)) => {
-                let (offset, epoch): (u64, String) = self
-                    .script(
-                        link,
-                        &*self
-                            .s_publish
-                            .key(self.keys.stream(channel))
-                            .key(self.keys.meta(channel))
-                            .arg(&object[..])
-                            .arg(size)
-                            .arg(ttl)
-                            .arg(self.keys.pubsub(channel))
-                            .arg(self.broker.history_meta_ttl)
-                            .arg(&*new_epoch()),
-                    )
-                    .await?;
-                Ok((epoch.into(), offset))
+                pipe.cmd("EVALSHA")
+                    .arg(self.s_publish.get_hash())
+                    .arg(2)
+                    .arg(self.keys.stream(channel))
+                    .arg(self.keys.meta(channel))
+                    .arg(&job.object[..])
+                    .arg(size)
+                    .arg(ttl)
+                    .arg(self.keys.pubsub(channel))
+                    .arg(self.broker.history_meta_ttl)
+                    .arg(&*new_epoch());
             }
             None => {
-                let msg = wire::unpositioned(object);
-                self.command::<i64>(
-                    link,
-                    redis::cmd("PUBLISH")
-                        .arg(self.keys.pubsub(channel))
-                        .arg(&msg[..]),
-                )
-                .await?;
-                Ok(("".into(), 0))
+                let msg = wire::unpositioned(&job.object);
+                pipe.cmd("PUBLISH")
+                    .arg(self.keys.pubsub(channel))
+                    .arg(&msg[..]);
             }
+        }
+    }
+
+    fn publish_failed(&self, job: PubJob) {
+        self.shared.metrics.count_error();
+        if let Some((dst, msg)) = Hub::publish_result_msg(job.done, Err(codes::INTERNAL)) {
+            self.send(dst, msg);
         }
     }
 
@@ -1092,6 +1232,9 @@ async fn connect(
                 )));
             }
         }
+        // Publishes go as EVALSHA in pipelines: the script must be there
+        // (a restarted Redis has none).
+        load_scripts(&mut cmd).await?;
         Ok::<_, redis::RedisError>((cmd, pubsub))
     };
     let (cmd, pubsub) = tokio::time::timeout(st.timeout * 2, both)
@@ -1108,6 +1251,18 @@ async fn connect(
         .map_err(|_| "subscribe timed out".to_string())?
         .map_err(|e| e.to_string())?;
     Ok((cmd, sink, stream))
+}
+
+/// Loads the scripts sent as EVALSHA in pipelines.
+async fn load_scripts(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    for src in [scripts::PUBLISH, scripts::READ] {
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(src)
+            .query_async::<String>(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Subscribes every channel this node holds on `link`, in batches.
