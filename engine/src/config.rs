@@ -331,10 +331,14 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Reads a file without validating it: the environment and flags are
+    /// applied on top first (a file may leave to them what it needs, e.g.
+    /// `[broker] type = "redis"` with the addresses in RINGCAST_REDIS_ADDRESS);
+    /// callers validate the result.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Config::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
     /// Values that parse but make no sense.
@@ -379,13 +383,15 @@ impl Config {
                 );
             }
             for a in &b.addresses {
-                if !(a.starts_with("redis://") || a.starts_with("rediss://")) || a.len() < 9 {
+                if !a.starts_with("redis://") || a.len() < 9 {
+                    let why = if a.starts_with("rediss://") {
+                        "TLS (rediss://) is not supported yet: use redis:// on a trusted network or through a TLS tunnel"
+                    } else {
+                        "is not a redis:// URL"
+                    };
                     return err(
                         "broker.addresses",
-                        &format!(
-                            "{:?} is not a redis:// URL",
-                            crate::broker::redis::redact(a)
-                        ),
+                        &format!("{:?} {why}", crate::broker::redis::redact(a)),
                     );
                 }
             }

@@ -154,6 +154,37 @@ fn valid_file_round_trips_with_secrets_redacted() {
 }
 
 #[test]
+fn broker_section_from_file_and_environment_with_passwords_redacted() {
+    let out = check(
+        "[broker]\ntype = \"redis\"\naddresses = [\"redis://:s3cret@10.0.0.5:6379/2\"]\n",
+        &[
+            ("RINGCAST_NODE_NAME", "node-7"),
+            ("RINGCAST_REDIS_PREFIX", "app1"),
+        ],
+    );
+    let text = stdout(&out);
+    let t = ok(&out);
+    let b = t["broker"].as_table().expect("[broker]");
+    assert_eq!(b["type"].as_str(), Some("redis"));
+    assert_eq!(b["node_name"].as_str(), Some("node-7"));
+    assert_eq!(b["prefix"].as_str(), Some("app1"));
+    assert_eq!(
+        b["addresses"].as_array().unwrap()[0].as_str(),
+        Some("redis://***@10.0.0.5:6379/2")
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+    // Several addresses through the environment, comma-separated.
+    let out = check(
+        "[broker]\ntype = \"redis\"\n",
+        &[("RINGCAST_REDIS_ADDRESS", "redis://a:1,redis://b:2")],
+    );
+    let t = ok(&out);
+    let addrs = t["broker"]["addresses"].as_array().unwrap();
+    assert_eq!(addrs.len(), 2);
+    assert_eq!(addrs[1].as_str(), Some("redis://b:2"));
+}
+
+#[test]
 fn empty_file_prints_the_defaults() {
     let t = ok(&check("", &[]));
     assert_eq!(t["server"]["port"].as_integer(), Some(8000));
@@ -183,6 +214,24 @@ fn unknown_keys_and_bad_values_fail_naming_the_key() {
         ),
         ("[namespace.\"bad name\"]\n", "namespace.bad name"),
         ("[server\nport = 1\n", "line"),
+        ("[broker]\ntype = \"redis\"\n", "broker.addresses"),
+        ("[broker]\ntype = \"rabbit\"\n", "type"),
+        (
+            "[broker]\ntype = \"redis\"\naddresses = [\"rediss://h:6380\"]\n",
+            "TLS (rediss://) is not supported",
+        ),
+        (
+            "[broker]\ntype = \"redis\"\naddresses = [\"127.0.0.1:6379\"]\n",
+            "broker.addresses",
+        ),
+        (
+            "[broker]\ntype = \"redis\"\nsentinel_addresses = [\"127.0.0.1:26379\"]\n",
+            "broker.sentinel_master",
+        ),
+        (
+            "[broker]\ntype = \"redis\"\naddresses = [\"redis://h:1\"]\nprefix = \"a{b}\"\n",
+            "broker.prefix",
+        ),
     ];
     for (toml, key) in cases {
         let out = check(toml, &[]);
