@@ -230,6 +230,26 @@ test('three nodes over one Redis: publications in one order with one offset ever
     assert.equal(v1.disconnects[0].code, 4502, 'the connection on B was left alone by the client-targeted disconnect');
     assert.deepEqual(peers.map((p) => p.c.state), ['connected', 'connected', 'connected'], 'other users untouched');
 
+    // API subscribe / unsubscribe of a user, called on A, reach its
+    // connection on B (server-side subscription pushes), and publications
+    // on the server-side subscription arrive.
+    const srv = { subscribed: [], unsubscribed: [], pubs: [] };
+    peers[1].c.on('subscribed', (ctx) => srv.subscribed.push(ctx.channel));
+    peers[1].c.on('unsubscribed', (ctx) => srv.unsubscribed.push(ctx.channel));
+    peers[1].c.on('publication', (ctx) => srv.pubs.push(ctx.data));
+    await api(A, KEY, 'subscribe', { user: 'user-1', channel: 'chat:server-side' });
+    await waitFor(() => srv.subscribed.includes('chat:server-side'), 5000, 'server-side subscribe on B, called on A');
+    await api(C, KEY, 'publish', { channel: 'chat:server-side', data: { srv: 1 } });
+    await waitFor(() => srv.pubs.some((d) => d.srv === 1), 5000, 'publication on the server-side subscription');
+    await api(A, KEY, 'unsubscribe', { user: 'user-1', channel: 'chat:server-side' });
+    await waitFor(() => srv.unsubscribed.includes('chat:server-side'), 5000, 'server-side unsubscribe on B, called on A');
+
+    // The broker's metrics: the link is up, publishes went through Redis.
+    const metrics = await (await fetch(`http://${A.apiAddr}/metrics`)).text();
+    assert.match(metrics, /^ringcast_broker_link_up\{address="redis:\/\/127\.0\.0\.1:\d+"\} 1$/m);
+    const count = Number(/^ringcast_broker_publish_seconds_count (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(count > 0, `publish round trips counted: ${count}`);
+
     // info on every node lists the three nodes.
     const names = JSON.stringify(cl.nodes.map((s) => s.name).sort());
     for (const node of cl.nodes) {
