@@ -11,9 +11,9 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::ApiOptions;
-use crate::broker::memory::MemoryBroker;
-use crate::broker::redis::RedisBroker;
-use crate::broker::{Broker, ControlHandler};
+use crate::broker::memory::{MemoryBroker, MemoryPresence};
+use crate::broker::redis::{RedisBroker, RedisPresence};
+use crate::broker::{Broker, ControlHandler, PresenceManager};
 use crate::client::{ClientOptions, ClientService, NodeInfo};
 use crate::config::{BrokerKind, Config};
 use crate::hub::mesh::Mesh;
@@ -413,7 +413,12 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let (mesh, brokers): (_, BrokerFactory) = match cfg.broker.kind {
         BrokerKind::Memory => (
             Mesh::new(sc.shards),
-            Arc::new(|| Box::new(MemoryBroker) as Box<dyn Broker>),
+            Arc::new(|| {
+                (
+                    Box::new(MemoryBroker) as Box<dyn Broker>,
+                    Box::new(MemoryPresence) as Box<dyn PresenceManager>,
+                )
+            }),
         ),
         BrokerKind::Redis => {
             // One more mesh source: the Redis thread.
@@ -434,7 +439,11 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
             (
                 mesh,
                 Arc::new(move || {
-                    Box::new(RedisBroker::new(shared.clone(), config.clone())) as Box<dyn Broker>
+                    (
+                        Box::new(RedisBroker::new(shared.clone())) as Box<dyn Broker>,
+                        Box::new(RedisPresence::new(shared.clone(), config.clone()))
+                            as Box<dyn PresenceManager>,
+                    )
                 }),
             )
         }
@@ -452,7 +461,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
 }
 
 /// Builds one shard's broker handle.
-type BrokerFactory = Arc<dyn Fn() -> Box<dyn Broker> + Send + Sync>;
+type BrokerFactory = Arc<dyn Fn() -> crate::client::Brokers + Send + Sync>;
 
 /// SIGTERM/SIGINT start a graceful shutdown; a second one exits at once.
 fn on_signals(shards: usize) -> anyhow::Result<Arc<Shutdown>> {

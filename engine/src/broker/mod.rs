@@ -10,6 +10,9 @@
 //!   control messages and heartbeats on a control channel. The Redis I/O runs
 //!   on a thread of its own; shards never wait on it.
 //!
+//! Presence sits beside the broker behind its own seam, `PresenceManager`,
+//! with the same two implementations.
+//!
 //! Both answer on the shard that asked: results arrive as mesh messages and
 //! complete there (a reply line to a connection, a waiting API call, or the
 //! hub's subscribe step).
@@ -55,7 +58,8 @@ pub type Then<T> = Box<dyn FnOnce(&Hub, T) + Send>;
 /// A client's subscription as it goes to the broker.
 pub struct SubscribeReq {
     pub channel: ChannelName,
-    pub member: Member,
+    /// Who subscribes, for presence (`None` where the channel keeps none).
+    pub member: Option<Member>,
     /// The connection and command id; id 0 marks a server-side subscription.
     pub reply: ReplyTo,
     /// The subscriber wants a recoverable stream position back.
@@ -104,6 +108,31 @@ pub enum Control {
 /// that owns sessions).
 pub type ControlHandler = Arc<dyn Fn(&Hub, &Control) + Send + Sync>;
 
+/// Who is in a channel: presence entries, and the join and leave pushes
+/// that go with them (for channels with `presence` or `join_leave`). One
+/// instance per shard, beside the broker; every method returns at once.
+pub trait PresenceManager {
+    /// `member` is subscribed to `channel` now (after the broker accepted
+    /// the subscription): add it, and push a join where `join_leave` is on.
+    fn add(&self, hub: &Hub, channel: ChannelName, member: Member);
+
+    /// The client left `channel`: remove it, push a leave.
+    fn remove(&self, hub: &Hub, channel: ChannelName, client: Arc<str>);
+
+    /// Presence as reply JSON fields: `"presence":{..}` or
+    /// `"num_clients":N,"num_users":M`.
+    fn get(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        stats: bool,
+        then: Then<Result<Bytes, ClientError>>,
+    );
+
+    /// Starts per-shard tasks (refreshes), on the shard's runtime.
+    fn start(&self, _hub: &std::rc::Rc<Hub>) {}
+}
+
 /// The seam. One instance per shard; every method returns at once and
 /// completes later on this shard.
 pub trait Broker {
@@ -130,16 +159,6 @@ pub trait Broker {
 
     /// A subscriber of this shard left `channel`.
     fn unsubscribe(&self, hub: &Hub, channel: ChannelName, client: Arc<str>);
-
-    /// Presence as reply JSON fields: `"presence":{..}` or
-    /// `"num_clients":N,"num_users":M`.
-    fn presence(
-        &self,
-        hub: &Hub,
-        channel: ChannelName,
-        stats: bool,
-        then: Then<Result<Bytes, ClientError>>,
-    );
 
     fn history(&self, hub: &Hub, q: HistoryQuery, then: Then<HistoryResult>);
 

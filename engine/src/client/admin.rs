@@ -103,6 +103,10 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
         }) else {
             continue;
         };
+        let tracked = hub
+            .channel_opts(channel)
+            .is_some_and(|o| o.presence || o.join_leave);
+        let member = tracked.then_some(member);
         s.add_pending(ch.clone());
         let reply = hub.reply_to(s.conn.id, 0);
         hub.subscribe(SubscribeReq {

@@ -268,6 +268,12 @@ impl ClientService {
             expires_at,
         } = sub;
         s.add_pending(channel.clone());
+        // Presence keeps who subscribed, where the channel wants it.
+        let tracked = self
+            .opts
+            .config
+            .channel_options(&channel)
+            .is_some_and(|o| o.presence || o.join_leave);
         let member = s
             .with_identity(|i| Member {
                 client: i.client.clone(),
@@ -280,6 +286,7 @@ impl ClientService {
                 },
             })
             .expect("connected");
+        let member = tracked.then_some(member);
         let reply = self.hub.reply_to(s.conn.id, id);
         self.hub.subscribe(SubscribeReq {
             channel,

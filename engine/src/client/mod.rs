@@ -78,6 +78,12 @@ pub struct ClientService {
     api: Rc<ApiCtx>,
 }
 
+/// One shard's broker and presence manager.
+pub type Brokers = (
+    Box<dyn crate::broker::Broker>,
+    Box<dyn crate::broker::PresenceManager>,
+);
+
 /// Process-wide facts every shard's service is built with.
 pub struct NodeInfo {
     pub uid: Arc<str>,
@@ -94,9 +100,16 @@ impl ClientService {
         opts: Arc<ClientOptions>,
         api: Arc<ApiOptions>,
         node: &NodeInfo,
-        broker: Box<dyn crate::broker::Broker>,
+        (broker, presence): Brokers,
     ) -> Self {
-        let hub = Hub::start(env.id, mesh, opts.config.clone(), env.stats.clone(), broker);
+        let hub = Hub::start(
+            env.id,
+            mesh,
+            opts.config.clone(),
+            env.stats.clone(),
+            broker,
+            presence,
+        );
         monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
         let api = Rc::new(ApiCtx {
             hub: hub.clone(),

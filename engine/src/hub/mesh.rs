@@ -39,7 +39,6 @@ pub enum MeshMsg {
     Unsubscribe {
         channel: ChannelName,
         shard: u16,
-        client: Arc<str>,
     },
     Publish {
         channel: ChannelName,
@@ -65,6 +64,8 @@ pub enum MeshMsg {
         /// Present when recovery was asked for.
         recovery: Option<crate::broker::Recovery>,
         expires_at: u64,
+        /// Handed back for presence, once the subscription is active.
+        member: Option<Member>,
     },
     /// A reply line (without the trailing newline) for a connection.
     Reply {

@@ -17,11 +17,12 @@ use std::task::{Poll, Waker};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use self::call::Call;
-use self::mesh::{owner_of, ChannelName, Mesh, MeshMsg, ReplyTo};
+use self::mesh::{owner_of, ChannelName, Member, Mesh, MeshMsg, ReplyTo};
 use self::subs::SubTable;
 use crate::broker::memory::owner::OwnedChannel;
 use crate::broker::{
-    Broker, Done, HistoryQuery, HistoryResult, Position, Recovery, SubscribeReq, Then,
+    Broker, Done, HistoryQuery, HistoryResult, Position, PresenceManager, Recovery, SubscribeReq,
+    Then,
 };
 use crate::client::session::{Session, SubState};
 use crate::config::{ChannelOptions, Config};
@@ -32,6 +33,20 @@ use crate::ws::frame::{encode, OpCode};
 
 /// Outbox → mesh → handle rounds one `pump` runs at most.
 const PUMP_ROUNDS: usize = 4;
+
+/// What a broker answers a subscribe with.
+pub struct Accepted<'a> {
+    /// The stream position the subscriber starts from.
+    pub epoch: &'a str,
+    pub offset: u64,
+    pub recoverable: bool,
+    /// Unix seconds when the subscription token expires (0: never).
+    pub expires_at: u64,
+    /// Present when recovery was asked for.
+    pub recovery: Option<Recovery>,
+    /// For presence, once the subscription is active.
+    pub member: Option<Member>,
+}
 
 /// Publications one catch-up buffer holds before its subscribe fails (100).
 const CATCHUP_MAX: usize = 16 * 1024;
@@ -66,6 +81,7 @@ pub struct Hub {
     /// Channels this shard owns (memory broker).
     pub(crate) owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
     pub(crate) broker: Box<dyn Broker>,
+    presence: Box<dyn PresenceManager>,
     catchup: RefCell<HashMap<ChannelName, Catchup, ahash::RandomState>>,
     pub stats: HubStats,
     /// Counters of the shard this hub runs on (for metrics gathering).
@@ -82,6 +98,7 @@ impl Hub {
         config: Arc<Config>,
         shard_stats: Rc<crate::shard::stats::ShardStats>,
         broker: Box<dyn Broker>,
+        presence: Box<dyn PresenceManager>,
     ) -> Rc<Hub> {
         let hub = Rc::new(Hub {
             shard,
@@ -94,6 +111,7 @@ impl Hub {
             subs: RefCell::default(),
             owned: RefCell::default(),
             broker,
+            presence,
             catchup: RefCell::default(),
             stats: HubStats::default(),
             shard_stats,
@@ -103,6 +121,7 @@ impl Hub {
         monoio::spawn(receive_loop(hub.clone()));
         monoio::spawn(expire_loop(hub.clone()));
         hub.broker.start(&hub);
+        hub.presence.start(&hub);
         hub
     }
 
@@ -190,11 +209,9 @@ impl Hub {
     fn handle(&self, msg: MeshMsg) {
         match msg {
             MeshMsg::Subscribe(req) => self.owner_subscribe(*req),
-            MeshMsg::Unsubscribe {
-                channel,
-                shard,
-                client,
-            } => self.owner_unsubscribe(channel, shard as usize, &client),
+            MeshMsg::Unsubscribe { channel, shard } => {
+                self.owner_unsubscribe(channel, shard as usize)
+            }
             MeshMsg::Publish {
                 channel,
                 data,
@@ -217,15 +234,17 @@ impl Hub {
                 recoverable,
                 recovery,
                 expires_at,
+                member,
             } => {
-                self.on_subscribed(
-                    channel,
-                    reply,
-                    &epoch,
+                let a = Accepted {
+                    epoch: &epoch,
                     offset,
-                    (recoverable, expires_at),
+                    recoverable,
+                    expires_at,
                     recovery,
-                );
+                    member,
+                };
+                self.on_subscribed(channel, reply, a);
             }
             MeshMsg::Run(job) => job(self),
             MeshMsg::Reply { reply, line } => self.reply_line(reply, &line),
@@ -327,8 +346,14 @@ impl Hub {
     }
 
     /// A subscriber of this shard left `channel` (its local table entry is
-    /// already gone).
+    /// already gone): the broker stops counting it, presence forgets it.
     pub fn unsubscribe_at_owner(&self, channel: ChannelName, client: Arc<str>) {
+        let tracked = self
+            .channel_opts(&channel)
+            .is_some_and(|o| o.presence || o.join_leave);
+        if tracked {
+            self.presence.remove(self, channel.clone(), client.clone());
+        }
         self.broker.unsubscribe(self, channel, client);
     }
 
@@ -338,7 +363,7 @@ impl Hub {
         stats: bool,
         then: Then<Result<Bytes, ClientError>>,
     ) {
-        self.broker.presence(self, channel, stats, then);
+        self.presence.get(self, channel, stats, then);
     }
 
     pub fn history(&self, q: HistoryQuery, then: Then<HistoryResult>) {
@@ -354,11 +379,16 @@ impl Hub {
         &self,
         channel: ChannelName,
         reply: ReplyTo,
-        epoch: &str,
-        offset: u64,
-        (recoverable, expires_at): (bool, u64),
-        recovery: Option<Recovery>,
+        a: Accepted<'_>,
     ) -> Option<Rc<Conn>> {
+        let Accepted {
+            epoch,
+            offset,
+            recoverable,
+            expires_at,
+            recovery,
+            member,
+        } = a;
         let session = self.sessions.borrow().get(&reply.conn).cloned();
         let keep = session.as_ref().is_some_and(|s| s.activate(&channel));
         match (keep, session) {
@@ -392,8 +422,11 @@ impl Hub {
                     push::close_result(&mut line);
                     encode(OpCode::Text, &line)
                 };
-                self.subs.borrow_mut().add(channel, s.conn.clone());
+                self.subs.borrow_mut().add(channel.clone(), s.conn.clone());
                 s.conn.send(frame);
+                if let Some(m) = member {
+                    self.presence.add(self, channel, m);
+                }
                 Some(s.conn.clone())
             }
             (_, session) => {

@@ -14,8 +14,10 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use self::owner::{empty_presence, OwnedChannel};
-use super::{Broker, Done, HistoryQuery, HistoryResult, Recovery, SubscribeReq, Then};
-use crate::hub::mesh::{ChannelName, MeshMsg};
+use super::{
+    Broker, Done, HistoryQuery, HistoryResult, PresenceManager, Recovery, SubscribeReq, Then,
+};
+use crate::hub::mesh::{ChannelName, Member, MeshMsg};
 use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::push;
@@ -59,19 +61,52 @@ impl Broker for MemoryBroker {
         );
     }
 
-    fn unsubscribe(&self, hub: &Hub, channel: ChannelName, client: Arc<str>) {
+    fn unsubscribe(&self, hub: &Hub, channel: ChannelName, _client: Arc<str>) {
         let owner = hub.owner_of(&channel);
         hub.send(
             owner,
             MeshMsg::Unsubscribe {
                 channel,
                 shard: hub.shard as u16,
-                client,
             },
         );
     }
 
-    fn presence(
+    fn history(&self, hub: &Hub, q: HistoryQuery, then: Then<HistoryResult>) {
+        let origin = hub.shard;
+        hub.send(
+            hub.owner_of(&q.channel),
+            MeshMsg::Run(Box::new(move |owner: &Hub| {
+                let r = owner.history_query(&q.channel, q.since, q.limit, q.reverse);
+                owner.send(origin, MeshMsg::Run(Box::new(move |h: &Hub| then(h, r))));
+            })),
+        );
+    }
+}
+
+/// Presence with the memory broker: kept by the channel's owner shard.
+pub struct MemoryPresence;
+
+impl PresenceManager for MemoryPresence {
+    fn add(&self, hub: &Hub, channel: ChannelName, member: Member) {
+        hub.send(
+            hub.owner_of(&channel),
+            MeshMsg::Run(Box::new(move |owner: &Hub| {
+                owner.owner_presence_add(channel, member)
+            })),
+        );
+    }
+
+    fn remove(&self, hub: &Hub, channel: ChannelName, client: Arc<str>) {
+        hub.send(
+            hub.owner_of(&channel),
+            MeshMsg::Run(Box::new(move |owner: &Hub| {
+                owner.owner_presence_remove(channel, &client)
+            })),
+        );
+    }
+
+    fn get(
         &self,
         hub: &Hub,
         channel: ChannelName,
@@ -87,17 +122,6 @@ impl Broker for MemoryBroker {
                     origin,
                     MeshMsg::Run(Box::new(move |h: &Hub| then(h, Ok(fields)))),
                 );
-            })),
-        );
-    }
-
-    fn history(&self, hub: &Hub, q: HistoryQuery, then: Then<HistoryResult>) {
-        let origin = hub.shard;
-        hub.send(
-            hub.owner_of(&q.channel),
-            MeshMsg::Run(Box::new(move |owner: &Hub| {
-                let r = owner.history_query(&q.channel, q.since, q.limit, q.reverse);
-                owner.send(origin, MeshMsg::Run(Box::new(move |h: &Hub| then(h, r))));
             })),
         );
     }
@@ -141,12 +165,6 @@ impl Hub {
             _ => Recovery::Unrecoverable,
         });
         let recoverable = recoverable && ch.history.is_some();
-        let join = ch
-            .join_leave
-            .then(|| push::join_leave_frame(&channel, true, &member.info));
-        if ch.presence_on || ch.join_leave {
-            ch.presence.insert(member.client.clone(), member);
-        }
         self.send(
             reply.shard as usize,
             MeshMsg::Subscribed {
@@ -157,22 +175,12 @@ impl Hub {
                 recoverable,
                 recovery,
                 expires_at,
+                member,
             },
         );
-        if let Some(frame) = join {
-            for s in ch.shards_with_subscribers() {
-                self.send(
-                    s,
-                    MeshMsg::Deliver {
-                        channel: channel.clone(),
-                        frame: frame.clone(),
-                    },
-                );
-            }
-        }
     }
 
-    pub(crate) fn owner_unsubscribe(&self, channel: ChannelName, shard: usize, client: &str) {
+    pub(crate) fn owner_unsubscribe(&self, channel: ChannelName, shard: usize) {
         let mut owned = self.owned.borrow_mut();
         let Some(ch) = owned.get_mut(&channel) else {
             return;
@@ -181,22 +189,53 @@ impl Hub {
             ch.per_shard[shard] -= 1;
             ch.total -= 1;
         }
+        if ch.is_idle() {
+            owned.remove(&channel);
+        }
+    }
+
+    /// Adds a member to an owned channel's presence; pushes its join.
+    fn owner_presence_add(&self, channel: ChannelName, member: Member) {
+        let mut owned = self.owned.borrow_mut();
+        let ch = owned
+            .entry(channel.clone())
+            .or_insert_with(|| self.new_channel(&channel));
+        if ch.join_leave {
+            let frame = push::join_leave_frame(&channel, true, &member.info);
+            self.deliver_from_owner(ch, &channel, frame);
+        }
+        if ch.presence_on || ch.join_leave {
+            ch.presence.insert(member.client.clone(), member);
+        }
+    }
+
+    /// Removes a client from an owned channel's presence; pushes its leave.
+    fn owner_presence_remove(&self, channel: ChannelName, client: &str) {
+        let mut owned = self.owned.borrow_mut();
+        let Some(ch) = owned.get_mut(&channel) else {
+            return;
+        };
         if let Some(m) = ch.presence.remove(client) {
             if ch.join_leave {
                 let frame = push::join_leave_frame(&channel, false, &m.info);
-                for s in ch.shards_with_subscribers() {
-                    self.send(
-                        s,
-                        MeshMsg::Deliver {
-                            channel: channel.clone(),
-                            frame: frame.clone(),
-                        },
-                    );
-                }
+                self.deliver_from_owner(ch, &channel, frame);
             }
         }
         if ch.is_idle() {
             owned.remove(&channel);
+        }
+    }
+
+    /// Sends a push frame to every shard with subscribers of `channel`.
+    fn deliver_from_owner(&self, ch: &OwnedChannel, channel: &ChannelName, frame: Bytes) {
+        for s in ch.shards_with_subscribers() {
+            self.send(
+                s,
+                MeshMsg::Deliver {
+                    channel: channel.clone(),
+                    frame: frame.clone(),
+                },
+            );
         }
     }
 

@@ -55,12 +55,21 @@ pub(crate) enum Req {
         /// Read the stream position (a channel with history).
         history: bool,
         recover: Option<(u64, Arc<str>)>,
-        /// (client, ClientInfo) to add to presence (and announce with a join).
-        presence: Option<(Arc<str>, Bytes)>,
         then: Then<Result<SubscribeRead, ClientError>>,
     },
     Unsubscribe {
         shard: u16,
+        channel: ChannelName,
+    },
+    /// Adds a client (with its ClientInfo) to presence; a join where the
+    /// channel has join_leave.
+    PresenceAdd {
+        channel: ChannelName,
+        client: Arc<str>,
+        info: Bytes,
+    },
+    /// Removes a client from presence; a leave where it was present.
+    PresenceRemove {
         channel: ChannelName,
         client: Arc<str>,
     },
@@ -403,13 +412,12 @@ impl State {
                 channel,
                 history,
                 recover,
-                presence,
                 then,
             } => {
                 self.count(&channel, shard as usize, 1, history);
                 let st = self.clone();
                 tokio::task::spawn_local(async move {
-                    let r = st.subscribe(&channel, history, recover, presence).await;
+                    let r = st.subscribe(&channel, history, recover).await;
                     if r.is_err() {
                         st.shared.metrics.count_error();
                         st.uncount(&channel, shard as usize);
@@ -417,21 +425,30 @@ impl State {
                     st.run_on(shard as usize, move |h| then(h, r));
                 });
             }
-            Req::Unsubscribe {
-                shard,
+            Req::Unsubscribe { shard, channel } => self.uncount(&channel, shard as usize),
+            Req::PresenceAdd {
                 channel,
                 client,
+                info,
             } => {
-                self.uncount(&channel, shard as usize);
-                if let Some(o) = self.cfg.channel_options(&channel) {
-                    if o.presence || o.join_leave {
-                        let st = self.clone();
-                        let join_leave = o.join_leave;
-                        tokio::task::spawn_local(async move {
-                            let _ = st.presence_remove(&channel, &client, join_leave).await;
-                        });
-                    }
-                }
+                let join = self
+                    .cfg
+                    .channel_options(&channel)
+                    .is_some_and(|o| o.join_leave);
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let _ = st.presence_add(&channel, &client, &info, join).await;
+                });
+            }
+            Req::PresenceRemove { channel, client } => {
+                let leave = self
+                    .cfg
+                    .channel_options(&channel)
+                    .is_some_and(|o| o.join_leave);
+                let st = self.clone();
+                tokio::task::spawn_local(async move {
+                    let _ = st.presence_remove(&channel, &client, leave).await;
+                });
             }
             Req::History { shard, q, then } => {
                 let st = self.clone();
@@ -831,7 +848,6 @@ impl State {
         channel: &ChannelName,
         history: bool,
         recover: Option<(u64, Arc<str>)>,
-        presence: Option<(Arc<str>, Bytes)>,
     ) -> Result<SubscribeRead, ClientError> {
         self.ensure_subscribed(channel).await?;
         let read = if history {
@@ -858,13 +874,6 @@ impl State {
                 recovery: None,
             }
         };
-        if let Some((client, info)) = presence {
-            let join = self
-                .cfg
-                .channel_options(channel)
-                .is_some_and(|o| o.join_leave);
-            self.presence_add(channel, &client, &info, join).await?;
-        }
         Ok(read)
     }
 

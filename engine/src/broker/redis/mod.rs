@@ -26,11 +26,12 @@ use tokio::sync::mpsc;
 
 use self::link::Req;
 use super::{
-    Broker, Control, ControlHandler, Done, HistoryQuery, HistoryResult, SubscribeReq, Then,
+    Broker, Control, ControlHandler, Done, HistoryQuery, HistoryResult, PresenceManager,
+    SubscribeReq, Then,
 };
 use crate::config::Config;
-use crate::hub::mesh::{ChannelName, Mesh};
-use crate::hub::Hub;
+use crate::hub::mesh::{ChannelName, Member, Mesh};
+use crate::hub::{Accepted, Hub};
 use crate::protocol::codes::{self, ClientError};
 
 /// A node not heard from for this long is no longer listed.
@@ -188,12 +189,11 @@ pub fn redact(url: &str) -> String {
 /// One shard's handle on the Redis broker.
 pub struct RedisBroker {
     shared: Arc<Shared>,
-    cfg: Arc<Config>,
 }
 
 impl RedisBroker {
-    pub fn new(shared: Arc<Shared>, cfg: Arc<Config>) -> Self {
-        RedisBroker { shared, cfg }
+    pub fn new(shared: Arc<Shared>) -> Self {
+        RedisBroker { shared }
     }
 
     fn ask(&self, req: Req) {
@@ -211,14 +211,6 @@ impl RedisBroker {
 impl Broker for RedisBroker {
     fn name(&self) -> &'static str {
         "redis"
-    }
-
-    fn start(&self, hub: &Rc<Hub>) {
-        monoio::spawn(touch_loop(
-            hub.clone(),
-            self.shared.clone(),
-            self.presence_every(),
-        ));
     }
 
     fn heartbeat(&self, info: serde_json::Value) {
@@ -266,11 +258,9 @@ impl Broker for RedisBroker {
         if !self.up(&channel) {
             return hub.on_subscribe_failed(&channel, reply, codes::INTERNAL);
         }
-        let opts = hub.channel_opts(&channel);
-        let history = opts.is_some_and(|o| o.history_enabled());
-        let presence = opts
-            .filter(|o| o.presence || o.join_leave)
-            .map(|_| (member.client.clone(), member.info.clone()));
+        let history = hub
+            .channel_opts(&channel)
+            .is_some_and(|o| o.history_enabled());
         hub.catchup_open(&channel);
         let name = channel.clone();
         self.ask(Req::Subscribe {
@@ -278,17 +268,17 @@ impl Broker for RedisBroker {
             channel,
             history,
             recover: recover.filter(|_| history),
-            presence,
             then: Box::new(move |h: &Hub, r| match r {
                 Ok(read) => {
-                    let conn = h.on_subscribed(
-                        name.clone(),
-                        reply,
-                        &read.epoch,
-                        read.top,
-                        (recoverable && history, expires_at),
-                        read.recovery,
-                    );
+                    let a = Accepted {
+                        epoch: &read.epoch,
+                        offset: read.top,
+                        recoverable: recoverable && history,
+                        expires_at,
+                        recovery: read.recovery,
+                        member,
+                    };
+                    let conn = h.on_subscribed(name.clone(), reply, a);
                     if !h.catchup_close(&name, read.top, conn.as_ref()) {
                         // More arrived meanwhile than the buffer keeps.
                         h.insufficient_state(&name);
@@ -302,29 +292,10 @@ impl Broker for RedisBroker {
         });
     }
 
-    fn unsubscribe(&self, hub: &Hub, channel: ChannelName, client: Arc<str>) {
+    fn unsubscribe(&self, hub: &Hub, channel: ChannelName, _client: Arc<str>) {
         self.ask(Req::Unsubscribe {
             shard: hub.shard as u16,
             channel,
-            client,
-        });
-    }
-
-    fn presence(
-        &self,
-        hub: &Hub,
-        channel: ChannelName,
-        stats: bool,
-        then: Then<Result<Bytes, ClientError>>,
-    ) {
-        if !self.up(&channel) {
-            return then(hub, Err(codes::INTERNAL));
-        }
-        self.ask(Req::Presence {
-            shard: hub.shard as u16,
-            channel,
-            stats,
-            then,
         });
     }
 
@@ -446,9 +417,63 @@ impl Broker for RedisBroker {
     }
 }
 
-impl RedisBroker {
-    fn presence_every(&self) -> Duration {
-        Duration::from_secs_f64((self.cfg.broker.presence_ttl / 3.0).max(0.5))
+/// Presence with the Redis broker: a hash (client → info) and a sorted set
+/// (client → expiry) per channel, refreshed by each node for its own
+/// clients; join and leave travel on the channel's PUB/SUB channel.
+pub struct RedisPresence {
+    shared: Arc<Shared>,
+    cfg: Arc<Config>,
+}
+
+impl RedisPresence {
+    pub fn new(shared: Arc<Shared>, cfg: Arc<Config>) -> Self {
+        RedisPresence { shared, cfg }
+    }
+
+    fn ask(&self, req: Req) {
+        let _ = self.shared.tx.send(req);
+    }
+
+    fn up(&self, channel: &str) -> bool {
+        let i = keys::server_of(channel, self.shared.links.len());
+        self.shared.links[i].is_up()
+    }
+}
+
+impl PresenceManager for RedisPresence {
+    fn add(&self, _hub: &Hub, channel: ChannelName, member: Member) {
+        self.ask(Req::PresenceAdd {
+            channel,
+            client: member.client,
+            info: member.info,
+        });
+    }
+
+    fn remove(&self, _hub: &Hub, channel: ChannelName, client: Arc<str>) {
+        self.ask(Req::PresenceRemove { channel, client });
+    }
+
+    fn get(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        stats: bool,
+        then: Then<Result<Bytes, ClientError>>,
+    ) {
+        if !self.up(&channel) {
+            return then(hub, Err(codes::INTERNAL));
+        }
+        self.ask(Req::Presence {
+            shard: hub.shard as u16,
+            channel,
+            stats,
+            then,
+        });
+    }
+
+    fn start(&self, hub: &Rc<Hub>) {
+        let every = Duration::from_secs_f64((self.cfg.broker.presence_ttl / 3.0).max(0.5));
+        monoio::spawn(touch_loop(hub.clone(), self.shared.clone(), every));
     }
 }
 
