@@ -132,12 +132,19 @@ struct PubJob {
 
 /// Publishes per pipeline at most (one round trip carries them all).
 const PUBLISH_BATCH: usize = 1024;
+/// Publishes waiting for one Redis server at most: beyond it (Redis slower
+/// than the publishers, for long) new ones fail at once with error 100
+/// instead of growing the node's memory without bound.
+const PUBLISH_QUEUE_MAX: usize = 256 * 1024;
 
 struct Link {
     idx: usize,
     /// Publishes, in arrival order; one task sends them as pipelines, one
     /// pipeline at a time, so a channel's publications reach Redis in order.
     pubq: mpsc::UnboundedSender<PubJob>,
+    /// Publishes in `pubq` now, and whether it was found full (logged once).
+    queued: Cell<usize>,
+    full: Cell<bool>,
     cmd: RefCell<Option<MultiplexedConnection>>,
     subq: RefCell<Option<mpsc::UnboundedSender<SubOp>>>,
     up: Cell<bool>,
@@ -217,6 +224,8 @@ pub(crate) fn start(
                         Rc::new(Link {
                             idx,
                             pubq,
+                            queued: Cell::new(0),
+                            full: Cell::new(false),
                             cmd: RefCell::new(None),
                             subq: RefCell::new(None),
                             up: Cell::new(false),
@@ -280,6 +289,11 @@ async fn publisher(st: Rc<State>, link: Rc<Link>, mut q: mpsc::UnboundedReceiver
     let mut jobs = Vec::with_capacity(PUBLISH_BATCH);
     while q.recv_many(&mut jobs, PUBLISH_BATCH).await > 0 {
         let batch = std::mem::take(&mut jobs);
+        link.queued
+            .set(link.queued.get().saturating_sub(batch.len()));
+        if link.queued.get() < PUBLISH_QUEUE_MAX / 2 {
+            link.full.set(false);
+        }
         let conn = if link.up.get() {
             st.conn(&link).ok()
         } else {
@@ -403,8 +417,18 @@ impl State {
                     done,
                     at: Instant::now(),
                 };
-                if let Err(mpsc::error::SendError(job)) = link.pubq.send(job) {
-                    self.publish_failed(job);
+                if link.queued.get() >= PUBLISH_QUEUE_MAX {
+                    if !link.full.replace(true) {
+                        tracing::warn!(
+                            redis = %self.shared.links[link.idx].addr,
+                            "publish queue full ({PUBLISH_QUEUE_MAX}): publishes fail with 100 until Redis catches up"
+                        );
+                    }
+                    return self.publish_failed(job);
+                }
+                match link.pubq.send(job) {
+                    Ok(()) => link.queued.set(link.queued.get() + 1),
+                    Err(mpsc::error::SendError(job)) => self.publish_failed(job),
                 }
             }
             Req::Subscribe {
