@@ -116,6 +116,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Hands a request to the Redis thread (it lives as long as the process).
+    fn ask(&self, req: Req) {
+        let _ = self.tx.send(req);
+    }
+
+    /// Whether the Redis server holding `channel` is reachable now.
+    fn up(&self, channel: &str) -> bool {
+        self.links[keys::server_of(channel, self.links.len())].is_up()
+    }
+
     /// The uids of the other nodes heard from recently.
     fn live_nodes(&self) -> std::collections::HashSet<String> {
         let nodes = self.nodes.lock().expect("nodes");
@@ -197,14 +207,11 @@ impl RedisBroker {
     }
 
     fn ask(&self, req: Req) {
-        // The thread lives as long as the process.
-        let _ = self.shared.tx.send(req);
+        self.shared.ask(req);
     }
 
-    /// Whether the Redis server holding `channel` is reachable now.
     fn up(&self, channel: &str) -> bool {
-        let i = keys::server_of(channel, self.shared.links.len());
-        self.shared.links[i].is_up()
+        self.shared.up(channel)
     }
 }
 
@@ -429,20 +436,11 @@ impl RedisPresence {
     pub fn new(shared: Arc<Shared>, cfg: Arc<Config>) -> Self {
         RedisPresence { shared, cfg }
     }
-
-    fn ask(&self, req: Req) {
-        let _ = self.shared.tx.send(req);
-    }
-
-    fn up(&self, channel: &str) -> bool {
-        let i = keys::server_of(channel, self.shared.links.len());
-        self.shared.links[i].is_up()
-    }
 }
 
 impl PresenceManager for RedisPresence {
     fn add(&self, _hub: &Hub, channel: ChannelName, member: Member) {
-        self.ask(Req::PresenceAdd {
+        self.shared.ask(Req::PresenceAdd {
             channel,
             client: member.client,
             info: member.info,
@@ -450,7 +448,7 @@ impl PresenceManager for RedisPresence {
     }
 
     fn remove(&self, _hub: &Hub, channel: ChannelName, client: Arc<str>) {
-        self.ask(Req::PresenceRemove { channel, client });
+        self.shared.ask(Req::PresenceRemove { channel, client });
     }
 
     fn get(
@@ -460,10 +458,10 @@ impl PresenceManager for RedisPresence {
         stats: bool,
         then: Then<Result<Bytes, ClientError>>,
     ) {
-        if !self.up(&channel) {
+        if !self.shared.up(&channel) {
             return then(hub, Err(codes::INTERNAL));
         }
-        self.ask(Req::Presence {
+        self.shared.ask(Req::Presence {
             shard: hub.shard as u16,
             channel,
             stats,
