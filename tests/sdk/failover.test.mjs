@@ -8,16 +8,11 @@
 //   within 6 s, and after SIGCONT nothing acknowledged is lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { Centrifuge } from 'centrifuge';
-import WebSocket from 'ws';
-import { api, eventually, health, startNodes, waitFor } from './harness.mjs';
+import { api, eventually, health, waitFor } from './harness.mjs';
+import { connect, sleep, startCluster, subscribe, summary } from './nodes.mjs';
 import { command, startRedis, startSentinel } from './redis.mjs';
 
 const KEY = 'failover-test-key';
-// Keys of this file's runs never meet another run's.
-const RUN = crypto.randomBytes(4).toString('hex');
-let runs = 0;
 
 const TOML = `
 [client]
@@ -30,105 +25,10 @@ history_ttl = 300
 force_recovery = true
 `;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 /// Two nodes with `broker` (the Redis flags), plus the clients and publish
 /// loops a test makes (all stopped by `stop()`; the Redis processes are the
 /// test's own).
-async function cluster(broker) {
-  const run = ++runs;
-  const prefix = `ringcast-failover-${RUN}-${run}`;
-  const nodes = await startNodes(2, TOML, ['--shards', '2', '--broker', 'redis', ...broker,
-    '--redis-prefix', prefix], { prefix: `failover-${run}` });
-  const clients = [];
-  const loops = [];
-  return {
-    nodes,
-    prefix,
-    publishLoop(...args) {
-      const l = publishLoop(...args);
-      loops.push(l);
-      return l;
-    },
-    client(url, opts = {}) {
-      const c = new Centrifuge(url, {
-        websocket: WebSocket,
-        minReconnectDelay: 100,
-        maxReconnectDelay: 500,
-        timeout: 4000,
-        ...opts,
-      });
-      c.errors = [];
-      c.disconnects = [];
-      c.on('error', (ctx) => c.errors.push(ctx.error));
-      c.on('disconnected', (ctx) => c.disconnects.push(ctx));
-      clients.push(c);
-      return c;
-    },
-    logs(lines = 40) {
-      return nodes.map((s) => `--- ${s.name} ---\n${s.log().split('\n').slice(-lines).join('\n')}`).join('\n');
-    },
-    async stop() {
-      await Promise.all(loops.map((l) => l.stop()));
-      for (const c of clients) c.disconnect();
-      await Promise.all(nodes.map((s) => s.stop()));
-    },
-  };
-}
-
-async function connect(c) {
-  let ctx;
-  c.once('connected', (x) => { ctx = x; });
-  c.connect();
-  await waitFor(() => ctx, 5000, 'client connected');
-  return ctx;
-}
-
-/// Subscribes and records what the subscription reports; each publication
-/// gets `at`, the time it arrived. `wait: false` does not wait for the
-/// first `subscribed`.
-async function subscribe(c, channel, { wait = true, ...opts } = {}) {
-  const sub = c.newSubscription(channel, { minResubscribeDelay: 100, maxResubscribeDelay: 500, ...opts });
-  const rec = { channel, sub, pubs: [], subscribed: [], subscribing: [], unsubscribed: [], errors: [] };
-  sub.on('publication', (ctx) => rec.pubs.push({ ...ctx, at: Date.now() }));
-  sub.on('subscribed', (ctx) => rec.subscribed.push(ctx));
-  sub.on('subscribing', (ctx) => rec.subscribing.push(ctx));
-  sub.on('unsubscribed', (ctx) => rec.unsubscribed.push(ctx));
-  sub.on('error', (ctx) => rec.errors.push(ctx.error));
-  sub.subscribe();
-  if (wait) await waitFor(() => rec.subscribed.length === 1, 5000, `subscribed to ${channel}`);
-  return rec;
-}
-
-/// Client publishes of `{ p, n, t }` (n = 0, 1, ...; t = when it was sent;
-/// p names the loop), one at a time until stop(); a failed one is retried
-/// with the next n after 20 ms.
-function publishLoop(c, channel, p = 0) {
-  const acked = [];
-  const errors = [];
-  let next = 0;
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      const n = next++;
-      try {
-        await c.publish(channel, { p, n, t: Date.now() });
-        acked.push(n);
-      } catch (e) {
-        errors.push({ n, code: e?.code, message: e?.message, at: Date.now() });
-        await sleep(20);
-      }
-    }
-  })();
-  return { p, acked, errors, async stop() { running = false; await done; } };
-}
-
-const summary = (rec) => JSON.stringify({
-  subscribed: rec.subscribed.map((s) => ({ wasRecovering: s.wasRecovering, recovered: s.recovered })),
-  subscribing: rec.subscribing.map((s) => s.code),
-  unsubscribed: rec.unsubscribed.map((s) => s.code),
-  errors: rec.errors,
-});
+const cluster = (broker) => startCluster(TOML, { name: 'failover', broker });
 
 /// Error codes of a loop and how often each came.
 const codes = (errors) => JSON.stringify(errors.reduce((m, e) => ({ ...m, [e.code]: (m[e.code] ?? 0) + 1 }), {}));
@@ -416,7 +316,7 @@ test('a silently dead link: redis-server SIGSTOPped, idle then under load → /h
     /// must report 503 within 6 s; after SIGCONT, a publication sent after
     /// it must be on B and /health 200 within 10 s.
     const round = async (p, { load }) => {
-      let loop = cl.publishLoop(pc, channel, p);
+      let loop = cl.publishLoop(pc, channel, { p });
       await waitFor(() => loop.acked.length >= 100 && rec.pubs.filter((x) => x.data.p === p).length >= 50, 15000,
         `publications flowing A → B (round ${p})`);
       const loops = [loop];
@@ -434,7 +334,7 @@ test('a silently dead link: redis-server SIGSTOPped, idle then under load → /h
       for (const node of cl.nodes) assert.ok(node.alive(), `${node.name} still running`);
       if (!load) {
         // Publishing into the dead link: refused, not hung.
-        loop = cl.publishLoop(pc, channel, p + 100);
+        loop = cl.publishLoop(pc, channel, { p: p + 100 });
         loops.push(loop);
         await waitFor(() => loop.errors.length > 0, 5000, 'a client publish failing while Redis is stopped');
       }

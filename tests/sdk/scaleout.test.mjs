@@ -6,17 +6,13 @@
 // AOF nothing acknowledged is lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import { api, eventually, health, hs256Token, startNodes, waitFor } from './harness.mjs';
-import { freePort, startRedis } from './redis.mjs';
+import { api, eventually, health, waitFor } from './harness.mjs';
+import { connect, startCluster, subscribe, summary } from './nodes.mjs';
+import { freePort } from './redis.mjs';
 
 const KEY = 'scaleout-test-key';
 const SECRET = 'scaleout-test-secret';
-// Keys of this file run never meet another run's, even on a shared Redis.
-const RUN = crypto.randomBytes(4).toString('hex');
-let runs = 0;
 
 const TOML = `
 [client]
@@ -31,117 +27,9 @@ presence = true
 join_leave = true
 `;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 /// One redis-server and `n` nodes using it, plus the clients a test makes
 /// (all closed by `stop()`).
-async function cluster(n, { aof = false } = {}) {
-  const redis = await startRedis({ aof });
-  const run = ++runs;
-  const prefix = `ringcast-test-${RUN}-${run}`;
-  let nodes;
-  try {
-    nodes = await startNodes(n, TOML, ['--shards', '2',
-      '--broker', 'redis', '--redis-address', redis.url, '--redis-prefix', prefix,
-      '--token-hmac-secret-key', SECRET], { prefix: `scaleout-${run}` });
-  } catch (e) {
-    await redis.stop();
-    throw e;
-  }
-  const clients = [];
-  const loops = [];
-  return {
-    redis,
-    nodes,
-    /// A publishLoop stopped by `stop()` at the latest.
-    publishLoop(...args) {
-      const l = publishLoop(...args);
-      loops.push(l);
-      return l;
-    },
-    /// A centrifuge-js client (not yet connected); `user` gets it a token.
-    client(url, { user, ...opts } = {}) {
-      const c = new Centrifuge(url, {
-        websocket: WebSocket,
-        minReconnectDelay: 100,
-        maxReconnectDelay: 500,
-        timeout: 4000,
-        ...(user ? { token: hs256Token(SECRET, { sub: user }) } : {}),
-        ...opts,
-      });
-      c.errors = [];
-      c.disconnects = [];
-      c.on('error', (ctx) => c.errors.push(ctx.error));
-      c.on('disconnected', (ctx) => c.disconnects.push(ctx));
-      clients.push(c);
-      return c;
-    },
-    /// Server logs of every node, for assertion messages.
-    logs(lines = 40) {
-      return nodes.map((s) => `--- ${s.name} ---\n${s.log().split('\n').slice(-lines).join('\n')}`).join('\n');
-    },
-    async stop() {
-      await Promise.all(loops.map((l) => l.stop()));
-      for (const c of clients) c.disconnect();
-      await Promise.all(nodes.map((s) => s.stop()));
-      await redis.stop();
-    },
-  };
-}
-
-async function connect(c) {
-  let ctx;
-  c.once('connected', (x) => { ctx = x; });
-  c.connect();
-  await waitFor(() => ctx, 5000, 'client connected');
-  return ctx;
-}
-
-/// Subscribes and records everything the subscription reports.
-async function subscribe(c, channel, opts = {}) {
-  const sub = c.newSubscription(channel, { minResubscribeDelay: 100, maxResubscribeDelay: 500, ...opts });
-  const rec = { sub, pubs: [], subscribed: [], subscribing: [], unsubscribed: [], errors: [], joins: [], leaves: [] };
-  sub.on('publication', (ctx) => rec.pubs.push(ctx));
-  sub.on('subscribed', (ctx) => rec.subscribed.push(ctx));
-  sub.on('subscribing', (ctx) => rec.subscribing.push(ctx));
-  sub.on('unsubscribed', (ctx) => rec.unsubscribed.push(ctx));
-  sub.on('error', (ctx) => rec.errors.push(ctx.error));
-  sub.on('join', (ctx) => rec.joins.push(ctx.info));
-  sub.on('leave', (ctx) => rec.leaves.push(ctx.info));
-  sub.subscribe();
-  await waitFor(() => rec.subscribed.length === 1, 5000, `subscribed to ${channel}`);
-  return rec;
-}
-
-/// Client publishes of `make(n)`, n = 0, 1, ..., one at a time (each after
-/// the previous one's reply) until stop(); a failed one is retried with the
-/// next n after 20 ms.
-function publishLoop(c, channel, make = (n) => ({ n })) {
-  const acked = [];
-  const errors = [];
-  let next = 0;
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      const n = next++;
-      try {
-        await c.publish(channel, make(n));
-        acked.push(n);
-      } catch (e) {
-        errors.push({ n, code: e?.code, message: e?.message, at: Date.now() });
-        await sleep(20);
-      }
-    }
-  })();
-  return { acked, errors, async stop() { running = false; await done; } };
-}
-
-const summary = (rec) => JSON.stringify({
-  subscribed: rec.subscribed.map((s) => ({ wasRecovering: s.wasRecovering, recovered: s.recovered })),
-  subscribing: rec.subscribing.map((s) => s.code),
-  unsubscribed: rec.unsubscribed.map((s) => s.code),
-  errors: rec.errors,
-});
+const cluster = (n, { aof = false } = {}) => startCluster(TOML, { name: 'scaleout', n, aof, secret: SECRET });
 
 test('three nodes over one Redis: publications in one order with one offset everywhere, API publish, presence, join/leave, disconnect, info', { timeout: 45000 }, async () => {
   const cl = await cluster(3);
@@ -350,7 +238,7 @@ async function killAndRestartRedis(t, cl) {
   await connect(sc);
   const rec = await subscribe(sc, channel);
 
-  const loads = [pc, pc, pcB].map((c, p) => cl.publishLoop(c, channel, (n) => ({ p, n })));
+  const loads = [pc, pc, pcB].map((c, p) => cl.publishLoop(c, channel, { p, make: (n) => ({ p, n }) }));
   const acked = () => loads.reduce((sum, l) => sum + l.acked.length, 0);
   const errors = () => loads.flatMap((l) => l.errors);
   await waitFor(() => acked() >= 300 && rec.pubs.length >= 200, 10000, 'publications flowing to B');
@@ -370,7 +258,7 @@ async function killAndRestartRedis(t, cl) {
   const restarted = Date.now();
   await Promise.all(loads.map((l) => l.stop()));
   // Probe A → B until one arrives (the first may only reveal the lost state).
-  const probes = cl.publishLoop(pc, channel, (k) => ({ probe: k }));
+  const probes = cl.publishLoop(pc, channel, { make: (k) => ({ probe: k }) });
   try {
     await waitFor(() => rec.pubs.some((p) => p.data.probe !== undefined), 10000 - (Date.now() - restarted),
       `delivery A → B within 10 s of the restart (${summary(rec)}; probe errors ${JSON.stringify(probes.errors.slice(-3))})`);

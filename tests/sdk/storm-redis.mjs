@@ -9,42 +9,24 @@
 // Each client must end with every publication exactly once, in order.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import { api, health, ringcastBin, startNodes, waitFor } from './harness.mjs';
-import { startRedis } from './redis.mjs';
+import { api, health, ringcastBin, waitFor } from './harness.mjs';
+import { startCluster, stormClients, stormConfig, stormPublisher, stormTally } from './nodes.mjs';
 
 const N = Number(process.env.STORM_CLIENTS || 10000);
 const KEY = 'storm-key';
-let redis;
+let cl;
 let nodes = [];
 const clients = [];
 
 before(async () => {
-  redis = await startRedis();
-  try {
-    nodes = await startNodes(2, `
-[client]
-insecure = true
-[api]
-key = "${KEY}"
-[namespace.storm]
-history_size = 1000
-history_ttl = 600
-force_recovery = true
-`, ['--shards', '2', '--broker', 'redis', '--redis-address', redis.url,
-      '--redis-prefix', `ringcast-storm-${crypto.randomBytes(4).toString('hex')}`], { prefix: 'storm' });
-  } catch (e) {
-    await redis.stop();
-    throw e;
-  }
+  cl = await startCluster(stormConfig(KEY), { name: 'storm' });
+  nodes = cl.nodes;
 });
 
 after(async () => {
   for (const c of clients) c.disconnect();
-  await Promise.all(nodes.map((s) => s.stop()));
-  await redis?.stop();
+  await cl?.stop();
 });
 
 test(`reconnect storm over 2 nodes and Redis: ${N} clients dropped at once recover on the other node, losing and duplicating nothing`, { timeout: 300000 }, async () => {
@@ -53,67 +35,49 @@ test(`reconnect storm over 2 nodes and Redis: ${N} clients dropped at once recov
   const got = [];
   // Per client: the node (0 = A, 1 = B) of each connection that succeeded.
   const on = [];
-  let subscribedCount = 0;
-  let recoveredCount = 0;
-  let unrecovered = 0;
   const CHANNELS = 10;
   const t0 = Date.now();
   try {
-    for (let i = 0; i < N; i++) {
-      // Dials A and B in turn, starting with i % 2: a reconnect goes to the
-      // node the client was not on (unless a dial failed in between).
-      let dials = 0;
-      let last = -1;
-      class Alternating extends WebSocket {
-        constructor(_url, protocols) {
-          last = (i + dials++) % 2;
-          super(urls[last], protocols);
+    const { counts } = await stormClients(N, CHANNELS, A.url, {
+      clients,
+      got,
+      each: (i) => {
+        // Dials A and B in turn, starting with i % 2: a reconnect goes to the
+        // node the client was not on (unless a dial failed in between).
+        let dials = 0;
+        let last = -1;
+        class Alternating extends WebSocket {
+          constructor(_url, protocols) {
+            last = (i + dials++) % 2;
+            super(urls[last], protocols);
+          }
         }
-      }
-      const c = new Centrifuge(A.url, { websocket: Alternating, minReconnectDelay: 200, maxReconnectDelay: 3000 });
-      const seen = [];
-      got.push(seen);
-      // For a failure's report: each publication's offset, and where in
-      // `seen` each (re)subscription started.
-      seen.offsets = [];
-      seen.marks = [];
-      const nodesOf = [];
-      on.push(nodesOf);
-      c.on('connected', () => nodesOf.push(last));
-      const sub = c.newSubscription(`storm:${i % CHANNELS}`, { recoverable: true });
-      sub.on('publication', (ctx) => {
-        seen.push(ctx.data.n);
-        seen.offsets.push(Number(ctx.offset));
-      });
-      sub.on('subscribed', (ctx) => {
-        seen.marks.push({ at: seen.length, node: last, recovered: ctx.recovered, offset: Number(ctx.streamPosition?.offset) });
-        subscribedCount++;
-        if (ctx.wasRecovering) {
-          if (ctx.recovered) recoveredCount++; else unrecovered++;
-        }
-      });
-      sub.subscribe();
-      c.connect();
-      clients.push(c);
-      if (i % 500 === 499) await new Promise((r) => setTimeout(r, 20));
-    }
-    await waitFor(() => subscribedCount === N, 120000, () => `${N} subscriptions (have ${subscribedCount})`);
+        const nodesOf = [];
+        on.push(nodesOf);
+        return {
+          websocket: Alternating,
+          listen(c, sub, seen) {
+            // For a failure's report: each publication's offset, and where in
+            // `seen` each (re)subscription started.
+            seen.offsets = [];
+            seen.marks = [];
+            c.on('connected', () => nodesOf.push(last));
+            sub.on('publication', (ctx) => seen.offsets.push(Number(ctx.offset)));
+            sub.on('subscribed', (ctx) => {
+              seen.marks.push({ at: seen.length, node: last, recovered: ctx.recovered, offset: Number(ctx.streamPosition?.offset) });
+            });
+          },
+        };
+      },
+    });
+    await waitFor(() => counts.subscribed === N, 120000, () => `${N} subscriptions (have ${counts.subscribed})`);
     const subscribedIn = Date.now() - t0;
     const perNode = [0, 1].map((k) => on.filter((x) => x[0] === k).length);
     assert.deepEqual(perNode, [Math.ceil(N / 2), Math.floor(N / 2)], 'half the clients on each node');
 
     // A publisher on A runs through the whole storm: channel k gets n = 0, 1, 2, ...
-    let running = true;
-    const published = Array(CHANNELS).fill(0);
-    const publisher = (async () => {
-      while (running) {
-        // One round: every channel's next publication, concurrently; a channel's
-        // own publications stay in order (one in flight per channel).
-        await Promise.all(published.map((n, k) => api(A, KEY, 'publish', { channel: `storm:${k}`, data: { n } })));
-        for (let k = 0; k < CHANNELS; k++) published[k]++;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
+    const publisher = stormPublisher(A, KEY, CHANNELS);
+    const { published } = publisher;
     let stormIn;
     let dropped;
     let during;
@@ -126,29 +90,18 @@ test(`reconnect storm over 2 nodes and Redis: ${N} clients dropped at once recov
       dropped = Date.now();
       const atDrop = published.reduce((a, b) => a + b, 0);
       await api(A, KEY, 'disconnect', { user: '', disconnect: { code: 3011, reason: 'storm' } });
-      await waitFor(() => subscribedCount === 2 * N, 180000,
-        () => `${N} resubscriptions (have ${subscribedCount - N}, recovered ${recoveredCount}, unrecovered ${unrecovered})`);
+      await waitFor(() => counts.subscribed === 2 * N, 180000,
+        () => `${N} resubscriptions (have ${counts.subscribed - N}, recovered ${counts.recovered}, unrecovered ${counts.unrecovered})`);
       stormIn = Date.now() - dropped;
       during = published.reduce((a, b) => a + b, 0) - atDrop;
       await new Promise((r) => setTimeout(r, 1000));
     } finally {
-      running = false;
-      await publisher;
+      await publisher.stop();
     }
     const total = published.reduce((a, b) => a + b, 0);
     await waitFor(() => got.every((seen, i) => seen.length >= published[i % CHANNELS]), 30000, 'final deliveries');
 
-    let lost = 0, duplicated = 0, disordered = 0;
-    const bad = [];
-    got.forEach((seen, i) => {
-      const want = published[i % CHANNELS];
-      const uniq = new Set(seen);
-      duplicated += seen.length - uniq.size;
-      let wrong = seen.length !== uniq.size;
-      for (let n = 0; n < want; n++) if (!uniq.has(n)) { lost++; wrong = true; }
-      for (let j = 1; j < seen.length; j++) if (seen[j] <= seen[j - 1]) { disordered++; wrong = true; }
-      if (wrong) bad.push(i);
-    });
+    const { lost, duplicated, disordered, bad } = stormTally(got, published);
     // The first few clients that got it wrong: their channel, (re)subscribes
     // (index into what they saw, node, stream offset) and [n, offset]s.
     for (const i of bad.slice(0, 5)) {
@@ -161,21 +114,21 @@ test(`reconnect storm over 2 nodes and Redis: ${N} clients dropped at once recov
     const crossed = on.filter((x) => x.length >= 2 && x[1] !== x[0]).length;
     const reconnects = on.reduce((a, x) => a + x.length - 1, 0);
     const healths = await Promise.all(nodes.map(health));
-    console.log(`storm-redis: clients=${N} nodes=2 publications=${total} during_storm=${during} recovered=${recoveredCount} unrecovered=${unrecovered} `
+    console.log(`storm-redis: clients=${N} nodes=2 publications=${total} during_storm=${during} recovered=${counts.recovered} unrecovered=${counts.unrecovered} `
       + `lost=${lost} duplicated=${duplicated} out_of_order=${disordered} crossed=${crossed} reconnects=${reconnects} `
       + `subscribe_s=${(subscribedIn / 1000).toFixed(1)} storm_s=${(stormIn / 1000).toFixed(1)} bin=${ringcastBin()}`);
-    assert.equal(unrecovered, 0, 'every resubscription recovered');
+    assert.equal(counts.unrecovered, 0, 'every resubscription recovered');
     assert.equal(lost, 0, 'publications some client never got (the first such clients are printed above)');
     assert.equal(duplicated, 0, 'publications some client got twice (the first such clients are printed above)');
     assert.equal(disordered, 0, 'publications out of order (the first such clients are printed above)');
-    assert.equal(recoveredCount, N);
+    assert.equal(counts.recovered, N);
     assert.equal(crossed, N, 'every client recovered on the other node');
     for (const [i, h] of healths.entries()) {
       assert.equal(h.status, 200, `/health on ${nodes[i].name}: ${JSON.stringify(h)}`);
     }
     for (const node of nodes) assert.ok(node.alive(), `${node.name} still running`);
   } catch (e) {
-    e.message += nodes.map((s) => `\n--- ${s.name} ---\n${s.log().split('\n').slice(-30).join('\n')}`).join('');
+    e.message += `\n${cl.logs(30)}`;
     throw e;
   }
 });
