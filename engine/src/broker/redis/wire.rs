@@ -79,7 +79,13 @@ pub fn parse_channel_msg(msg: &[u8]) -> Result<ChannelMsg<'_>, Malformed> {
         b'p' => {
             let colon = rest.iter().position(|&b| b == b':').ok_or(Malformed)?;
             let (digits, rest) = (&rest[..colon], &rest[colon + 1..]);
-            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            // Canonical decimal only (what the Lua script writes): no sign,
+            // no leading zero, at most 19 digits.
+            let canonical = !digits.is_empty()
+                && digits.len() <= 19
+                && digits.iter().all(u8::is_ascii_digit)
+                && (digits[0] != b'0' || digits.len() == 1);
+            if !canonical {
                 return Err(Malformed);
             }
             let offset = std::str::from_utf8(digits)
@@ -196,6 +202,8 @@ mod tests {
             b"p1::{}",
             b"p0:e:{}",
             b"p99999999999999999999:e:{}",
+            b"p01:e:{}",
+            b"p00::{}",
             b"j",
             b"q{}",
         ] {
