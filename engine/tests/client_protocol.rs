@@ -163,6 +163,12 @@ fn junk_json_disconnects_with_3501() {
     ))
     .unwrap();
     assert_eq!(expect_close(&mut s), 3501);
+    // An empty text frame (and one of blank lines) carries no command.
+    for empty in [&b""[..], b"\n\r\n \n"] {
+        let mut c = Client::connect(&server);
+        c.s.write_all(&client_frame(true, 1, empty)).unwrap();
+        assert_eq!(expect_close(&mut c.s), 3501, "{empty:?}");
+    }
 }
 
 #[test]

@@ -162,7 +162,9 @@ impl Service for ClientService {
         }
         s.awaiting_pong.set(false);
         let mut out = BytesMut::new();
+        let mut commands = 0;
         for line in command::lines(&data) {
+            commands += 1;
             match command::parse(line) {
                 Ok((id, cmd)) => self.handle(s, id, cmd, &data, &mut out),
                 Err(ParseError::BadRequest { id }) if id != 0 => {
@@ -173,6 +175,11 @@ impl Service for ClientService {
             if s.conn.is_closing() {
                 return;
             }
+        }
+        if commands == 0 {
+            // An empty frame (or only blank lines) carries no command: a
+            // bad request, as in Centrifugo.
+            return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
         }
         if !out.is_empty() {
             s.conn.reply(encode(OpCode::Text, &out));
