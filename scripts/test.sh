@@ -40,6 +40,8 @@ setup() {
   { want sdk || want storm; } && { apt_install chromium || return 1; }
   # The Redis broker's tests start their own redis-server / redis-sentinel.
   { want sdk || want storm || want unit; } && { apt_install redis-server redis-sentinel || return 1; }
+  # promtool (Debian's prometheus package) lints /metrics in the api and sdk stages.
+  { want sdk || want api; } && { apt_install prometheus || return 1; }
   want tuning && { apt_install iproute2 || return 1; }
   if want sdk || want storm; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
   if want api; then

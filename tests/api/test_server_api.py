@@ -1,6 +1,7 @@
 """The Centrifugo v5 server API, driven by the `cent` client library, reaching
 real WebSocket clients."""
 import json
+import subprocess
 import time
 
 import pytest
@@ -155,3 +156,16 @@ def test_metrics_move_as_clients_come_and_go_and_health(server, ws):
     assert metric(server, "ringcast_connections_closed_total")[0] >= 3
     r = requests.get(f"http://{server.api_addr}/health")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_metrics_pass_promtool(server, ws):
+    """/metrics is valid Prometheus text exposition, lint included
+    (`promtool check metrics`, from Debian's prometheus package)."""
+    c = ws()
+    c.subscribe("lint")
+    Client(server.api_url, API_KEY).publish(PublishRequest(channel="lint", data={}))
+    c.pushes(1)
+    text = requests.get(f"http://{server.api_addr}/metrics").text
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "" and r.stderr.strip() == "", r.stdout + r.stderr

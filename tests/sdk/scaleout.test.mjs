@@ -6,6 +6,7 @@
 // AOF nothing acknowledged is lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { api, eventually, health, waitFor } from './harness.mjs';
 import { connect, startCluster, subscribe, summary } from './nodes.mjs';
@@ -137,6 +138,10 @@ test('three nodes over one Redis: publications in one order with one offset ever
     assert.match(metrics, /^ringcast_broker_link_up\{address="redis:\/\/127\.0\.0\.1:\d+"\} 1$/m);
     const count = Number(/^ringcast_broker_publish_seconds_count (\d+)$/m.exec(metrics)?.[1]);
     assert.ok(count > 0, `publish round trips counted: ${count}`);
+    // Valid exposition, lint included (promtool from Debian's prometheus).
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    assert.equal(lint.status, 0, `promtool: ${lint.error ?? ''}${lint.stdout}${lint.stderr}`);
+    assert.equal(`${lint.stdout}${lint.stderr}`.trim(), '', 'promtool lint');
 
     // info on every node lists the three nodes.
     const names = JSON.stringify(cl.nodes.map((s) => s.name).sort());
