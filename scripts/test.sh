@@ -9,7 +9,7 @@ set -u -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
-STAGES=${STAGES:-"lint unit conformance sdk api storm tuning fuzz bench"}
+STAGES=${STAGES:-"lint unit conformance sdk api storm tuning ops fuzz bench"}
 VENV=${VENV:-$ROOT/target/test-venv}
 PASSED=0 FAILED=0 FAILED_NAMES=""
 LOGDIR=${LOGDIR:-$ROOT/target/test-logs}
@@ -41,7 +41,8 @@ setup() {
   # The Redis broker's tests start their own redis-server / redis-sentinel.
   { want sdk || want storm || want unit; } && { apt_install redis-server redis-sentinel || return 1; }
   # promtool (Debian's prometheus package) lints /metrics in the api and sdk stages.
-  { want sdk || want api; } && { apt_install prometheus || return 1; }
+  { want sdk || want api || want ops; } && { apt_install prometheus || return 1; }
+  want ops && { apt_install redis-server || return 1; }
   want tuning && { apt_install iproute2 || return 1; }
   if want sdk || want storm; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
   if want api; then
@@ -91,6 +92,11 @@ api() {
 }
 tuning() {
   bash scripts/test-tuning.sh
+}
+ops() {
+  # Alert rules (promtool check/test rules), the Grafana dashboard's queries,
+  # and the metrics they use against a live node's /metrics.
+  RINGCAST_BIN="$ROOT/target/debug/ringcast" bash scripts/test-ops.sh
 }
 fuzz() {
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
