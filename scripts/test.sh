@@ -55,7 +55,8 @@ setup() {
 
 # ---- stages ----
 lint() {
-  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings &&
+    python3 scripts/check-layers.py
 }
 unit() {
   cargo test --workspace

@@ -191,11 +191,19 @@ impl Default for BrokerSection {
     }
 }
 
+/// A Redis URL without its password (for logs, `config check`, metrics).
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
 fn redacted_urls<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     let mut seq = s.serialize_seq(Some(v.len()))?;
     for u in v {
-        seq.serialize_element(&crate::broker::redis::redact(u))?;
+        seq.serialize_element(&redact(u))?;
     }
     seq.end()
 }
@@ -389,10 +397,7 @@ impl Config {
                     } else {
                         "is not a redis:// URL"
                     };
-                    return err(
-                        "broker.addresses",
-                        &format!("{:?} {why}", crate::broker::redis::redact(a)),
-                    );
+                    return err("broker.addresses", &format!("{:?} {why}", redact(a)));
                 }
             }
             if !b.sentinel_addresses.is_empty() && b.sentinel_master.is_empty() {

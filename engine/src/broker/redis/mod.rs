@@ -188,13 +188,7 @@ pub fn start(
     Ok(shared)
 }
 
-/// A Redis URL without its password.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_string(),
-    }
-}
+pub use crate::config::redact;
 
 /// One shard's handle on the Redis broker.
 pub struct RedisBroker {

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The layering rules of engine/src (docs/architecture.md, "Layers"), checked.
+
+Each top-level module may use only the modules it is allowed to (`crate::X`
+paths outside `#[cfg(test)]` code). Known violations are listed in DEBT: they
+are allowed for now, but the list may only shrink. A new violation fails, and
+so does a DEBT entry that no longer occurs (remove it, so it cannot come
+back unnoticed).
+
+    python3 scripts/check-layers.py        # exit 1 on a violation or stale debt
+"""
+import os
+import re
+import sys
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine", "src")
+
+# Lowest first: a module may use the ones listed for it, nothing else.
+ALLOWED = {
+    "sys": set(),
+    "ws": {"sys"},
+    "protocol": {"ws"},
+    "auth": {"protocol"},
+    "config": {"auth", "shard"},
+    "shard": {"sys", "ws"},
+    "hub": {"shard", "protocol", "config"},
+    "broker": {"hub", "protocol", "config"},
+    "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws"},
+    "api": {"hub", "broker", "protocol", "config", "shard", "sys"},
+    "echo": {"shard", "ws"},
+    # The wiring: builds a node from everything.
+    "cli": {"api", "broker", "client", "config", "echo", "hub", "shard"},
+    "lib": set(),
+    "main": set(),
+}
+
+# (from, to): why it is still there. Issue 13 removes these.
+DEBT = {
+    ("ws", "shard"): "ws/mod.rs names the shard's connection type",
+    ("hub", "client"): "the hub holds the client sessions and activates subscriptions",
+    ("hub", "ws"): "the hub frames subscribe replies",
+    ("hub", "auth"): "the hub computes a token's remaining ttl in the subscribe reply",
+    ("hub", "broker"): "the hub holds the Broker and PresenceManager handles (node and mesh in one)",
+    ("client", "api"): "the client service builds the API context and serves the API port",
+    ("api", "client"): "the API applies admin actions to client sessions",
+}
+
+
+def imports():
+    found = {}
+    for root, _, files in os.walk(SRC):
+        for f in files:
+            if not f.endswith(".rs"):
+                continue
+            path = os.path.join(root, f)
+            rel = os.path.relpath(path, SRC)
+            module = rel.split(os.sep)[0].removesuffix(".rs")
+            text = open(path, encoding="utf-8").read().split("#[cfg(test)]")[0]
+            for m in re.finditer(r"\bcrate::([a-z_]+)", text):
+                target = m.group(1)
+                if target != module and target != "VERSION":
+                    found.setdefault((module, target), set()).add(rel)
+    return found
+
+
+def main():
+    found = imports()
+    bad = []
+    for (src, dst), files in sorted(found.items()):
+        if src not in ALLOWED:
+            bad.append(f"{src}: a new top-level module; give it a place in ALLOWED")
+        elif dst not in ALLOWED[src] and (src, dst) not in DEBT:
+            bad.append(f"{src} -> {dst} is not allowed ({', '.join(sorted(files))})")
+    for (src, dst), why in sorted(DEBT.items()):
+        if (src, dst) not in found:
+            bad.append(f"{src} -> {dst} is gone: remove it from DEBT ({why})")
+    allowed_edges = sum(1 for k in found if k[1] in ALLOWED.get(k[0], set()))
+    print(f"layers: {len(found)} module dependencies, {allowed_edges} allowed, {len(DEBT)} known debt")
+    for b in bad:
+        print("layers:", b)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
