@@ -2,7 +2,7 @@
 """The layering rules of engine/src (docs/architecture.md, "Layers"), checked.
 
 Each top-level module may use only the modules it is allowed to (`crate::X`
-paths outside `#[cfg(test)]` code). Known violations are listed in DEBT: they
+paths outside comments and `#[cfg(test)]` code). Known violations are listed in DEBT: they
 are allowed for now, but the list may only shrink. A new violation fails, and
 so does a DEBT entry that no longer occurs (remove it, so it cannot come
 back unnoticed).
@@ -20,11 +20,11 @@ ALLOWED = {
     "sys": set(),
     "ws": {"sys"},
     "protocol": {"ws"},
-    "auth": {"protocol"},
+    "auth": {"protocol", "sys"},
     "config": {"auth", "shard"},
     "shard": {"sys", "ws"},
-    "hub": {"shard", "protocol", "config"},
-    "broker": {"hub", "protocol", "config"},
+    "hub": {"shard", "protocol", "config", "sys"},
+    "broker": {"hub", "protocol", "config", "sys"},
     "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws"},
     "api": {"hub", "broker", "protocol", "config", "shard", "sys"},
     "echo": {"shard", "ws"},
@@ -36,10 +36,8 @@ ALLOWED = {
 
 # (from, to): why it is still there. Issue 13 removes these.
 DEBT = {
-    ("ws", "shard"): "ws/mod.rs names the shard's connection type",
     ("hub", "client"): "the hub holds the client sessions and activates subscriptions",
     ("hub", "ws"): "the hub frames subscribe replies",
-    ("hub", "auth"): "the hub computes a token's remaining ttl in the subscribe reply",
     ("hub", "broker"): "the hub holds the Broker and PresenceManager handles (node and mesh in one)",
     ("client", "api"): "the client service builds the API context and serves the API port",
     ("api", "client"): "the API applies admin actions to client sessions",
@@ -56,6 +54,8 @@ def imports():
             rel = os.path.relpath(path, SRC)
             module = rel.split(os.sep)[0].removesuffix(".rs")
             text = open(path, encoding="utf-8").read().split("#[cfg(test)]")[0]
+            # Comments name modules without using them.
+            text = re.sub(r"(?m)^\s*//.*$", "", text)
             for m in re.finditer(r"\bcrate::([a-z_]+)", text):
                 target = m.group(1)
                 if target != module and target != "VERSION":

@@ -142,6 +142,14 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * page)
 }
 
+/// The wall clock in Unix seconds (token expiry, presence expiry shared
+/// through Redis). 0 if the clock is before 1970.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -315,8 +315,4 @@ fn verify_jws(scope: &Scope, token: &str) -> Result<Vec<u8>, TokenError> {
 }
 
 /// The current Unix time in seconds, for the `now` arguments.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::sys::unix_now;

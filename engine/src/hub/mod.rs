@@ -406,7 +406,7 @@ impl Hub {
                         line.put_slice(b",\"expires\":true,\"ttl\":");
                         crate::protocol::json::put_u64(
                             &mut line,
-                            expires_at.saturating_sub(crate::auth::unix_now()),
+                            expires_at.saturating_sub(crate::sys::unix_now()),
                         );
                     }
                     if let Some(r) = &recovery {

@@ -956,7 +956,7 @@ impl State {
                 .key(self.keys.presence_data(channel))
                 .key(self.keys.presence_expire(channel))
                 .arg(self.presence_ttl())
-                .arg(unix_now())
+                .arg(crate::sys::unix_now())
                 .arg(client)
                 .arg(info)
                 .arg(pubsub)
@@ -997,7 +997,7 @@ impl State {
         inv.key(self.keys.presence_data(channel))
             .key(self.keys.presence_expire(channel))
             .arg(self.presence_ttl())
-            .arg(unix_now());
+            .arg(crate::sys::unix_now());
         for c in clients {
             inv.arg(&**c);
         }
@@ -1013,7 +1013,7 @@ impl State {
                     .s_presence_get
                     .key(self.keys.presence_data(channel))
                     .key(self.keys.presence_expire(channel))
-                    .arg(unix_now()),
+                    .arg(crate::sys::unix_now()),
             )
             .await?;
         let members: Vec<(&[u8], &[u8])> = flat
@@ -1026,14 +1026,6 @@ impl State {
     fn presence_ttl(&self) -> u64 {
         self.broker.presence_ttl.ceil().max(1.0) as u64
     }
-}
-
-/// Seconds since the Unix epoch (presence expiry is in wall-clock seconds,
-/// shared by every node through Redis).
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A READ script's answer: top offset, epoch, entries (offset, object).
