@@ -152,6 +152,18 @@ pub trait Broker {
         done: Done,
     );
 
+    /// Publishes at once, on this shard, when the broker can (the TCP
+    /// publisher's fast path); `None`: use `publish`.
+    fn publish_here(&self, _hub: &Hub, _channel: &str, _data: &[u8]) -> Option<Position> {
+        None
+    }
+
+    /// This shard's part of the `channels` API: channels with their
+    /// subscriber counts.
+    fn channel_counts(&self, hub: &Hub) -> Vec<(ChannelName, u64)> {
+        hub.local_channel_counts()
+    }
+
     /// Counts a subscriber and answers with the stream position (and what
     /// it missed, when recovering) through `Hub::on_subscribed`, or an
     /// error through `Hub::on_subscribe_failed`.

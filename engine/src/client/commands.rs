@@ -274,8 +274,10 @@ impl ClientService {
             .config
             .channel_options(&channel)
             .is_some_and(|o| o.presence || o.join_leave);
-        let member = s
-            .with_identity(|i| Member {
+        // Built only where presence keeps it (ClientInfo with channel info
+        // is an allocation per subscribe).
+        let member = tracked.then(|| {
+            s.with_identity(|i| Member {
                 client: i.client.clone(),
                 user: i.user.clone(),
                 info: match &chan_info {
@@ -285,8 +287,8 @@ impl ClientService {
                     None => i.info.clone(),
                 },
             })
-            .expect("connected");
-        let member = tracked.then_some(member);
+            .expect("connected")
+        });
         let reply = self.hub.reply_to(s.conn.id, id);
         self.hub.subscribe(SubscribeReq {
             channel,

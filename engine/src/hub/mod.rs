@@ -260,13 +260,19 @@ impl Hub {
 
     // ---- through the broker ----
 
-    /// Channels with subscribers and their counts: every channel this shard
-    /// owns (memory broker), or this shard's local subscriptions (a broker
-    /// that keeps no owners on the node).
+    /// This shard's part of the `channels` API (the broker decides what
+    /// that is).
     pub fn channel_counts(&self) -> Vec<(ChannelName, u64)> {
-        if self.broker.name() == "memory" {
-            return self.owned_channels();
-        }
+        self.broker.channel_counts(self)
+    }
+
+    /// Publishes at once when the broker can (see `Broker::publish_here`).
+    pub fn publish_here(&self, channel: &str, data: &[u8]) -> Option<Position> {
+        self.broker.publish_here(self, channel, data)
+    }
+
+    /// This shard's local subscriptions with their counts.
+    pub fn local_channel_counts(&self) -> Vec<(ChannelName, u64)> {
         let subs = self.subs.borrow();
         subs.names()
             .map(|n| (n.clone(), subs.subscribers(n) as u64))

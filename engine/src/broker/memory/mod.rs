@@ -54,6 +54,17 @@ impl Broker for MemoryBroker {
         );
     }
 
+    /// When this shard owns `channel`: no travel.
+    fn publish_here(&self, hub: &Hub, channel: &str, data: &[u8]) -> Option<super::Position> {
+        (hub.owner_of(channel) == hub.shard)
+            .then(|| hub.owner_publish(channel.into(), data, None, Done::None))
+    }
+
+    /// The channels this shard owns (each counted once, by its owner).
+    fn channel_counts(&self, hub: &Hub) -> Vec<(ChannelName, u64)> {
+        hub.owned_channels()
+    }
+
     fn subscribe(&self, hub: &Hub, req: SubscribeReq) {
         hub.send(
             hub.owner_of(&req.channel),
@@ -302,13 +313,6 @@ impl Hub {
         if let Some((dst, msg)) = Hub::publish_result_msg(done, result) {
             self.send(dst, msg);
         }
-    }
-
-    /// Publishes here when this shard owns `channel` (the TCP publisher's
-    /// fast path); `None` when the publication must travel.
-    pub fn publish_here(&self, channel: &str, data: &[u8]) -> Option<super::Position> {
-        (self.broker.name() == "memory" && self.owner_of(channel) == self.shard)
-            .then(|| self.owner_publish(channel.into(), data, None, Done::None))
     }
 
     /// Presence of a channel this shard owns, as reply JSON fields.

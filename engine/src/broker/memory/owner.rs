@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 use super::history::History;
 use crate::config::ChannelOptions;
@@ -104,8 +104,4 @@ pub fn empty_presence(out: &mut BytesMut, stats: bool) {
     } else {
         out.put_slice(b"\"presence\":{}");
     }
-}
-
-pub fn freeze(out: BytesMut) -> Bytes {
-    out.freeze()
 }
