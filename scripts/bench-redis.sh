@@ -90,7 +90,7 @@ case $SCENARIO in
     t0=$(ticks "$RPID")
     taskset -c "$B_CPU" redis-benchmark -p "$RP" -c 32 -P 32 -n 1000000 -q \
       EVALSHA "$SHA" 2 'bench.stream.{bench:c-0}' 'bench.meta.{bench:c-0}' "$PAYLOAD" 1000 300 \
-      'bench.pub.{bench:c-0}' 0 EpOcH01 | tr '\r' '\n' | grep -a 'requests per second' | tail -1 | tee "$OUT/$NAME.txt"
+      'bench.pub.{bench:c-0}' 0 EpOcH01 publish | tr '\r' '\n' | grep -a 'requests per second' | tail -1 | tee "$OUT/$NAME.txt"
     t1=$(ticks "$RPID")
     echo "redis_cpu_s=$(echo "($t1 - $t0) / $(getconf CLK_TCK)" | bc -l)" | tee -a "$OUT/$NAME.txt"
     exit 0 ;;

@@ -147,6 +147,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub redis_sentinel_address: Vec<String>,
+    /// A seed node of a Redis Cluster, redis://[:password@]host:port;
+    /// repeatable (instead of --redis-address). Env: comma-separated.
+    #[arg(
+        long = "redis-cluster-address",
+        env = "RINGCAST_REDIS_CLUSTER_ADDRESS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_cluster_address: Vec<String>,
     /// The master's name at the Sentinels.
     #[arg(long, env = "RINGCAST_REDIS_SENTINEL_MASTER")]
     pub redis_sentinel_master: Option<String>,
@@ -260,6 +269,9 @@ impl ServeArgs {
         }
         if !self.redis_sentinel_address.is_empty() {
             b.sentinel_addresses = self.redis_sentinel_address.clone();
+        }
+        if !self.redis_cluster_address.is_empty() {
+            b.cluster_addresses = self.redis_cluster_address.clone();
         }
         if let Some(v) = &self.redis_sentinel_master {
             b.sentinel_master = v.clone();

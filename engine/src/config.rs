@@ -162,6 +162,11 @@ pub struct BrokerSection {
     pub prefix: String,
     /// Sentinels (`host:port`) to ask for the master's address.
     pub sentinel_addresses: Vec<String>,
+    /// Seed nodes of a Redis Cluster (`redis://host:port`), instead of
+    /// `addresses`: channels go to the master of their slot (hash tag on the
+    /// channel name), publications over sharded PUB/SUB.
+    #[serde(serialize_with = "redacted_urls")]
+    pub cluster_addresses: Vec<String>,
     /// The master's name at the Sentinels.
     pub sentinel_master: String,
     /// This node's name in `info` (default: hostname:port); unique per node.
@@ -182,6 +187,7 @@ impl Default for BrokerSection {
             addresses: Vec::new(),
             prefix: "ringcast".into(),
             sentinel_addresses: Vec::new(),
+            cluster_addresses: Vec::new(),
             sentinel_master: String::new(),
             node_name: String::new(),
             command_timeout: 2.0,
@@ -384,20 +390,34 @@ impl Config {
         }
         let b = &self.broker;
         if b.kind == BrokerKind::Redis {
-            if b.addresses.is_empty() && b.sentinel_addresses.is_empty() {
+            if b.addresses.is_empty()
+                && b.sentinel_addresses.is_empty()
+                && b.cluster_addresses.is_empty()
+            {
                 return err(
                     "broker.addresses",
-                    "the redis broker needs at least one address (or sentinel_addresses)",
+                    "the redis broker needs at least one address (or sentinel_addresses, or cluster_addresses)",
                 );
             }
-            for a in &b.addresses {
+            let single = !b.addresses.is_empty() || !b.sentinel_addresses.is_empty();
+            if !b.cluster_addresses.is_empty() && single {
+                return err(
+                    "broker.cluster_addresses",
+                    "a Redis Cluster is used alone: leave addresses and sentinel_addresses empty",
+                );
+            }
+            for (key, a) in b.addresses.iter().map(|a| ("broker.addresses", a)).chain(
+                b.cluster_addresses
+                    .iter()
+                    .map(|a| ("broker.cluster_addresses", a)),
+            ) {
                 if !a.starts_with("redis://") || a.len() < 9 {
                     let why = if a.starts_with("rediss://") {
                         "TLS (rediss://) is not supported yet: use redis:// on a trusted network or through a TLS tunnel"
                     } else {
                         "is not a redis:// URL"
                     };
-                    return err("broker.addresses", &format!("{:?} {why}", redact(a)));
+                    return err(key, &format!("{:?} {why}", redact(a)));
                 }
             }
             if !b.sentinel_addresses.is_empty() && b.sentinel_master.is_empty() {

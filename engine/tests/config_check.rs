@@ -182,6 +182,20 @@ fn broker_section_from_file_and_environment_with_passwords_redacted() {
     let addrs = t["broker"]["addresses"].as_array().unwrap();
     assert_eq!(addrs.len(), 2);
     assert_eq!(addrs[1].as_str(), Some("redis://b:2"));
+    // A Redis Cluster's seed nodes, redacted too.
+    let out = check(
+        "[broker]\ntype = \"redis\"\n",
+        &[(
+            "RINGCAST_REDIS_CLUSTER_ADDRESS",
+            "redis://:pw9@c1:7000,redis://c2:7001",
+        )],
+    );
+    let text = stdout(&out);
+    let seeds = ok(&out)["broker"]["cluster_addresses"].clone();
+    let seeds = seeds.as_array().unwrap();
+    assert_eq!(seeds.len(), 2);
+    assert_eq!(seeds[0].as_str(), Some("redis://***@c1:7000"));
+    assert!(!text.contains("pw9"), "{text}");
 }
 
 #[test]
@@ -231,6 +245,14 @@ fn unknown_keys_and_bad_values_fail_naming_the_key() {
         (
             "[broker]\ntype = \"redis\"\naddresses = [\"redis://h:1\"]\nprefix = \"a{b}\"\n",
             "broker.prefix",
+        ),
+        (
+            "[broker]\ntype = \"redis\"\naddresses = [\"redis://h:1\"]\ncluster_addresses = [\"redis://c:7000\"]\n",
+            "broker.cluster_addresses",
+        ),
+        (
+            "[broker]\ntype = \"redis\"\ncluster_addresses = [\"c:7000\"]\n",
+            "broker.cluster_addresses",
         ),
     ];
     for (toml, key) in cases {

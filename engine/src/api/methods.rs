@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use super::ApiCtx;
 use crate::broker::{Control, HistoryQuery};
 use crate::client::admin;
+use crate::client::registry::Registry;
 use crate::config::ChannelOptions;
 use crate::hub::mesh::ChannelName;
 use crate::hub::Hub;
@@ -307,12 +308,11 @@ pub async fn local_node_info(ctx: &ApiCtx) -> serde_json::Value {
     let per_shard = ctx
         .hub
         .call_all(|h| {
-            let sessions = h.sessions.borrow();
-            let users: Vec<String> = sessions
-                .values()
-                .filter_map(|s| s.with_identity(|i| i.user.to_string()))
-                .collect();
-            let clients = sessions.values().filter(|s| s.is_connected()).count();
+            let (mut users, mut clients) = (Vec::new(), 0);
+            Registry::of(h).for_each(|s| {
+                users.extend(s.with_identity(|i| i.user.to_string()));
+                clients += s.is_connected() as usize;
+            });
             (
                 clients,
                 users,

@@ -42,15 +42,16 @@ pub fn apply(hub: &Hub, c: &Control) {
 pub const UNSUBSCRIBE_SERVER: u32 = 2000;
 
 fn matching(hub: &Hub, user: &str, client: Option<&str>) -> Vec<Rc<Session>> {
-    hub.sessions
-        .borrow()
-        .values()
-        .filter(|s| {
-            s.with_identity(|i| &*i.user == user && client.is_none_or(|c| &*i.client == c))
-                .unwrap_or(false)
-        })
-        .cloned()
-        .collect()
+    let mut found = Vec::new();
+    super::registry::Registry::of(hub).for_each(|s| {
+        let hit = s
+            .with_identity(|i| &*i.user == user && client.is_none_or(|c| &*i.client == c))
+            .unwrap_or(false);
+        if hit {
+            found.push(s.clone());
+        }
+    });
+    found
 }
 
 /// Closes the user's connections (or one client) with `code`; returns how many.

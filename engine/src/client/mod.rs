@@ -5,6 +5,7 @@
 pub mod admin;
 mod commands;
 pub mod ping;
+pub mod registry;
 pub mod session;
 pub mod users;
 
@@ -109,6 +110,7 @@ impl ClientService {
             env.stats.clone(),
             broker,
             presence,
+            Rc::new(registry::Registry::default()),
         );
         monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
         let api = Rc::new(ApiCtx {
@@ -151,7 +153,7 @@ impl Service for ClientService {
 
     fn open(&self, conn: &Rc<Conn>, _req: UpgradeRequest) -> Rc<Session> {
         let s = Rc::new(Session::new(conn.clone()));
-        self.hub.sessions.borrow_mut().insert(conn.id, s.clone());
+        registry::Registry::of(&self.hub).insert(s.clone());
         s
     }
 
@@ -198,7 +200,7 @@ impl Service for ClientService {
         if let Some(user) = s.with_identity(|i| i.user.clone()) {
             self.opts.users.release(&user);
         }
-        self.hub.remove_session(&s);
+        registry::Registry::of(&self.hub).remove(&self.hub, &s);
     }
 
     fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {

@@ -17,7 +17,7 @@ pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
     let pong_timeout = opts.pong_timeout.min(opts.ping_interval / 2);
     loop {
         monoio::time::sleep(opts.ping_interval - pong_timeout).await;
-        let sessions: Vec<_> = hub.sessions.borrow().values().cloned().collect();
+        let sessions = super::registry::Registry::of(&hub).all();
         let now = crate::auth::unix_now();
         for s in &sessions {
             let expires = s.expires_at.get();

@@ -67,10 +67,10 @@ pub enum MeshMsg {
         /// Handed back for presence, once the subscription is active.
         member: Option<Member>,
     },
-    /// A reply line (without the trailing newline) for a connection.
-    Reply {
+    /// A client publish's result, for its connection.
+    Published {
         reply: ReplyTo,
-        line: Bytes,
+        result: Result<crate::broker::Position, crate::protocol::codes::ClientError>,
     },
     /// Anything else: API calls, queries, metrics gathering (see `Hub::call`).
     Run(Job),
@@ -163,13 +163,13 @@ mod tests {
             mesh.push(
                 0,
                 1,
-                vec![MeshMsg::Reply {
+                vec![MeshMsg::Published {
                     reply: ReplyTo {
                         shard: 1,
                         conn: 1,
                         id: i,
                     },
-                    line: Bytes::new(),
+                    result: Ok(("".into(), 0)),
                 }],
             );
         }
@@ -178,7 +178,7 @@ mod tests {
         let mut ids = vec![];
         while mesh.pop_round(1, |b| {
             for m in b {
-                if let MeshMsg::Reply { reply, .. } = m {
+                if let MeshMsg::Published { reply, .. } = m {
                     ids.push(reply.id);
                 }
             }

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use self::call::Call;
 use self::mesh::{owner_of, ChannelName, Member, Mesh, MeshMsg, ReplyTo};
@@ -24,12 +24,10 @@ use crate::broker::{
     Broker, Done, HistoryQuery, HistoryResult, Position, PresenceManager, Recovery, SubscribeReq,
     Then,
 };
-use crate::client::session::{Session, SubState};
 use crate::config::{ChannelOptions, Config};
 use crate::protocol::codes::ClientError;
 use crate::protocol::push;
 use crate::shard::conn::Conn;
-use crate::ws::frame::{encode, OpCode};
 
 /// Outbox → mesh → handle rounds one `pump` runs at most.
 const PUMP_ROUNDS: usize = 4;
@@ -46,6 +44,32 @@ pub struct Accepted<'a> {
     pub recovery: Option<Recovery>,
     /// For presence, once the subscription is active.
     pub member: Option<Member>,
+}
+
+/// The client layer as the hub sees it: the sessions of this shard's
+/// connections, keyed by connection id. The hub routes answers to them; what
+/// a reply says and how it is framed is theirs.
+pub trait Clients {
+    /// Sends a reply line (one or more JSON replies) to connection `conn`,
+    /// if it is still here.
+    fn reply(&self, conn: u64, line: &[u8]);
+    /// The broker accepted `reply.conn`'s pending subscription to `channel`:
+    /// the session makes it active and answers the subscribe with `a`.
+    /// Returns the connection, or None when the session is gone or no longer
+    /// wants the channel.
+    fn activate(&self, channel: &ChannelName, reply: ReplyTo, a: &Accepted<'_>)
+        -> Option<Rc<Conn>>;
+    /// A client's publish got its result.
+    fn published(&self, reply: ReplyTo, result: Result<Position, ClientError>);
+    /// The broker could not take `reply.conn`'s subscription to `channel`.
+    fn subscribe_failed(&self, channel: &str, reply: ReplyTo, error: ClientError);
+    /// The server ended connection `conn`'s subscription to `channel`;
+    /// returns the session's client id ("" when anonymous), None when gone.
+    fn lost(&self, conn: u64, channel: &str) -> Option<Arc<str>>;
+    /// Connection `conn`'s client id, if it has one.
+    fn client_id(&self, conn: u64) -> Option<Arc<str>>;
+    /// The client layer itself (for its own code reaching it through a hub).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// Publications one catch-up buffer holds before its subscribe fails (100).
@@ -76,7 +100,7 @@ pub struct Hub {
     outbox: RefCell<Vec<Vec<MeshMsg>>>,
     flush_pending: Cell<bool>,
     flusher: Cell<Option<Waker>>,
-    pub sessions: RefCell<HashMap<u64, Rc<Session>, ahash::RandomState>>,
+    clients: Rc<dyn Clients>,
     pub subs: RefCell<SubTable>,
     /// Channels this shard owns (memory broker).
     pub(crate) owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
@@ -99,6 +123,7 @@ impl Hub {
         shard_stats: Rc<crate::shard::stats::ShardStats>,
         broker: Box<dyn Broker>,
         presence: Box<dyn PresenceManager>,
+        clients: Rc<dyn Clients>,
     ) -> Rc<Hub> {
         let hub = Rc::new(Hub {
             shard,
@@ -107,7 +132,7 @@ impl Hub {
             config,
             flush_pending: Cell::new(false),
             flusher: Cell::new(None),
-            sessions: RefCell::default(),
+            clients,
             subs: RefCell::default(),
             owned: RefCell::default(),
             broker,
@@ -123,6 +148,11 @@ impl Hub {
         hub.broker.start(&hub);
         hub.presence.start(&hub);
         hub
+    }
+
+    /// The client layer of this shard.
+    pub fn clients(&self) -> &Rc<dyn Clients> {
+        &self.clients
     }
 
     /// The options of `channel`'s namespace; `None` for an unknown namespace.
@@ -247,15 +277,13 @@ impl Hub {
                 self.on_subscribed(channel, reply, a);
             }
             MeshMsg::Run(job) => job(self),
-            MeshMsg::Reply { reply, line } => self.reply_line(reply, &line),
+            MeshMsg::Published { reply, result } => self.clients().published(reply, result),
         }
     }
 
     /// Sends a reply line to a connection of this shard, if it is still here.
     pub fn reply_line(&self, reply: ReplyTo, line: &[u8]) {
-        if let Some(s) = self.sessions.borrow().get(&reply.conn) {
-            s.conn.reply(encode(OpCode::Text, line));
-        }
+        self.clients().reply(reply.conn, line);
     }
 
     // ---- through the broker ----
@@ -318,16 +346,7 @@ impl Hub {
     ) -> Option<(usize, MeshMsg)> {
         match done {
             Done::Client(reply) => {
-                let mut line = BytesMut::with_capacity(32);
-                match result {
-                    Ok(_) => push::empty_result(&mut line, reply.id, "publish"),
-                    Err(e) => push::error(&mut line, reply.id, e),
-                }
-                let msg = MeshMsg::Reply {
-                    reply,
-                    line: line.freeze(),
-                };
-                Some((reply.shard as usize, msg))
+                Some((reply.shard as usize, MeshMsg::Published { reply, result }))
             }
             Done::Call { shard, id } => Some((
                 shard as usize,
@@ -387,59 +406,18 @@ impl Hub {
         reply: ReplyTo,
         a: Accepted<'_>,
     ) -> Option<Rc<Conn>> {
-        let Accepted {
-            epoch,
-            offset,
-            recoverable,
-            expires_at,
-            recovery,
-            member,
-        } = a;
-        let session = self.sessions.borrow().get(&reply.conn).cloned();
-        let keep = session.as_ref().is_some_and(|s| s.activate(&channel));
-        match (keep, session) {
-            (true, Some(s)) => {
-                let frame = if reply.id == 0 {
-                    push::server_subscribe_frame(&channel, epoch, offset)
-                } else {
-                    let mut line = BytesMut::with_capacity(64);
-                    push::open_result(&mut line, reply.id, "subscribe");
-                    if recoverable {
-                        line.put_slice(b"\"recoverable\":true,");
-                    }
-                    push::stream_position(&mut line, epoch, offset);
-                    if expires_at > 0 {
-                        line.put_slice(b",\"expires\":true,\"ttl\":");
-                        crate::protocol::json::put_u64(
-                            &mut line,
-                            expires_at.saturating_sub(crate::sys::unix_now()),
-                        );
-                    }
-                    if let Some(r) = &recovery {
-                        line.put_slice(b",\"was_recovering\":true");
-                        match r {
-                            Recovery::Recovered(pubs) => {
-                                line.put_slice(b",\"recovered\":true,\"publications\":");
-                                push::put_array(&mut line, pubs);
-                            }
-                            Recovery::Unrecoverable => line.put_slice(b",\"recovered\":false"),
-                        }
-                    }
-                    push::close_result(&mut line);
-                    encode(OpCode::Text, &line)
-                };
-                self.subs.borrow_mut().add(channel.clone(), s.conn.clone());
-                s.conn.send(frame);
-                if let Some(m) = member {
+        let clients = self.clients().clone();
+        match clients.activate(&channel, reply, &a) {
+            Some(conn) => {
+                self.subs.borrow_mut().add(channel.clone(), conn.clone());
+                if let Some(m) = a.member {
                     self.presence.add(self, channel, m);
                 }
-                Some(s.conn.clone())
+                Some(conn)
             }
-            (_, session) => {
+            None => {
                 // Gone or unsubscribed while the owner was answering: undo.
-                let client = session
-                    .and_then(|s| s.client_id())
-                    .unwrap_or_else(|| "".into());
+                let client = clients.client_id(reply.conn).unwrap_or_else(|| "".into());
                 self.unsubscribe_at_owner(channel, client);
                 None
             }
@@ -450,15 +428,7 @@ impl Hub {
     /// pending entry goes and the client gets `error` (the SDKs retry a
     /// temporary one). Nothing was counted for it.
     pub fn on_subscribe_failed(&self, channel: &str, reply: ReplyTo, error: ClientError) {
-        let session = self.sessions.borrow().get(&reply.conn).cloned();
-        let Some(s) = session else { return };
-        // Either answer removes the pending (or cancelled) entry.
-        s.fail_pending(channel);
-        if reply.id != 0 {
-            let mut line = BytesMut::with_capacity(64);
-            push::error(&mut line, reply.id, error);
-            s.conn.reply(encode(OpCode::Text, &line));
-        }
+        self.clients().subscribe_failed(channel, reply, error);
     }
 
     /// Opens a catch-up buffer for a subscribe to `channel` in flight.
@@ -538,11 +508,9 @@ impl Hub {
         }
         let frame = push::unsubscribe_frame(channel, 2500, "insufficient state");
         let name: ChannelName = channel.into();
+        let clients = self.clients().clone();
         for conn in conns {
-            let session = self.sessions.borrow().get(&conn.id).cloned();
-            if let Some(s) = session {
-                s.unsubscribe(channel);
-                let client = s.client_id().unwrap_or_else(|| "".into());
+            if let Some(client) = clients.lost(conn.id, channel) {
                 self.unsubscribe_at_owner(name.clone(), client);
             }
             conn.send(frame.clone());
@@ -552,7 +520,7 @@ impl Hub {
     /// Clients of this shard subscribed to channels with presence, per
     /// channel (for a broker that refreshes presence entries).
     pub fn presence_members(&self) -> Vec<(ChannelName, Vec<Arc<str>>)> {
-        let sessions = self.sessions.borrow();
+        let clients = self.clients();
         let subs = self.subs.borrow();
         let mut out = Vec::new();
         for name in subs.names() {
@@ -565,7 +533,7 @@ impl Hub {
             let clients: Vec<Arc<str>> = subs
                 .conns(name)
                 .iter()
-                .filter_map(|c| sessions.get(&c.id).and_then(|s| s.client_id()))
+                .filter_map(|c| clients.client_id(c.id))
                 .collect();
             if !clients.is_empty() {
                 out.push((name.clone(), clients));
@@ -574,17 +542,11 @@ impl Hub {
         out
     }
 
-    /// Drops a session: its local subscriptions and its presence everywhere.
-    pub fn remove_session(&self, session: &Rc<Session>) {
-        self.sessions.borrow_mut().remove(&session.conn.id);
-        let client = session.client_id().unwrap_or_else(|| "".into());
-        for (channel, state) in session.take_subs() {
-            if state == SubState::Active {
-                self.subs.borrow_mut().remove(&channel, &session.conn);
-                self.unsubscribe_at_owner(channel, client.clone());
-            }
-            // Pending ones are undone when the owner's answer finds no session.
-        }
+    /// Ends `conn`'s active subscription to `channel` here and at its owner
+    /// (presence included).
+    pub fn drop_subscription(&self, channel: ChannelName, conn: &Rc<Conn>, client: Arc<str>) {
+        self.subs.borrow_mut().remove(&channel, conn);
+        self.unsubscribe_at_owner(channel, client);
     }
 }
 

@@ -20,11 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::conn::{Conn, Pushed, SubSink, SubStream};
 use super::keys::{server_of, Keys};
 use super::wire::{self, ChannelMsg, ControlKind, ControlMsg};
 use super::{scripts, Shared};
@@ -40,6 +39,8 @@ use crate::protocol::push;
 const SUBSCRIBE_BATCH: usize = 512;
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 const PROBE_DEADLINE: Duration = Duration::from_secs(3);
+/// A Cluster link down this long gets a new cluster client.
+const CLUSTER_REBUILD: Duration = Duration::from_secs(15);
 
 /// What shards ask of the Redis thread.
 pub(crate) enum Req {
@@ -145,7 +146,7 @@ struct Link {
     /// Publishes in `pubq` now, and whether it was found full (logged once).
     queued: Cell<usize>,
     full: Cell<bool>,
-    cmd: RefCell<Option<MultiplexedConnection>>,
+    cmd: RefCell<Option<Conn>>,
     subq: RefCell<Option<mpsc::UnboundedSender<SubOp>>>,
     up: Cell<bool>,
     /// Wakes the current connection's reader to end it (a fresh one per
@@ -176,6 +177,10 @@ struct State {
     /// This thread's source index in the mesh.
     src: usize,
     links: Vec<Rc<Link>>,
+    /// One link for a whole Redis Cluster (sharded PUB/SUB, SPUBLISH).
+    cluster: bool,
+    /// When a command error was last logged (at most one a second).
+    warned: Cell<Option<Instant>>,
     chans: RefCell<HashMap<ChannelName, Chan, ahash::RandomState>>,
     control: ControlHandler,
     timeout: Duration,
@@ -234,6 +239,8 @@ pub(crate) fn start(
                         })
                     })
                     .collect(),
+                cluster: !broker.cluster_addresses.is_empty(),
+                warned: Cell::new(None),
                 chans: RefCell::default(),
                 surveys: RefCell::default(),
                 next_survey: Cell::new(1),
@@ -294,18 +301,31 @@ async fn publisher(st: Rc<State>, link: Rc<Link>, mut q: mpsc::UnboundedReceiver
         if link.queued.get() < PUBLISH_QUEUE_MAX / 2 {
             link.full.set(false);
         }
-        let conn = if link.up.get() {
-            st.conn(&link).ok()
-        } else {
-            None
-        };
-        let Some(mut conn) = conn else {
+        let Ok(mut conn) = st.conn(&link) else {
             for job in batch {
                 st.publish_failed(job);
             }
             st.flush();
             continue;
         };
+        if st.cluster {
+            // Channels of many slots cannot share a pipeline in a Cluster:
+            // one command each, all sent at once (the cluster client keeps
+            // their order per master), each answered on its own.
+            let all = batch.iter().map(|job| {
+                let (st, mut conn) = (st.clone(), conn.clone());
+                async move { tokio::time::timeout(st.timeout, st.publish_one(&mut conn, job)).await }
+            });
+            let answers = futures_util::future::join_all(all).await;
+            for (job, r) in batch.into_iter().zip(answers) {
+                let r = st
+                    .judge(&link, r)
+                    .and_then(|v| parse_published(v).ok_or(codes::INTERNAL));
+                st.publish_answer(job, r);
+            }
+            st.flush();
+            continue;
+        }
         let mut pipe = redis::pipe();
         for job in &batch {
             st.publish_cmd(&mut pipe, job);
@@ -314,14 +334,7 @@ async fn publisher(st: Rc<State>, link: Rc<Link>, mut q: mpsc::UnboundedReceiver
         match st.judge(&link, r) {
             Ok(values) if values.len() == batch.len() => {
                 for (job, v) in batch.into_iter().zip(values) {
-                    let result = parse_published(v).ok_or(codes::INTERNAL);
-                    match &result {
-                        Ok(_) => st.shared.metrics.publish_done(job.at.elapsed()),
-                        Err(_) => st.shared.metrics.count_error(),
-                    }
-                    if let Some((dst, msg)) = Hub::publish_result_msg(job.done, result) {
-                        st.send(dst, msg);
-                    }
+                    st.publish_answer(job, parse_published(v).ok_or(codes::INTERNAL));
                 }
             }
             other => {
@@ -684,7 +697,7 @@ impl State {
         let link = self.link_of(channel);
         let (tx, rx) = oneshot::channel();
         let sent = match link.subq.borrow().as_ref() {
-            Some(q) if link.up.get() => q
+            Some(q) if link.up.get() || self.cluster => q
                 .send(SubOp::Subscribe(vec![self.keys.pubsub(channel)], Some(tx)))
                 .is_ok(),
             _ => false,
@@ -752,8 +765,11 @@ impl State {
         self.judge(link, r)
     }
 
-    fn conn(&self, link: &Link) -> Result<MultiplexedConnection, ClientError> {
-        match (link.up.get(), link.cmd.borrow().as_ref()) {
+    /// The link's connection while it is up. A Cluster's stays in use while
+    /// the link is down (some master unreachable): the channels of the
+    /// healthy masters keep working, the others fail with the command.
+    fn conn(&self, link: &Link) -> Result<Conn, ClientError> {
+        match (link.up.get() || self.cluster, link.cmd.borrow().as_ref()) {
             (true, Some(c)) => Ok(c.clone()),
             _ => Err(codes::INTERNAL),
         }
@@ -766,6 +782,12 @@ impl State {
     ) -> Result<T, ClientError> {
         match r {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if self.cluster => {
+                // The cluster client reconnects nodes and follows slots
+                // itself; the probe judges the link.
+                self.warn_limited(&format!("redis cluster command: {e}"));
+                Err(codes::INTERNAL)
+            }
             Ok(Err(e)) => {
                 let fatal = e.is_io_error()
                     || e.is_connection_dropped()
@@ -792,6 +814,19 @@ impl State {
                 Err(codes::INTERNAL)
             }
             Err(_) => Err(codes::INTERNAL),
+        }
+    }
+
+    /// Logs `what`, unless something was logged less than a second ago.
+    fn warn_limited(&self, what: &str) {
+        let now = Instant::now();
+        if self
+            .warned
+            .get()
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.warned.set(Some(now));
+            tracing::warn!("{what}");
         }
     }
 
@@ -823,22 +858,70 @@ impl State {
                     .arg(ttl)
                     .arg(self.keys.pubsub(channel))
                     .arg(self.broker.history_meta_ttl)
-                    .arg(&*new_epoch());
+                    .arg(&*new_epoch())
+                    .arg(self.publish_command());
             }
             None => {
                 let msg = wire::unpositioned(&job.object);
-                pipe.cmd("PUBLISH")
+                pipe.cmd(self.publish_command())
                     .arg(self.keys.pubsub(channel))
                     .arg(&msg[..]);
             }
         }
     }
 
-    fn publish_failed(&self, job: PubJob) {
-        self.shared.metrics.count_error();
-        if let Some((dst, msg)) = Hub::publish_result_msg(job.done, Err(codes::INTERNAL)) {
+    /// One publish as its own command (a Cluster): the script through
+    /// EVALSHA, loaded again where a master does not have it (a promoted
+    /// replica).
+    async fn publish_one(&self, conn: &mut Conn, job: &PubJob) -> redis::RedisResult<Value> {
+        let channel = &*job.channel;
+        match self.history_opts(channel) {
+            Some((size, ttl)) => {
+                self.s_publish
+                    .key(self.keys.stream(channel))
+                    .key(self.keys.meta(channel))
+                    .arg(&job.object[..])
+                    .arg(size)
+                    .arg(ttl)
+                    .arg(self.keys.pubsub(channel))
+                    .arg(self.broker.history_meta_ttl)
+                    .arg(&*new_epoch())
+                    .arg(self.publish_command())
+                    .invoke_async(conn)
+                    .await
+            }
+            None => {
+                let msg = wire::unpositioned(&job.object);
+                redis::cmd(self.publish_command())
+                    .arg(self.keys.pubsub(channel))
+                    .arg(&msg[..])
+                    .query_async(conn)
+                    .await
+            }
+        }
+    }
+
+    /// PUBLISH, or SPUBLISH (sharded PUB/SUB) in a Cluster.
+    fn publish_command(&self) -> &'static str {
+        if self.cluster {
+            "spublish"
+        } else {
+            "publish"
+        }
+    }
+
+    fn publish_answer(&self, job: PubJob, result: Result<crate::broker::Position, ClientError>) {
+        match &result {
+            Ok(_) => self.shared.metrics.publish_done(job.at.elapsed()),
+            Err(_) => self.shared.metrics.count_error(),
+        }
+        if let Some((dst, msg)) = Hub::publish_result_msg(job.done, result) {
             self.send(dst, msg);
         }
+    }
+
+    fn publish_failed(&self, job: PubJob) {
+        self.publish_answer(job, Err(codes::INTERNAL));
     }
 
     /// READ: the stream position, and the entries `from`..`to`.
@@ -960,7 +1043,8 @@ impl State {
                 .arg(client)
                 .arg(info)
                 .arg(pubsub)
-                .arg(&msg[..]),
+                .arg(&msg[..])
+                .arg(self.publish_command()),
         )
         .await
         .map(drop)
@@ -985,7 +1069,8 @@ impl State {
                 .key(self.keys.presence_data(channel))
                 .key(self.keys.presence_expire(channel))
                 .arg(client)
-                .arg(pubsub),
+                .arg(pubsub)
+                .arg(self.publish_command()),
         )
         .await
         .map(drop)
@@ -1241,10 +1326,10 @@ async fn resolve(st: &State, idx: usize) -> Result<redis::ConnectionInfo, String
     Err(last)
 }
 
-async fn connect(
-    st: &State,
-    idx: usize,
-) -> Result<(MultiplexedConnection, PubSubSink, PubSubStream), String> {
+async fn connect(st: &State, idx: usize) -> Result<(Conn, SubSink, SubStream), String> {
+    if st.cluster {
+        return connect_cluster(st).await;
+    }
     let info = resolve(st, idx).await?;
     let client = redis::Client::open(info).map_err(|e| e.to_string())?;
     let cfg = redis::AsyncConnectionConfig::new()
@@ -1267,6 +1352,7 @@ async fn connect(
         }
         // Publishes go as EVALSHA in pipelines: the script must be there
         // (a restarted Redis has none).
+        let mut cmd = Conn::Node(cmd);
         load_scripts(&mut cmd).await?;
         Ok::<_, redis::RedisError>((cmd, pubsub))
     };
@@ -1283,11 +1369,56 @@ async fn connect(
         .await
         .map_err(|_| "subscribe timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    Ok((cmd, sink, stream))
+    Ok((cmd, SubSink::Node(sink), SubStream::Node(stream)))
+}
+
+/// A Cluster: the cluster client from the seed nodes on RESP3 (pushes come
+/// through `tx`), every master answering, the node's own channels
+/// subscribed (classic PUB/SUB: the cluster bus carries them everywhere).
+async fn connect_cluster(st: &State) -> Result<(Conn, SubSink, SubStream), String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = redis::cluster::ClusterClientBuilder::new(st.broker.cluster_addresses.clone())
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .push_sender(tx)
+        .connection_timeout(st.timeout)
+        .response_timeout(st.timeout)
+        .retries(2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let up = async {
+        let mut c = client.get_async_connection().await?;
+        ping_masters(&mut c).await?;
+        c.subscribe(vec![st.keys.probe(&st.node), st.keys.control()])
+            .await?;
+        Ok::<_, redis::RedisError>(c)
+    };
+    let c = tokio::time::timeout(st.timeout * 2, up)
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((
+        Conn::Cluster(c.clone()),
+        SubSink::Cluster(c),
+        SubStream::Cluster(rx),
+    ))
+}
+
+/// PING on every master of the Cluster: Ok when all of them answer.
+async fn ping_masters(c: &mut redis::cluster_async::ClusterConnection) -> redis::RedisResult<()> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+    c.route_command(
+        redis::cmd("PING"),
+        RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            Some(ResponsePolicy::AllSucceeded),
+        )),
+    )
+    .await
+    .map(drop)
 }
 
 /// Loads the scripts sent as EVALSHA in pipelines.
-async fn load_scripts(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+async fn load_scripts(conn: &mut Conn) -> redis::RedisResult<()> {
     for src in [scripts::PUBLISH, scripts::READ] {
         redis::cmd("SCRIPT")
             .arg("LOAD")
@@ -1338,7 +1469,8 @@ async fn resubscribe(st: &State, link: &Link) -> Result<(), String> {
 
 /// Serializes SUBSCRIBE / UNSUBSCRIBE on one PUB/SUB connection, batching
 /// what is queued.
-async fn sub_task(mut sink: PubSubSink, mut rx: mpsc::UnboundedReceiver<SubOp>) {
+async fn sub_task(mut sink: SubSink, mut rx: mpsc::UnboundedReceiver<SubOp>) {
+    let cluster = matches!(sink, SubSink::Cluster(_));
     while let Some(op) = rx.recv().await {
         let mut ops = vec![op];
         while let Ok(op) = rx.try_recv() {
@@ -1361,14 +1493,20 @@ async fn sub_task(mut sink: PubSubSink, mut rx: mpsc::UnboundedReceiver<SubOp>) 
                     acks.extend(ack.take());
                     i += 1;
                 }
-                if sink.subscribe(names).await.is_err() {
-                    return;
-                }
-                for a in acks {
-                    let _ = a.send(());
+                match sink.subscribe(names, true).await {
+                    Ok(()) => {
+                        for a in acks {
+                            let _ = a.send(());
+                        }
+                    }
+                    // A Cluster's command fails for the channels of an
+                    // unreachable master only: those subscribes fail (the
+                    // acks dropped), the connection carries on.
+                    Err(e) if cluster => tracing::debug!("redis cluster subscribe: {e}"),
+                    Err(_) => return,
                 }
             } else if let SubOp::Unsubscribe(n) = &mut ops[i] {
-                if sink.unsubscribe(std::mem::take(n)).await.is_err() {
+                if sink.unsubscribe(std::mem::take(n)).await.is_err() && !cluster {
                     return;
                 }
                 i += 1;
@@ -1378,7 +1516,7 @@ async fn sub_task(mut sink: PubSubSink, mut rx: mpsc::UnboundedReceiver<SubOp>) 
 }
 
 /// Reads the PUB/SUB connection until it ends or the link is declared dead.
-async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: PubSubStream) {
+async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: SubStream) {
     let probe = st.keys.probe(&st.node);
     let control = st.keys.control();
     let dead = link.dead.borrow().clone();
@@ -1387,9 +1525,27 @@ async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: PubSubStream)
             m = stream.next() => m,
             _ = dead.notified() => return,
         };
-        let Some(msg) = msg else {
-            st.mark_down(link, "PUB/SUB connection closed");
-            return;
+        let msg = match msg {
+            None => {
+                st.mark_down(link, "PUB/SUB connection closed");
+                return;
+            }
+            Some(Pushed::Msg(m)) => m,
+            Some(Pushed::Subscribed(name)) => {
+                st.on_resubscribed(&name);
+                continue;
+            }
+            Some(Pushed::Unsubscribed(name)) => {
+                st.on_dropped(link, &name);
+                continue;
+            }
+            Some(Pushed::NodeLost) => {
+                st.warn_limited(
+                    "redis cluster: a node's connection dropped (the client reconnects it)",
+                );
+                continue;
+            }
+            Some(Pushed::Other) => continue,
         };
         let name = msg.get_channel_name();
         if name == probe {
@@ -1409,6 +1565,57 @@ async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: PubSubStream)
 }
 
 impl State {
+    /// A Cluster confirmed the sharded subscription of `pubsub`. For a
+    /// channel already active this is a resubscription (the cluster client
+    /// reconnected a node, or the channel moved): what was published
+    /// meanwhile never came over PUB/SUB, so its position is checked.
+    fn on_resubscribed(self: &Rc<Self>, pubsub: &str) {
+        let Some(channel) = self.keys.channel_of(pubsub) else {
+            return;
+        };
+        let known = self
+            .chans
+            .borrow()
+            .get_key_value(channel)
+            .filter(|(_, c)| c.active && c.history)
+            .and_then(|(n, c)| c.last.clone().map(|l| (n.clone(), l)));
+        if let Some((name, last)) = known {
+            let st = self.clone();
+            tokio::task::spawn_local(async move { st.check_position(&name, last).await });
+        }
+    }
+
+    /// A Cluster dropped the sharded subscription of `pubsub` (its slot
+    /// moved to another master): subscribed again where it lives now.
+    fn on_dropped(&self, link: &Link, pubsub: &str) {
+        let Some(channel) = self.keys.channel_of(pubsub) else {
+            return;
+        };
+        if !self.chans.borrow().get(channel).is_some_and(|c| c.active) {
+            return; // our own SUNSUBSCRIBE
+        }
+        if let Some(q) = link.subq.borrow().as_ref() {
+            let _ = q.send(SubOp::Subscribe(vec![pubsub.to_string()], None));
+        }
+    }
+
+    /// Tells `channel`'s subscribers (2500) when its stream moved past
+    /// `last` (what this node saw) or started anew; false when Redis did
+    /// not answer.
+    async fn check_position(&self, channel: &ChannelName, last: (Arc<str>, u64)) -> bool {
+        let Ok((top, now, _)) = self.read(channel, None).await else {
+            return false;
+        };
+        let (epoch, offset) = last;
+        if *now != *epoch || top > offset {
+            if let Some(c) = self.chans.borrow_mut().get_mut(channel) {
+                c.last = Some((now.clone(), top));
+            }
+            self.insufficient(channel);
+        }
+        true
+    }
+
     fn on_channel_msg(&self, channel: &str, payload: &[u8]) {
         let Ok(msg) = wire::parse_channel_msg(payload) else {
             tracing::warn!(channel, "malformed message from Redis dropped");
@@ -1511,14 +1718,8 @@ async fn check_positions(st: Rc<State>, link: Rc<Link>) {
         .filter_map(|(c, ch)| ch.last.as_ref().map(|(e, o)| (c.clone(), e.clone(), *o)))
         .collect();
     for (channel, epoch, offset) in chans {
-        let Ok((top, now, _)) = st.read(&channel, None).await else {
+        if !st.check_position(&channel, (epoch, offset)).await {
             return;
-        };
-        if *now != *epoch || top > offset {
-            if let Some(c) = st.chans.borrow_mut().get_mut(&channel) {
-                c.last = Some((now.clone(), top));
-            }
-            st.insufficient(&channel);
         }
     }
 }
@@ -1527,8 +1728,13 @@ async fn check_positions(st: Rc<State>, link: Rc<Link>) {
 /// probe has not come back over PUB/SUB within the deadline.
 async fn probe(st: Rc<State>, link: Rc<Link>) {
     let channel = st.keys.probe(&st.node);
+    let mut down_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
+        if st.cluster {
+            probe_cluster(&st, &link, &channel, &mut down_since).await;
+            continue;
+        }
         if !link.up.get() {
             continue;
         }
@@ -1539,6 +1745,68 @@ async fn probe(st: Rc<State>, link: Rc<Link>) {
         let _ = st
             .command::<i64>(&link, redis::cmd("PUBLISH").arg(&channel).arg("p"))
             .await;
+    }
+}
+
+/// A Cluster's probe: every master answers PING and the node's probe
+/// message comes back over PUB/SUB. While not, the link is down (/health
+/// red; the healthy masters' channels keep working); when all answer again
+/// every channel is subscribed again (a promoted replica has none of our
+/// subscriptions) and its position checked. Down for longer than
+/// `CLUSTER_REBUILD`, the cluster client is dropped and built anew.
+async fn probe_cluster(
+    st: &Rc<State>,
+    link: &Rc<Link>,
+    channel: &str,
+    down_since: &mut Option<Instant>,
+) {
+    let Some(Conn::Cluster(mut c)) = link.cmd.borrow().clone() else {
+        *down_since = None;
+        return;
+    };
+    let answered = tokio::time::timeout(st.timeout, async {
+        ping_masters(&mut c).await?;
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg("p")
+            .query_async::<i64>(&mut c)
+            .await
+    })
+    .await;
+    let why = match answered {
+        Ok(Ok(_)) if link.probe_seen.get().elapsed() <= PROBE_DEADLINE => None,
+        Ok(Ok(_)) => Some("liveness probe did not come back over PUB/SUB".to_string()),
+        Ok(Err(e)) => Some(format!("a master does not answer: {e}")),
+        Err(_) => Some("a master does not answer: timed out".to_string()),
+    };
+    match why {
+        None if !link.up.get() && down_since.is_some() => {
+            *down_since = None;
+            link.up.set(true);
+            st.shared.links[link.idx].set_up();
+            st.shared.metrics.count_reconnect();
+            tracing::info!("redis cluster: every master answers again");
+            let (st, link) = (st.clone(), link.clone());
+            tokio::task::spawn_local(async move {
+                if let Err(e) = resubscribe(&st, &link).await {
+                    tracing::warn!("redis cluster: resubscribe: {e}");
+                }
+                check_positions(st, link).await;
+            });
+        }
+        None => *down_since = None,
+        Some(why) => {
+            let since = *down_since.get_or_insert_with(Instant::now);
+            if link.up.get() {
+                // Probe answers from before the outage are stale now.
+                link.probe_seen.set(Instant::now());
+            }
+            st.mark_down(link, &why);
+            if since.elapsed() > CLUSTER_REBUILD {
+                *down_since = None;
+                st.kill(link, "down for too long: the cluster client is built anew");
+            }
+        }
     }
 }
 

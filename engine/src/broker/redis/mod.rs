@@ -10,6 +10,7 @@
 //! for the Redis thread and returns at once; `Shared` is what the shards and
 //! the thread both see (link health, metrics, the other nodes).
 
+mod conn;
 pub mod keys;
 mod link;
 pub mod scripts;
@@ -110,6 +111,9 @@ impl Metrics {
 pub struct Shared {
     pub node_uid: Arc<str>,
     pub links: Vec<LinkHealth>,
+    /// One link for a whole Cluster: down while any master is unreachable,
+    /// but the other masters' channels keep working.
+    cluster: bool,
     pub metrics: Metrics,
     nodes: Mutex<HashMap<String, (serde_json::Value, Instant)>>,
     tx: mpsc::UnboundedSender<Req>,
@@ -123,7 +127,7 @@ impl Shared {
 
     /// Whether the Redis server holding `channel` is reachable now.
     fn up(&self, channel: &str) -> bool {
-        self.links[keys::server_of(channel, self.links.len())].is_up()
+        self.cluster || self.links[keys::server_of(channel, self.links.len())].is_up()
     }
 
     /// The uids of the other nodes heard from recently.
@@ -153,20 +157,22 @@ pub fn start(
     control: ControlHandler,
 ) -> anyhow::Result<Arc<Shared>> {
     let b = &cfg.broker;
-    let n = if b.sentinel_addresses.is_empty() {
-        b.addresses.len().max(1)
+    // One link per Redis server; one for a Sentinel-watched master; one for
+    // a whole Cluster (the cluster client routes each channel to its slot's
+    // master).
+    let names: Vec<String> = if !b.cluster_addresses.is_empty() {
+        let seeds: Vec<String> = b.cluster_addresses.iter().map(|a| redact(a)).collect();
+        vec![format!("cluster {}", seeds.join(","))]
+    } else if !b.sentinel_addresses.is_empty() {
+        vec![format!("sentinel master {}", b.sentinel_master)]
     } else {
-        1
+        b.addresses.iter().map(|a| redact(a)).collect()
     };
-    let names: Vec<String> = (0..n)
-        .map(|i| {
-            if b.sentinel_addresses.is_empty() {
-                redact(&b.addresses[i])
-            } else {
-                format!("sentinel master {}", b.sentinel_master)
-            }
-        })
-        .collect();
+    let names = if names.is_empty() {
+        vec!["redis://127.0.0.1:6379".to_string()]
+    } else {
+        names
+    };
     // The thread needs the shared state and the shared state its sender:
     // build the channel first.
     let (tx, rx) = mpsc::unbounded_channel();
@@ -180,6 +186,7 @@ pub fn start(
                 error: Mutex::new("connecting".into()),
             })
             .collect(),
+        cluster: !b.cluster_addresses.is_empty(),
         metrics: Metrics::default(),
         nodes: Mutex::default(),
         tx,

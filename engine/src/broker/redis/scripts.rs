@@ -5,7 +5,8 @@
 //! new stream for the one it knew.
 
 /// KEYS: stream, meta. ARGV: publication, history size, history ttl (s),
-/// pubsub channel, meta ttl (s, 0: none), epoch for a new stream.
+/// pubsub channel, meta ttl (s, 0: none), epoch for a new stream, the
+/// publish command (`publish`, or `spublish` in a Cluster).
 /// Returns {offset, epoch}.
 pub const PUBLISH: &str = r#"
 local epoch = redis.call('hget', KEYS[2], 'e')
@@ -18,7 +19,7 @@ local offset = redis.call('hincrby', KEYS[2], 's', 1)
 if ARGV[5] ~= '0' then redis.call('expire', KEYS[2], ARGV[5]) end
 redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset, 'd', ARGV[1])
 redis.call('expire', KEYS[1], ARGV[3])
-redis.call('publish', ARGV[4], 'p' .. offset .. ':' .. epoch .. ':' .. ARGV[1])
+redis.call(ARGV[7], ARGV[4], 'p' .. offset .. ':' .. epoch .. ':' .. ARGV[1])
 return {offset, epoch}
 "#;
 
@@ -49,23 +50,24 @@ return {tonumber(top), epoch, entries}
 "#;
 
 /// KEYS: presence data, presence expire. ARGV: ttl (s), now (s), client,
-/// info, pubsub channel ('' : no join push), join message.
+/// info, pubsub channel ('' : no join push), join message, publish command.
 pub const PRESENCE_ADD: &str = r#"
 redis.call('hset', KEYS[1], ARGV[3], ARGV[4])
 redis.call('zadd', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[1]), ARGV[3])
 redis.call('expire', KEYS[1], ARGV[1])
 redis.call('expire', KEYS[2], ARGV[1])
-if ARGV[5] ~= '' then redis.call('publish', ARGV[5], ARGV[6]) end
+if ARGV[5] ~= '' then redis.call(ARGV[7], ARGV[5], ARGV[6]) end
 return 1
 "#;
 
 /// KEYS: presence data, presence expire. ARGV: client, pubsub channel (''
-/// : no leave push). Publishes `l<info>` when the client was present.
+/// : no leave push), publish command. Publishes `l<info>` when the client
+/// was present.
 pub const PRESENCE_REMOVE: &str = r#"
 local info = redis.call('hget', KEYS[1], ARGV[1])
 redis.call('hdel', KEYS[1], ARGV[1])
 redis.call('zrem', KEYS[2], ARGV[1])
-if info and ARGV[2] ~= '' then redis.call('publish', ARGV[2], 'l' .. info) end
+if info and ARGV[2] ~= '' then redis.call(ARGV[3], ARGV[2], 'l' .. info) end
 return 1
 "#;
 

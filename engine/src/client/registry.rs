@@ -1,0 +1,163 @@
+//! The sessions of one shard's connections, and what the hub asks of them
+//! (`hub::Clients`): the subscribe and publish answers are written here, in
+//! the client protocol, and framed for the connection's transport.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+
+use super::session::{Session, SubState};
+use crate::broker::{Position, Recovery};
+use crate::hub::mesh::{ChannelName, ReplyTo};
+use crate::hub::{Accepted, Clients, Hub};
+use crate::protocol::codes::ClientError;
+use crate::protocol::push;
+use crate::shard::conn::Conn;
+use crate::ws::frame::{encode, OpCode};
+
+#[derive(Default)]
+pub struct Registry {
+    sessions: RefCell<HashMap<u64, Rc<Session>, ahash::RandomState>>,
+}
+
+impl Registry {
+    /// The registry attached to `hub`.
+    pub fn of(hub: &Hub) -> &Registry {
+        hub.clients()
+            .as_any()
+            .downcast_ref::<Registry>()
+            .expect("the client registry is the hub's clients")
+    }
+
+    pub fn insert(&self, s: Rc<Session>) {
+        self.sessions.borrow_mut().insert(s.conn.id, s);
+    }
+
+    pub fn get(&self, conn: u64) -> Option<Rc<Session>> {
+        self.sessions.borrow().get(&conn).cloned()
+    }
+
+    /// Every session now (a copy: callers may act on them freely).
+    pub fn all(&self) -> Vec<Rc<Session>> {
+        self.sessions.borrow().values().cloned().collect()
+    }
+
+    /// Calls `f` on every session without copying the list (`f` must not
+    /// add or remove sessions).
+    pub fn for_each(&self, mut f: impl FnMut(&Rc<Session>)) {
+        for s in self.sessions.borrow().values() {
+            f(s);
+        }
+    }
+
+    /// Drops a session: its local subscriptions and its presence everywhere.
+    pub fn remove(&self, hub: &Hub, session: &Rc<Session>) {
+        self.sessions.borrow_mut().remove(&session.conn.id);
+        let client = session.client_id().unwrap_or_else(|| "".into());
+        for (channel, state) in session.take_subs() {
+            if state == SubState::Active {
+                hub.drop_subscription(channel, &session.conn, client.clone());
+            }
+            // Pending ones are undone when the owner's answer finds no session.
+        }
+    }
+}
+
+impl Clients for Registry {
+    fn reply(&self, conn: u64, line: &[u8]) {
+        if let Some(s) = self.sessions.borrow().get(&conn) {
+            s.conn.reply(encode(OpCode::Text, line));
+        }
+    }
+
+    fn activate(
+        &self,
+        channel: &ChannelName,
+        reply: ReplyTo,
+        a: &Accepted<'_>,
+    ) -> Option<Rc<Conn>> {
+        let s = self.get(reply.conn)?;
+        if !s.activate(channel) {
+            return None;
+        }
+        let frame = if reply.id == 0 {
+            push::server_subscribe_frame(channel, a.epoch, a.offset)
+        } else {
+            encode(OpCode::Text, &subscribe_reply(reply.id, a))
+        };
+        s.conn.send(frame);
+        Some(s.conn.clone())
+    }
+
+    fn published(&self, reply: ReplyTo, result: Result<Position, ClientError>) {
+        let mut line = BytesMut::with_capacity(32);
+        match result {
+            Ok(_) => push::empty_result(&mut line, reply.id, "publish"),
+            Err(e) => push::error(&mut line, reply.id, e),
+        }
+        self.reply(reply.conn, &line);
+    }
+
+    fn subscribe_failed(&self, channel: &str, reply: ReplyTo, error: ClientError) {
+        let Some(s) = self.get(reply.conn) else {
+            return;
+        };
+        // Either answer removes the pending (or cancelled) entry.
+        s.fail_pending(channel);
+        if reply.id != 0 {
+            let mut line = BytesMut::with_capacity(64);
+            push::error(&mut line, reply.id, error);
+            s.conn.reply(encode(OpCode::Text, &line));
+        }
+    }
+
+    fn lost(&self, conn: u64, channel: &str) -> Option<Arc<str>> {
+        let s = self.get(conn)?;
+        s.unsubscribe(channel);
+        Some(s.client_id().unwrap_or_else(|| "".into()))
+    }
+
+    fn client_id(&self, conn: u64) -> Option<Arc<str>> {
+        self.sessions
+            .borrow()
+            .get(&conn)
+            .and_then(|s| s.client_id())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The subscribe reply: the stream position, and what a recovering
+/// subscriber missed.
+fn subscribe_reply(id: u32, a: &Accepted<'_>) -> BytesMut {
+    let mut line = BytesMut::with_capacity(64);
+    push::open_result(&mut line, id, "subscribe");
+    if a.recoverable {
+        line.put_slice(b"\"recoverable\":true,");
+    }
+    push::stream_position(&mut line, a.epoch, a.offset);
+    if a.expires_at > 0 {
+        line.put_slice(b",\"expires\":true,\"ttl\":");
+        crate::protocol::json::put_u64(
+            &mut line,
+            a.expires_at.saturating_sub(crate::sys::unix_now()),
+        );
+    }
+    if let Some(r) = &a.recovery {
+        line.put_slice(b",\"was_recovering\":true");
+        match r {
+            Recovery::Recovered(pubs) => {
+                line.put_slice(b",\"recovered\":true,\"publications\":");
+                push::put_array(&mut line, pubs);
+            }
+            Recovery::Unrecoverable => line.put_slice(b",\"recovered\":false"),
+        }
+    }
+    push::close_result(&mut line);
+    line
+}
