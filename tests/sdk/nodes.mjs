@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import { api, hs256Token, startNodes, waitFor } from './harness.mjs';
+import { api, eventually, health, hs256Token, startNodes, waitFor } from './harness.mjs';
 import { startRedis } from './redis.mjs';
 
 // Keys of this process's clusters never meet another run's, even on a shared Redis.
@@ -33,7 +33,14 @@ export async function startCluster(toml, { name, n = 2, broker, aof = false, sec
     nodes = await startNodes(n, toml, ['--shards', '2', '--broker', 'redis',
       ...(broker ?? ['--redis-address', redis.url]), '--redis-prefix', prefix,
       ...(secret ? ['--token-hmac-secret-key', secret] : [])], { prefix: `${name}-${run}` });
+    // Every node's Redis link is up (it connects in the background).
+    let last;
+    await eventually(async () => {
+      last = await Promise.all(nodes.map(health));
+      return last.every((h) => h.status === 200);
+    }, 10000, () => `/health 200 on every node at the start (last: ${JSON.stringify(last)})`);
   } catch (e) {
+    await Promise.all((nodes ?? []).map((s) => s.stop()));
     await redis?.stop();
     throw e;
   }

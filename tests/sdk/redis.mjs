@@ -3,7 +3,8 @@
 // (nothing is flushed that was not already fsynced), restart() brings it back
 // on the same port with the same directory.
 // startSentinel() runs a Sentinel the same way (its own writable config
-// file), command() sends one command over raw RESP.
+// file), startRedisCluster() a Redis Cluster of such servers (created with
+// redis-cli --cluster create), command() sends one command over raw RESP.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -73,14 +74,20 @@ process.on('exit', () => {
 
 /// Starts redis-server on a free port; `aof` turns on the append-only file
 /// with an fsync per write (acknowledged writes survive a SIGKILL); `args`
-/// go on its command line after ours (e.g. `['--replicaof', host, port]`).
+/// go on its command line after ours (e.g. `['--replicaof', host, port]`),
+/// or `args(dir)` gives them, for options naming files in its directory.
 export async function startRedis({ aof = false, args: more = [] } = {}) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
     '--appendonly', aof ? 'yes' : 'no', '--appendfsync', 'always',
-    '--dir', dir, '--daemonize', 'no', ...more];
-  return launch(port, dir, args, { aof });
+    '--dir', dir, '--daemonize', 'no', ...(typeof more === 'function' ? more(dir) : more)];
+  try {
+    return await launch(port, dir, args, { aof });
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /// Starts a Sentinel on a free port monitoring the master at
@@ -127,7 +134,13 @@ async function launch(port, dir, args, extra) {
       await exited;
     }
   };
-  await spawnOnce();
+  try {
+    await spawnOnce();
+  } catch (e) {
+    await kill();
+    live.delete(child);
+    throw e;
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -216,4 +229,196 @@ function parseResp(buf, i) {
     }
     default: return [new Error(`unexpected RESP: ${line}`), buf.length];
   }
+}
+
+export function redisCliBin() {
+  return process.env.REDIS_CLI_BIN || '/usr/bin/redis-cli';
+}
+
+/// Runs `redis-cli` with `args` to its end (at most `ms`): resolves with its
+/// output, rejects with it when it fails.
+function redisCli(args, ms = 30000) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(redisCliBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`redis-cli: ${e.message}`)); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`redis-cli ${args.join(' ')} failed (${code ?? signal}):\n${out}`));
+    });
+  });
+}
+
+/// One node of a CLUSTER NODES reply: id, port, flags (an array: myself,
+/// master, slave, fail, fail?, ...), the id of its master ('-' for a
+/// master), link state and slot ranges ([from, to], importing/migrating
+/// entries left out).
+export function parseClusterNodes(text) {
+  return text.trim().split('\n').filter(Boolean).map((line) => {
+    const [id, addr, flags, master, , , epoch, link, ...slots] = line.trim().split(' ');
+    return {
+      id,
+      port: Number(/:(\d+)@/.exec(addr)?.[1]),
+      flags: flags.split(','),
+      master,
+      epoch: Number(epoch),
+      link,
+      slots: slots.filter((s) => !s.startsWith('[')).map((s) => {
+        const [a, b = a] = s.split('-').map(Number);
+        return [a, b];
+      }),
+    };
+  });
+}
+
+/// CLUSTER INFO as an object (`cluster_state: 'ok'`, numbers as numbers).
+export async function clusterInfo(port, ms) {
+  const text = await command(port, ['CLUSTER', 'INFO'], ms);
+  return Object.fromEntries(text.split('\r\n').filter(Boolean).map((l) => {
+    const [k, v] = l.split(':');
+    return [k, /^\d+$/.test(v) ? Number(v) : v];
+  }));
+}
+
+/// A Redis Cluster of `masters` masters with `replicas` replicas each, all
+/// on 127.0.0.1, each node a startRedis() server (own directory and port,
+/// cluster bus on another free port) with `--cluster-node-timeout
+/// nodeTimeout`; created with `redis-cli --cluster create`. Resolves once
+/// every node says `cluster_state:ok` with all 16384 slots, knows every
+/// node, and every replica's link to its master is up.
+/// The handle: `nodes` (the server handles), `urls` (seed URLs), `masters()`
+/// (the live nodes that say ROLE master and own slots), `masterOfSlot(slot)`,
+/// `slotOf(key)`, `masterOfKey(key)`, `replicasOf(master)`, `ready()` (the
+/// readiness check above, on the live nodes: resolves true or with what is
+/// missing), `nodesView()` (CLUSTER NODES of a live node, parsed) and
+/// `stop()` (every node stopped, directories removed).
+export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout = 1000 } = {}) {
+  const count = masters * (1 + replicas);
+  const nodes = [];
+  const stop = () => Promise.all(nodes.map((n) => n.stop()));
+  try {
+    for (let i = 0; i < count; i++) {
+      // The bus port is not port + 10000 (that may be above 65535).
+      const bus = await freePort();
+      nodes.push(await startRedis({
+        args: (dir) => ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+          '--cluster-node-timeout', String(nodeTimeout), '--cluster-port', String(bus),
+          // Replicas sync at once, and any replica may take over.
+          '--repl-diskless-sync-delay', '0', '--cluster-replica-validity-factor', '0'],
+      }));
+      nodes.at(-1).busPort = bus;
+    }
+    await redisCli(['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      '--cluster-replicas', String(replicas), '--cluster-yes']);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+
+  const live = () => nodes.filter((n) => n.alive());
+  /// CLUSTER NODES of `node`, parsed.
+  const view = async (node) => parseClusterNodes(await command(node.port, ['CLUSTER', 'NODES']));
+  /// The live nodes that say they are masters, each with its own view of its slots.
+  const mastersWithSlots = async () => {
+    const all = await Promise.all(live().map(async (n) => {
+      try {
+        const role = await command(n.port, ['ROLE'], 1000);
+        if (role[0] !== 'master') return null;
+        const me = (await view(n)).find((x) => x.flags.includes('myself'));
+        return me && me.slots.length > 0 ? { node: n, slots: me.slots } : null;
+      } catch {
+        return null;
+      }
+    }));
+    return all.filter(Boolean);
+  };
+  const slotOf = async (key) => {
+    let err;
+    for (const n of live()) {
+      try { return await command(n.port, ['CLUSTER', 'KEYSLOT', key], 1000); } catch (e) { err = e; }
+    }
+    throw err ?? new Error('no live node');
+  };
+  const masterOfSlot = async (slot) => {
+    const owners = (await mastersWithSlots()).filter((m) => m.slots.some(([a, b]) => slot >= a && slot <= b));
+    if (owners.length !== 1) {
+      throw new Error(`slot ${slot}: ${owners.length} masters claim it (${owners.map((o) => o.node.port)})`);
+    }
+    return owners[0].node;
+  };
+
+  const handle = {
+    nodes,
+    urls: nodes.map((n) => n.url),
+    async masters() {
+      return (await mastersWithSlots()).map((m) => m.node);
+    },
+    masterOfSlot,
+    slotOf,
+    async masterOfKey(key) {
+      return masterOfSlot(await slotOf(key));
+    },
+    /// The nodes whose ROLE names `master` as their master.
+    async replicasOf(master) {
+      const out = [];
+      for (const n of live()) {
+        try {
+          const role = await command(n.port, ['ROLE'], 1000);
+          if (role[0] === 'slave' && Number(role[2]) === master.port) out.push(n);
+        } catch { /* not answering */ }
+      }
+      return out;
+    },
+    async nodesView() {
+      let err;
+      for (const n of live()) {
+        try { return await view(n); } catch (e) { err = e; }
+      }
+      throw err ?? new Error('no live node');
+    },
+    /// True when every live node says cluster_state:ok with 16384 slots ok,
+    /// knows all nodes (a failed one included) and sees `masters` masters
+    /// with slots, and every live replica's link to its master is up;
+    /// otherwise a string saying what is not so (for eventually()).
+    async ready() {
+      const problems = [];
+      await Promise.all(live().map(async (n) => {
+        try {
+          const info = await clusterInfo(n.port, 1000);
+          if (info.cluster_state !== 'ok' || info.cluster_slots_assigned !== 16384 || info.cluster_slots_ok !== 16384
+            || info.cluster_known_nodes !== count || info.cluster_size !== masters) {
+            problems.push(`${n.port}: state ${info.cluster_state}, slots assigned ${info.cluster_slots_assigned} ok ${info.cluster_slots_ok}, `
+              + `known ${info.cluster_known_nodes}, size ${info.cluster_size}`);
+          }
+          const role = await command(n.port, ['ROLE'], 1000);
+          if (role[0] === 'slave' && role[3] !== 'connected') problems.push(`${n.port}: replica of ${role[2]} ${role[3]}`);
+        } catch (e) {
+          problems.push(`${n.port}: ${e.message}`);
+        }
+      }));
+      return problems.length ? problems.sort().join('; ') : true;
+    },
+    stop,
+  };
+
+  const deadline = Date.now() + 30000;
+  let last;
+  for (;;) {
+    last = await handle.ready();
+    if (last === true) {
+      const ms = await handle.masters();
+      if (ms.length === masters) break;
+      last = `${ms.length} masters with slots`;
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`Redis Cluster not ready within 30 s: ${last}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return handle;
 }

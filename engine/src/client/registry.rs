@@ -114,10 +114,17 @@ impl Clients for Registry {
         }
     }
 
-    fn lost(&self, conn: u64, channel: &str) -> Option<Arc<str>> {
-        let s = self.get(conn)?;
-        s.unsubscribe(channel);
-        Some(s.client_id().unwrap_or_else(|| "".into()))
+    fn insufficient(&self, channel: &str, conns: Vec<Rc<Conn>>) -> Vec<Arc<str>> {
+        let frame = push::unsubscribe_frame(channel, 2500, "insufficient state");
+        let mut clients = Vec::with_capacity(conns.len());
+        for conn in conns {
+            if let Some(s) = self.get(conn.id) {
+                s.unsubscribe(channel);
+                clients.push(s.client_id().unwrap_or_else(|| "".into()));
+            }
+            conn.send(frame.clone());
+        }
+        clients
     }
 
     fn client_id(&self, conn: u64) -> Option<Arc<str>> {

@@ -26,7 +26,6 @@ use crate::broker::{
 };
 use crate::config::{ChannelOptions, Config};
 use crate::protocol::codes::ClientError;
-use crate::protocol::push;
 use crate::shard::conn::Conn;
 
 /// Outbox → mesh → handle rounds one `pump` runs at most.
@@ -63,9 +62,10 @@ pub trait Clients {
     fn published(&self, reply: ReplyTo, result: Result<Position, ClientError>);
     /// The broker could not take `reply.conn`'s subscription to `channel`.
     fn subscribe_failed(&self, channel: &str, reply: ReplyTo, error: ClientError);
-    /// The server ended connection `conn`'s subscription to `channel`;
-    /// returns the session's client id ("" when anonymous), None when gone.
-    fn lost(&self, conn: u64, channel: &str) -> Option<Arc<str>>;
+    /// `conns` lost their subscription to `channel` (its stream has a gap
+    /// or a new epoch): each is told (unsubscribe 2500). Returns the client
+    /// ids ("" when anonymous) of the sessions still here.
+    fn insufficient(&self, channel: &str, conns: Vec<Rc<Conn>>) -> Vec<Arc<str>>;
     /// Connection `conn`'s client id, if it has one.
     fn client_id(&self, conn: u64) -> Option<Arc<str>>;
     /// The client layer itself (for its own code reaching it through a hub).
@@ -506,14 +506,9 @@ impl Hub {
         if conns.is_empty() {
             return;
         }
-        let frame = push::unsubscribe_frame(channel, 2500, "insufficient state");
         let name: ChannelName = channel.into();
-        let clients = self.clients().clone();
-        for conn in conns {
-            if let Some(client) = clients.lost(conn.id, channel) {
-                self.unsubscribe_at_owner(name.clone(), client);
-            }
-            conn.send(frame.clone());
+        for client in self.clients().clone().insufficient(channel, conns) {
+            self.unsubscribe_at_owner(name.clone(), client);
         }
     }
 

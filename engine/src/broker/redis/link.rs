@@ -153,6 +153,12 @@ struct Link {
     /// connection, so a stale wake-up never ends the next).
     dead: RefCell<Rc<Notify>>,
     probe_seen: Cell<Instant>,
+    /// A Cluster: every channel must be subscribed again once every master
+    /// answers (a node's connection dropped: the cluster client restores
+    /// classic subscriptions on its new connection, not sharded ones).
+    resync: Cell<bool>,
+    /// That resubscription is running now.
+    resyncing: Cell<bool>,
 }
 
 /// A channel some shard of this node subscribes to.
@@ -236,6 +242,8 @@ pub(crate) fn start(
                             up: Cell::new(false),
                             dead: RefCell::new(Rc::new(Notify::new())),
                             probe_seen: Cell::new(Instant::now()),
+                            resync: Cell::new(false),
+                            resyncing: Cell::new(false),
                         })
                     })
                     .collect(),
@@ -1532,7 +1540,9 @@ async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: SubStream) {
             }
             Some(Pushed::Msg(m)) => m,
             Some(Pushed::Subscribed(name)) => {
-                st.on_resubscribed(&name);
+                if !link.resyncing.get() {
+                    st.on_resubscribed(&name);
+                }
                 continue;
             }
             Some(Pushed::Unsubscribed(name)) => {
@@ -1540,9 +1550,11 @@ async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: SubStream) {
                 continue;
             }
             Some(Pushed::NodeLost) => {
-                st.warn_limited(
-                    "redis cluster: a node's connection dropped (the client reconnects it)",
-                );
+                // Its sharded subscriptions are gone with it: down until
+                // the probe finds every master answering and the channels
+                // are subscribed again.
+                link.resync.set(true);
+                st.mark_down(link, "a node's connection dropped: resubscribing");
                 continue;
             }
             Some(Pushed::Other) => continue,
@@ -1780,21 +1792,38 @@ async fn probe_cluster(
         Err(_) => Some("a master does not answer: timed out".to_string()),
     };
     match why {
-        None if !link.up.get() && down_since.is_some() => {
+        None => {
             *down_since = None;
-            link.up.set(true);
-            st.shared.links[link.idx].set_up();
-            st.shared.metrics.count_reconnect();
-            tracing::info!("redis cluster: every master answers again");
+            if link.up.get() && !link.resync.get() || link.resyncing.get() {
+                return;
+            }
+            // Back (or a node of the cluster reconnected): every channel
+            // subscribed again where its slot lives now, then checked. The
+            // link is up once that worked; a failure is retried next round.
+            link.resync.set(false);
+            link.resyncing.set(true);
             let (st, link) = (st.clone(), link.clone());
             tokio::task::spawn_local(async move {
-                if let Err(e) = resubscribe(&st, &link).await {
-                    tracing::warn!("redis cluster: resubscribe: {e}");
+                let r = resubscribe(&st, &link).await;
+                link.resyncing.set(false);
+                match r {
+                    Ok(()) => {
+                        if !link.up.replace(true) {
+                            st.shared.links[link.idx].set_up();
+                            st.shared.metrics.count_reconnect();
+                            tracing::info!(
+                                "redis cluster: every master answers, channels subscribed again"
+                            );
+                        }
+                        check_positions(st, link).await;
+                    }
+                    Err(e) => {
+                        link.resync.set(true);
+                        st.warn_limited(&format!("redis cluster: resubscribe: {e}"));
+                    }
                 }
-                check_positions(st, link).await;
             });
         }
-        None => *down_since = None,
         Some(why) => {
             let since = *down_since.get_or_insert_with(Instant::now);
             if link.up.get() {
