@@ -10,7 +10,9 @@
 // - a master SIGKILLed under load: the nodes live on, its replica is
 //   promoted, delivery on its channels (and on another master's) is back
 //   within 10 s of the promotion, /health is 200 on both nodes, and nothing
-//   acknowledged once the cluster is whole again is lost.
+//   acknowledged once the cluster is whole again is lost;
+// - a cluster without sharded PUB/SUB (SPUBLISH renamed away, as on Redis
+//   6): classic PUB/SUB, publications still cross nodes in order.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -411,5 +413,40 @@ test('a master SIGKILLed under load: the nodes live on, the replica is promoted,
   } finally {
     await cl?.stop();
     await rc?.stop();
+  }
+});
+
+test('a cluster without sharded PUB/SUB (Redis 6; here SPUBLISH renamed away): classic PUB/SUB, delivery across nodes in order', { timeout: 45000 }, async () => {
+  const rc = await startRedisCluster({ masters: 3, replicas: 0, args: ['--rename-command', 'SPUBLISH', ''] });
+  let cl;
+  try {
+    cl = await nodesOn(rc);
+    const [A, B] = cl.nodes;
+    const chans = channels('r', 6);
+    const cb = cl.client(B.url);
+    await connect(cb);
+    const recs = [];
+    for (const ch of chans) recs.push(await subscribe(cb, ch));
+    for (let k = 0; k < 5; k++) {
+      await Promise.all(chans.map((ch) => api(A, KEY, 'publish', { channel: ch, data: { k } })));
+    }
+    await waitFor(() => recs.every((r) => r.pubs.length === 5), 10000,
+      () => `5 publications per channel on B (${recs.map((r) => r.pubs.length)})`);
+    for (const [i, r] of recs.entries()) {
+      assert.deepEqual(r.pubs.map((x) => x.data.k), [0, 1, 2, 3, 4], `${chans[i]}: in order`);
+    }
+    // The channels are classic PUB/SUB channels now, and no master has sharded ones.
+    const pubName = (ch) => `${cl.prefix}.pub.{${ch}}`;
+    const classic = new Set((await Promise.all(rc.nodes.map((n) => command(n.port, ['PUBSUB', 'CHANNELS', `${cl.prefix}.*`])))).flat());
+    for (const ch of chans) assert.ok(classic.has(pubName(ch)), `${pubName(ch)} classic: ${JSON.stringify([...classic])}`);
+    const sharded = (await Promise.all(rc.nodes.map((n) => command(n.port, ['PUBSUB', 'SHARDCHANNELS', `${cl.prefix}.*`])))).flat();
+    assert.deepEqual(sharded, [], 'no sharded channels');
+    assert.match(cl.logs(200), /no sharded PUB\/SUB on these servers/, 'the node says it fell back');
+  } catch (e) {
+    if (cl) e.message += `\n${cl.logs()}`;
+    throw e;
+  } finally {
+    await cl?.stop();
+    await rc.stop();
   }
 });

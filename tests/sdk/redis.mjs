@@ -295,8 +295,9 @@ export async function clusterInfo(port, ms) {
 /// `slotOf(key)`, `masterOfKey(key)`, `replicasOf(master)`, `ready()` (the
 /// readiness check above, on the live nodes: resolves true or with what is
 /// missing), `nodesView()` (CLUSTER NODES of a live node, parsed) and
-/// `stop()` (every node stopped, directories removed).
-export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout = 1000 } = {}) {
+/// `stop()` (every node stopped, directories removed). `args` go on every
+/// node's command line after ours.
+export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout = 1000, args: more = [] } = {}) {
   const count = masters * (1 + replicas);
   const nodes = [];
   const stop = () => Promise.all(nodes.map((n) => n.stop()));
@@ -308,7 +309,7 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
         args: (dir) => ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
           '--cluster-node-timeout', String(nodeTimeout), '--cluster-port', String(bus),
           // Replicas sync at once, and any replica may take over.
-          '--repl-diskless-sync-delay', '0', '--cluster-replica-validity-factor', '0'],
+          '--repl-diskless-sync-delay', '0', '--cluster-replica-validity-factor', '0', ...more],
       }));
       nodes.at(-1).busPort = bus;
     }

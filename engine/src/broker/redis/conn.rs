@@ -7,7 +7,8 @@
 //! client on RESP3, where pushes share the per-node connections with the
 //! commands; a ringcast channel is SSUBSCRIBEd on the master of its slot
 //! (sharded PUB/SUB, Redis 7), the control and probe channels stay classic
-//! (the cluster bus carries those to every node).
+//! (the cluster bus carries those to every node). A cluster whose servers
+//! lack sharded PUB/SUB (Redis 6) gets classic PUB/SUB for everything.
 
 use futures_util::future::join_all;
 use futures_util::StreamExt;
@@ -54,7 +55,8 @@ impl ConnectionLike for Conn {
 /// own channels (control, probe).
 pub(super) enum SubSink {
     Node(PubSubSink),
-    Cluster(ClusterConnection),
+    /// `true`: the servers have sharded PUB/SUB.
+    Cluster(ClusterConnection, bool),
 }
 
 impl SubSink {
@@ -64,31 +66,54 @@ impl SubSink {
     pub async fn subscribe(&mut self, names: Vec<String>, sharded: bool) -> RedisResult<()> {
         match self {
             SubSink::Node(s) => s.subscribe(names).await,
-            SubSink::Cluster(c) if sharded => each(c, names, true).await,
-            SubSink::Cluster(c) => c.subscribe(names).await,
+            SubSink::Cluster(c, true) if sharded => each(c, names, Op::SSubscribe).await,
+            SubSink::Cluster(c, _) if sharded => each(c, names, Op::Subscribe).await,
+            SubSink::Cluster(c, _) => c.subscribe(names).await,
         }
     }
 
     pub async fn unsubscribe(&mut self, names: Vec<String>) -> RedisResult<()> {
         match self {
             SubSink::Node(s) => s.unsubscribe(names).await,
-            SubSink::Cluster(c) => each(c, names, false).await,
+            SubSink::Cluster(c, true) => each(c, names, Op::SUnsubscribe).await,
+            SubSink::Cluster(c, false) => each(c, names, Op::Unsubscribe).await,
         }
     }
 }
 
-async fn each(c: &ClusterConnection, names: Vec<String>, subscribe: bool) -> RedisResult<()> {
+#[derive(Clone, Copy)]
+enum Op {
+    Subscribe,
+    Unsubscribe,
+    SSubscribe,
+    SUnsubscribe,
+}
+
+/// One command per channel, all sent at once.
+async fn each(c: &ClusterConnection, names: Vec<String>, op: Op) -> RedisResult<()> {
     let all = names.into_iter().map(|n| {
         let mut c = c.clone();
         async move {
-            if subscribe {
-                c.ssubscribe(n).await
-            } else {
-                c.sunsubscribe(n).await
+            match op {
+                Op::Subscribe => c.subscribe(n).await,
+                Op::Unsubscribe => c.unsubscribe(n).await,
+                Op::SSubscribe => c.ssubscribe(n).await,
+                Op::SUnsubscribe => c.sunsubscribe(n).await,
             }
         }
     });
     join_all(all).await.into_iter().collect()
+}
+
+/// Whether the cluster's servers have sharded PUB/SUB (SPUBLISH is a
+/// known command: Redis 7 or newer, not renamed away).
+pub(super) async fn has_sharded_pubsub(c: &mut ClusterConnection) -> RedisResult<bool> {
+    let info: Vec<Value> = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("SPUBLISH")
+        .query_async(c)
+        .await?;
+    Ok(!matches!(info.first(), None | Some(Value::Nil)))
 }
 
 /// What arrives over PUB/SUB.

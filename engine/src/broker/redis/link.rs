@@ -23,7 +23,7 @@ use bytes::Bytes;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::conn::{Conn, Pushed, SubSink, SubStream};
+use super::conn::{has_sharded_pubsub, Conn, Pushed, SubSink, SubStream};
 use super::keys::{server_of, Keys};
 use super::wire::{self, ChannelMsg, ControlKind, ControlMsg};
 use super::{scripts, Shared};
@@ -183,8 +183,11 @@ struct State {
     /// This thread's source index in the mesh.
     src: usize,
     links: Vec<Rc<Link>>,
-    /// One link for a whole Redis Cluster (sharded PUB/SUB, SPUBLISH).
+    /// One link for a whole Redis Cluster.
     cluster: bool,
+    /// The Cluster has sharded PUB/SUB (SSUBSCRIBE, SPUBLISH); learned at
+    /// each connect.
+    sharded: Cell<bool>,
     /// When a command error was last logged (at most one a second).
     warned: Cell<Option<Instant>>,
     chans: RefCell<HashMap<ChannelName, Chan, ahash::RandomState>>,
@@ -248,6 +251,7 @@ pub(crate) fn start(
                     })
                     .collect(),
                 cluster: !broker.cluster_addresses.is_empty(),
+                sharded: Cell::new(true),
                 warned: Cell::new(None),
                 chans: RefCell::default(),
                 surveys: RefCell::default(),
@@ -911,7 +915,7 @@ impl State {
 
     /// PUBLISH, or SPUBLISH (sharded PUB/SUB) in a Cluster.
     fn publish_command(&self) -> &'static str {
-        if self.cluster {
+        if self.cluster && self.sharded.get() {
             "spublish"
         } else {
             "publish"
@@ -1396,17 +1400,29 @@ async fn connect_cluster(st: &State) -> Result<(Conn, SubSink, SubStream), Strin
     let up = async {
         let mut c = client.get_async_connection().await?;
         ping_masters(&mut c).await?;
+        let sharded = has_sharded_pubsub(&mut c).await?;
         c.subscribe(vec![st.keys.probe(&st.node), st.keys.control()])
             .await?;
-        Ok::<_, redis::RedisError>(c)
+        Ok::<_, redis::RedisError>((c, sharded))
     };
-    let c = tokio::time::timeout(st.timeout * 2, up)
+    let (c, sharded) = tokio::time::timeout(st.timeout * 2, up)
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
+    if st.sharded.replace(sharded) != sharded || !sharded {
+        tracing::info!(
+            sharded,
+            "redis cluster: {}",
+            if sharded {
+                "sharded PUB/SUB (SSUBSCRIBE, SPUBLISH)"
+            } else {
+                "no sharded PUB/SUB on these servers: classic PUB/SUB over the cluster bus"
+            }
+        );
+    }
     Ok((
         Conn::Cluster(c.clone()),
-        SubSink::Cluster(c),
+        SubSink::Cluster(c, sharded),
         SubStream::Cluster(rx),
     ))
 }
@@ -1478,7 +1494,7 @@ async fn resubscribe(st: &State, link: &Link) -> Result<(), String> {
 /// Serializes SUBSCRIBE / UNSUBSCRIBE on one PUB/SUB connection, batching
 /// what is queued.
 async fn sub_task(mut sink: SubSink, mut rx: mpsc::UnboundedReceiver<SubOp>) {
-    let cluster = matches!(sink, SubSink::Cluster(_));
+    let cluster = matches!(sink, SubSink::Cluster(..));
     while let Some(op) = rx.recv().await {
         let mut ops = vec![op];
         while let Ok(op) = rx.try_recv() {
