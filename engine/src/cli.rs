@@ -14,9 +14,10 @@ use crate::api::ApiOptions;
 use crate::broker::memory::{MemoryBroker, MemoryPresence};
 use crate::broker::redis::{RedisBroker, RedisPresence};
 use crate::broker::{Broker, ControlHandler, PresenceManager};
-use crate::client::{ClientOptions, ClientService, NodeInfo};
+use crate::client::ClientOptions;
 use crate::config::{BrokerKind, Config};
 use crate::hub::mesh::Mesh;
+use crate::node::{NodeInfo, NodeParts, NodeService};
 use crate::shard::ceiling::{self, Ceiling};
 use crate::shard::driver::DriverChoice;
 use crate::shard::shutdown::Shutdown;
@@ -422,6 +423,9 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     });
     let shutdown = on_signals(sc.shards)?;
     let config = Arc::new(cfg.clone());
+    // How a control action (the API's, or another node's) reaches a shard's
+    // client sessions.
+    let control: ControlHandler = Arc::new(crate::client::admin::apply);
     let (mesh, brokers): (_, BrokerFactory) = match cfg.broker.kind {
         BrokerKind::Memory => (
             Mesh::new(sc.shards),
@@ -435,12 +439,11 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         BrokerKind::Redis => {
             // One more mesh source: the Redis thread.
             let mesh = Mesh::with_external(sc.shards, 1);
-            let control: ControlHandler = Arc::new(crate::client::admin::apply);
             let shared = crate::broker::redis::start(
                 config.clone(),
                 mesh.clone(),
                 node.uid.clone(),
-                control,
+                control.clone(),
             )?;
             tracing::info!(
                 redis = ?shared.links.iter().map(|l| l.addr.as_str()).collect::<Vec<_>>(),
@@ -460,15 +463,15 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
             )
         }
     };
+    let parts = NodeParts {
+        mesh,
+        client: opts,
+        api,
+        node,
+        control,
+    };
     shard::run(sc, ceiling, shutdown, move |env| {
-        ClientService::start(
-            env,
-            mesh.clone(),
-            opts.clone(),
-            api.clone(),
-            &node,
-            brokers(),
-        )
+        NodeService::start(env, &parts, brokers())
     })
 }
 

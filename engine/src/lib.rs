@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod echo;
 pub mod hub;
+pub mod node;
 pub mod protocol;
 pub mod shard;
 pub mod sys;

@@ -15,10 +15,9 @@
 //   6): classic PUB/SUB, publications still cross nodes in order.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
 import { api, eventually, health, waitFor } from './harness.mjs';
-import { connect, sleep, startCluster, subscribe, summary } from './nodes.mjs';
-import { command, freePort, startRedisCluster } from './redis.mjs';
+import { connect, recoverOnOtherNode, sleep, startCluster, subscribe, summary } from './nodes.mjs';
+import { command, startRedisCluster } from './redis.mjs';
 
 const KEY = 'cluster-test-key';
 const SECRET = 'cluster-test-secret';
@@ -218,50 +217,7 @@ test('channels are sharded over the masters: sharded PUB/SUB on the slot owner, 
 test('a client dropped on one node reconnects to the other and recovers exactly the 5 it missed', { timeout: 30000 }, async () => {
   const cl = await nodesOn(shared);
   try {
-    const [A, B] = cl.nodes;
-    const channel = 'chat:rec';
-    // First dial A; while the gate is shut, dial a port nobody listens on;
-    // then B. So the publications below are surely missed.
-    const dead = `ws://127.0.0.1:${await freePort()}/connection/websocket`;
-    let gate = false;
-    const dialed = [];
-    class Routed extends WebSocket {
-      constructor(_url, protocols) {
-        const url = dialed.length === 0 ? A.url : gate ? B.url : dead;
-        dialed.push(url);
-        super(url, protocols);
-      }
-    }
-    const c = cl.client(A.url, { websocket: Routed });
-    const connected = [];
-    c.on('connected', (ctx) => connected.push(ctx.client));
-    c.connect();
-    const rec = await subscribe(c, channel, { recoverable: true });
-    await waitFor(() => connected.length === 1, 5000, 'connected to A');
-
-    const got = () => rec.pubs.map((p) => p.data.n);
-    for (let n = 0; n < 3; n++) await api(B, KEY, 'publish', { channel, data: { n } });
-    await waitFor(() => rec.pubs.length === 3, 5000, 'live publications from B on A');
-
-    await api(A, KEY, 'disconnect', { user: '', client: connected[0], disconnect: { code: 3011, reason: 'move' } });
-    await waitFor(() => c.state !== 'connected', 5000, 'client dropped');
-    const missed = [];
-    for (let n = 3; n < 8; n++) {
-      missed.push(await api(n % 2 ? A : B, KEY, 'publish', { channel, data: { n } }));
-    }
-    gate = true;
-    await waitFor(() => rec.subscribed.length === 2, 10000, () => `resubscribe on B (${summary(rec)})`);
-    await waitFor(() => rec.pubs.length >= 8, 5000, () => `recovered publications (have ${got()})`);
-    assert.equal(dialed.at(-1), B.url, 'the reconnect went to node B');
-    assert.equal(connected.length, 2);
-    assert.deepEqual(got(), [0, 1, 2, 3, 4, 5, 6, 7], 'exactly the missed ones, in order, no duplicates');
-    assert.deepEqual(rec.pubs.slice(3).map((p) => Number(p.offset)), missed.map((r) => Number(r.offset)),
-      'recovered with the offsets the publishes reported');
-    assert.deepEqual({ wasRecovering: rec.subscribed[1].wasRecovering, recovered: rec.subscribed[1].recovered },
-      { wasRecovering: true, recovered: true });
-
-    await api(A, KEY, 'publish', { channel, data: { n: 8 } });
-    await waitFor(() => rec.pubs.length === 9, 5000, 'live publication from A after recovery on B');
+    await recoverOnOtherNode(cl, KEY, 'chat:rec');
   } catch (e) {
     e.message += `\n${cl.logs()}`;
     throw e;

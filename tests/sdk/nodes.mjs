@@ -1,12 +1,13 @@
 // Helpers of the multi-node tests (scaleout, failover, the storms): ringcast
 // nodes over Redis with the centrifuge-js clients and publish loops a test
 // makes, subscriptions that record what they report, and the reconnect
-// storms' publisher and tally.
+// storms' publisher and tally, and the recovery-on-another-node scenario.
+import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
 import { api, eventually, health, hs256Token, startNodes, waitFor } from './harness.mjs';
-import { startRedis } from './redis.mjs';
+import { freePort, startRedis } from './redis.mjs';
 
 // Keys of this process's clusters never meet another run's, even on a shared Redis.
 const RUN = crypto.randomBytes(4).toString('hex');
@@ -230,4 +231,55 @@ export async function stormClients(n, channels, url, { clients = [], got = [], e
     if (i % 500 === 499) await sleep(20);
   }
   return { clients, got, counts };
+}
+
+/// A client of cluster `cl` connected to node A and subscribed to `channel`
+/// (recoverable) is dropped, misses 5 publications (made on both nodes with
+/// the API key `key`), reconnects to node B and must recover exactly those
+/// 5, in order, with the offsets the publishes reported; then a live one
+/// from A arrives.
+export async function recoverOnOtherNode(cl, KEY, channel) {
+  const [A, B] = cl.nodes;
+  // First dial A; while the gate is shut, dial a port nobody listens on;
+  // then B. So the publications below are surely missed.
+  const dead = `ws://127.0.0.1:${await freePort()}/connection/websocket`;
+  let gate = false;
+  const dialed = [];
+  class Routed extends WebSocket {
+    constructor(_url, protocols) {
+      const url = dialed.length === 0 ? A.url : gate ? B.url : dead;
+      dialed.push(url);
+      super(url, protocols);
+    }
+  }
+  const c = cl.client(A.url, { websocket: Routed });
+  const connected = [];
+  c.on('connected', (ctx) => connected.push(ctx.client));
+  c.connect();
+  const rec = await subscribe(c, channel, { recoverable: true });
+  await waitFor(() => connected.length === 1, 5000, 'connected to A');
+
+  const got = () => rec.pubs.map((p) => p.data.n);
+  for (let n = 0; n < 3; n++) await api(B, KEY, 'publish', { channel: channel, data: { n } });
+  await waitFor(() => rec.pubs.length === 3, 5000, 'live publications from B on A');
+
+  await api(A, KEY, 'disconnect', { user: '', client: connected[0], disconnect: { code: 3011, reason: 'move' } });
+  await waitFor(() => c.state !== 'connected', 5000, 'client dropped');
+  const missed = [];
+  for (let n = 3; n < 8; n++) {
+    missed.push(await api(n % 2 ? A : B, KEY, 'publish', { channel: channel, data: { n } }));
+  }
+  gate = true;
+  await waitFor(() => rec.subscribed.length === 2, 10000, `resubscribe on B (${summary(rec)})`);
+  await waitFor(() => rec.pubs.length >= 8, 5000, `recovered publications (have ${got()})`);
+  assert.equal(dialed.at(-1), B.url, 'the reconnect went to node B');
+  assert.equal(connected.length, 2);
+  assert.deepEqual(got(), [0, 1, 2, 3, 4, 5, 6, 7], 'exactly the missed ones, in order, no duplicates');
+  assert.deepEqual(rec.pubs.slice(3).map((p) => Number(p.offset)), missed.map((r) => Number(r.offset)),
+    'recovered with the offsets the publishes reported');
+  assert.deepEqual({ wasRecovering: rec.subscribed[1].wasRecovering, recovered: rec.subscribed[1].recovered },
+    { wasRecovering: true, recovered: true });
+
+  await api(A, KEY, 'publish', { channel: channel, data: { n: 8 } });
+  await waitFor(() => rec.pubs.length === 9, 5000, 'live publication from A after recovery on B');
 }

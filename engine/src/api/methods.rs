@@ -14,8 +14,6 @@ use serde_json::value::RawValue;
 
 use super::ApiCtx;
 use crate::broker::{Control, HistoryQuery};
-use crate::client::admin;
-use crate::client::registry::Registry;
 use crate::config::ChannelOptions;
 use crate::hub::mesh::ChannelName;
 use crate::hub::Hub;
@@ -308,11 +306,7 @@ pub async fn local_node_info(ctx: &ApiCtx) -> serde_json::Value {
     let per_shard = ctx
         .hub
         .call_all(|h| {
-            let (mut users, mut clients) = (Vec::new(), 0);
-            Registry::of(h).for_each(|s| {
-                users.extend(s.with_identity(|i| i.user.to_string()));
-                clients += s.is_connected() as usize;
-            });
+            let (clients, users) = h.clients().census();
             (
                 clients,
                 users,
@@ -411,7 +405,8 @@ async fn user_channel_op(ctx: &ApiCtx, raw: &[u8], subscribe: bool) -> ApiResult
 /// other nodes.
 async fn apply_everywhere(ctx: &ApiCtx, c: Control) {
     ctx.hub.broker().control(&ctx.hub, c.clone());
-    ctx.hub.call_all(move |h| admin::apply(h, &c)).await;
+    let apply = ctx.control.clone();
+    ctx.hub.call_all(move |h| apply(h, &c)).await;
 }
 
 #[derive(Deserialize)]

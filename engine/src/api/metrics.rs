@@ -56,11 +56,7 @@ pub fn snapshot(h: &Hub) -> ShardSnapshot {
         deliveries: h.stats.deliveries.get(),
         mesh_depth: h.mesh_depth() as u64,
         mesh_batches_in: h.stats.mesh_batches_in.get(),
-        clients: {
-            let mut n = 0;
-            crate::client::registry::Registry::of(h).for_each(|s| n += s.is_connected() as u64);
-            n
-        },
+        clients: h.clients().census().0 as u64,
         subscriptions: h.subs.borrow().total_subscriptions() as u64,
         channels_owned: h.owned_channels().len() as u64,
     }

@@ -58,6 +58,9 @@ pub struct ApiCtx {
     pub started: Instant,
     pub ceiling: Arc<Ceiling>,
     pub fd_limit: u64,
+    /// Applies a control action to one shard's client sessions (the node
+    /// wires in the client layer's).
+    pub control: crate::broker::ControlHandler,
 }
 
 /// Serves one HTTP connection: every complete request in the buffer is

@@ -11,14 +11,11 @@ pub mod users;
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use monoio::net::TcpStream;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use self::session::Session;
-use crate::api::{ApiCtx, ApiOptions};
 use crate::auth::Verifier;
 use crate::config::{ClientSection, Config};
 use crate::hub::mesh::Mesh;
@@ -27,8 +24,8 @@ use crate::protocol::codes::{self, ClientError, Disconnect};
 use crate::protocol::command::{self, ParseError};
 use crate::protocol::push;
 use crate::shard::conn::Conn;
-use crate::shard::service::{LocalFuture, OutboundPolicy, Service};
-use crate::shard::{ShardCtx, ShardEnv};
+use crate::shard::service::{OutboundPolicy, Service};
+use crate::shard::ShardEnv;
 use crate::ws::frame::{encode, OpCode};
 use crate::ws::handshake::{HandshakeError, UpgradeRequest};
 use crate::ws::DecoderConfig;
@@ -76,7 +73,6 @@ impl ClientOptions {
 pub struct ClientService {
     pub hub: Rc<Hub>,
     opts: Arc<ClientOptions>,
-    api: Rc<ApiCtx>,
 }
 
 /// One shard's broker and presence manager.
@@ -85,22 +81,12 @@ pub type Brokers = (
     Box<dyn crate::broker::PresenceManager>,
 );
 
-/// Process-wide facts every shard's service is built with.
-pub struct NodeInfo {
-    pub uid: Arc<str>,
-    pub name: Arc<str>,
-    pub started: Instant,
-    pub fd_limit: u64,
-}
-
 impl ClientService {
     /// Builds one shard's service; runs on that shard's runtime.
     pub fn start(
         env: &ShardEnv,
         mesh: Arc<Mesh>,
         opts: Arc<ClientOptions>,
-        api: Arc<ApiOptions>,
-        node: &NodeInfo,
         (broker, presence): Brokers,
     ) -> Self {
         let hub = Hub::start(
@@ -113,20 +99,7 @@ impl ClientService {
             Rc::new(registry::Registry::default()),
         );
         monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
-        let api = Rc::new(ApiCtx {
-            hub: hub.clone(),
-            opts: api,
-            max_channel_len: opts.client().max_channel_length,
-            node_uid: node.uid.clone(),
-            node_name: node.name.clone(),
-            started: node.started,
-            ceiling: env.ceiling.clone(),
-            fd_limit: node.fd_limit,
-        });
-        if env.id == 0 && hub.broker_name() != "memory" {
-            monoio::spawn(crate::api::heartbeat_loop(api.clone()));
-        }
-        ClientService { hub, opts, api }
+        ClientService { hub, opts }
     }
 }
 
@@ -203,26 +176,10 @@ impl Service for ClientService {
         registry::Registry::of(&self.hub).remove(&self.hub, &s);
     }
 
-    fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {
-        match which {
-            EXTRA_API => Box::pin(crate::api::serve_http(shard.service.api.clone(), stream)),
-            EXTRA_PUBLISHER => Box::pin(crate::api::publisher::serve_publisher(
-                shard.service.api.clone(),
-                stream,
-            )),
-            _ => Box::pin(async {}),
-        }
-    }
-
     fn shutdown_close(&self) -> (u16, &'static str) {
         (codes::SHUTDOWN.code, codes::SHUTDOWN.reason)
     }
 }
-
-/// Index of the API listener in `ShardConfig::extra_listen`.
-pub const EXTRA_API: usize = 0;
-/// Index of the TCP publisher listener.
-pub const EXTRA_PUBLISHER: usize = 1;
 
 fn sep(out: &mut BytesMut) {
     if !out.is_empty() {

@@ -127,6 +127,15 @@ impl Clients for Registry {
         clients
     }
 
+    fn census(&self) -> (usize, Vec<String>) {
+        let (mut connected, mut users) = (0, Vec::new());
+        for s in self.sessions.borrow().values() {
+            users.extend(s.with_identity(|i| i.user.to_string()));
+            connected += s.is_connected() as usize;
+        }
+        (connected, users)
+    }
+
     fn client_id(&self, conn: u64) -> Option<Arc<str>> {
         self.sessions
             .borrow()

@@ -66,6 +66,9 @@ pub trait Clients {
     /// or a new epoch): each is told (unsubscribe 2500). Returns the client
     /// ids ("" when anonymous) of the sessions still here.
     fn insufficient(&self, channel: &str, conns: Vec<Rc<Conn>>) -> Vec<Arc<str>>;
+    /// The connected sessions (past their connect command), and the users
+    /// of the identified ones.
+    fn census(&self) -> (usize, Vec<String>);
     /// Connection `conn`'s client id, if it has one.
     fn client_id(&self, conn: u64) -> Option<Arc<str>>;
     /// The client layer itself (for its own code reaching it through a hub).

@@ -865,13 +865,7 @@ impl State {
                     .arg(2)
                     .arg(self.keys.stream(channel))
                     .arg(self.keys.meta(channel))
-                    .arg(&job.object[..])
-                    .arg(size)
-                    .arg(ttl)
-                    .arg(self.keys.pubsub(channel))
-                    .arg(self.broker.history_meta_ttl)
-                    .arg(&*new_epoch())
-                    .arg(self.publish_command());
+                    .arg(self.publish_args(job, size, ttl));
             }
             None => {
                 let msg = wire::unpositioned(&job.object);
@@ -892,13 +886,7 @@ impl State {
                 self.s_publish
                     .key(self.keys.stream(channel))
                     .key(self.keys.meta(channel))
-                    .arg(&job.object[..])
-                    .arg(size)
-                    .arg(ttl)
-                    .arg(self.keys.pubsub(channel))
-                    .arg(self.broker.history_meta_ttl)
-                    .arg(&*new_epoch())
-                    .arg(self.publish_command())
+                    .arg(self.publish_args(job, size, ttl))
                     .invoke_async(conn)
                     .await
             }
@@ -911,6 +899,24 @@ impl State {
                     .await
             }
         }
+    }
+
+    /// publish.lua's ARGV for `job` (scripts::PUBLISH).
+    fn publish_args<'a>(
+        &'a self,
+        job: &'a PubJob,
+        size: usize,
+        ttl: u64,
+    ) -> impl redis::ToRedisArgs + 'a {
+        (
+            &job.object[..],
+            size,
+            ttl,
+            self.keys.pubsub(&job.channel),
+            self.broker.history_meta_ttl,
+            new_epoch().to_string(),
+            self.publish_command(),
+        )
     }
 
     /// PUBLISH, or SPUBLISH (sharded PUB/SUB) in a Cluster.
