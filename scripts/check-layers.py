@@ -37,9 +37,7 @@ ALLOWED = {
 }
 
 # (from, to): why it is still there. Issue 13 removes these.
-DEBT = {
-    ("hub", "broker"): "the hub holds the Broker and PresenceManager handles (node and mesh in one)",
-}
+DEBT = {}
 
 
 def imports():

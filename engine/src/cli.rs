@@ -431,7 +431,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
             Mesh::new(sc.shards),
             Arc::new(|| {
                 (
-                    Box::new(MemoryBroker) as Box<dyn Broker>,
+                    Box::new(MemoryBroker::default()) as Box<dyn Broker>,
                     Box::new(MemoryPresence) as Box<dyn PresenceManager>,
                 )
             }),

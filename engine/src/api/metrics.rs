@@ -58,7 +58,7 @@ pub fn snapshot(h: &Hub) -> ShardSnapshot {
         mesh_batches_in: h.stats.mesh_batches_in.get(),
         clients: h.clients().census().0 as u64,
         subscriptions: h.subs.borrow().total_subscriptions() as u64,
-        channels_owned: h.owned_channels().len() as u64,
+        channels_owned: h.broker().owned_count() as u64,
     }
 }
 

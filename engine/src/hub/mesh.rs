@@ -35,7 +35,7 @@ pub type Job = Box<dyn FnOnce(&super::Hub) + Send>;
 
 pub enum MeshMsg {
     // To the channel's owner (the memory broker).
-    Subscribe(Box<crate::broker::SubscribeReq>),
+    Subscribe(Box<super::seam::SubscribeReq>),
     Unsubscribe {
         channel: ChannelName,
         shard: u16,
@@ -45,7 +45,7 @@ pub enum MeshMsg {
         /// The publication's `data`, raw JSON.
         data: Bytes,
         info: Option<Bytes>,
-        done: crate::broker::Done,
+        done: super::seam::Done,
     },
     // From the owner.
     /// An encoded push frame for every local subscriber of `channel`.
@@ -62,7 +62,7 @@ pub enum MeshMsg {
         offset: u64,
         recoverable: bool,
         /// Present when recovery was asked for.
-        recovery: Option<crate::broker::Recovery>,
+        recovery: Option<super::seam::Recovery>,
         expires_at: u64,
         /// Handed back for presence, once the subscription is active.
         member: Option<Member>,
@@ -70,7 +70,7 @@ pub enum MeshMsg {
     /// A client publish's result, for its connection.
     Published {
         reply: ReplyTo,
-        result: Result<crate::broker::Position, crate::protocol::codes::ClientError>,
+        result: Result<super::seam::Position, crate::protocol::codes::ClientError>,
     },
     /// Anything else: API calls, queries, metrics gathering (see `Hub::call`).
     Run(Job),

@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod mesh;
+pub mod seam;
 pub mod subs;
 
 use std::cell::{Cell, RefCell};
@@ -18,12 +19,11 @@ use bytes::Bytes;
 
 use self::call::Call;
 use self::mesh::{owner_of, ChannelName, Member, Mesh, MeshMsg, ReplyTo};
-use self::subs::SubTable;
-use crate::broker::memory::owner::OwnedChannel;
-use crate::broker::{
+use self::seam::{
     Broker, Done, HistoryQuery, HistoryResult, Position, PresenceManager, Recovery, SubscribeReq,
     Then,
 };
+use self::subs::SubTable;
 use crate::config::{ChannelOptions, Config};
 use crate::protocol::codes::ClientError;
 use crate::shard::conn::Conn;
@@ -105,8 +105,6 @@ pub struct Hub {
     flusher: Cell<Option<Waker>>,
     clients: Rc<dyn Clients>,
     pub subs: RefCell<SubTable>,
-    /// Channels this shard owns (memory broker).
-    pub(crate) owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
     pub(crate) broker: Box<dyn Broker>,
     presence: Box<dyn PresenceManager>,
     catchup: RefCell<HashMap<ChannelName, Catchup, ahash::RandomState>>,
@@ -137,7 +135,6 @@ impl Hub {
             flusher: Cell::new(None),
             clients,
             subs: RefCell::default(),
-            owned: RefCell::default(),
             broker,
             presence,
             catchup: RefCell::default(),
@@ -147,7 +144,6 @@ impl Hub {
         });
         monoio::spawn(flush_loop(hub.clone()));
         monoio::spawn(receive_loop(hub.clone()));
-        monoio::spawn(expire_loop(hub.clone()));
         hub.broker.start(&hub);
         hub.presence.start(&hub);
         hub
@@ -241,17 +237,8 @@ impl Hub {
 
     fn handle(&self, msg: MeshMsg) {
         match msg {
-            MeshMsg::Subscribe(req) => self.owner_subscribe(*req),
-            MeshMsg::Unsubscribe { channel, shard } => {
-                self.owner_unsubscribe(channel, shard as usize)
-            }
-            MeshMsg::Publish {
-                channel,
-                data,
-                info,
-                done,
-            } => {
-                self.owner_publish(channel, &data, info.as_deref(), done);
+            m @ (MeshMsg::Subscribe(_) | MeshMsg::Unsubscribe { .. } | MeshMsg::Publish { .. }) => {
+                self.broker.receive(self, m)
             }
             MeshMsg::Deliver { channel, frame } => {
                 let n = self.subs.borrow().deliver(&channel, &frame);
@@ -545,13 +532,6 @@ impl Hub {
     pub fn drop_subscription(&self, channel: ChannelName, conn: &Rc<Conn>, client: Arc<str>) {
         self.subs.borrow_mut().remove(&channel, conn);
         self.unsubscribe_at_owner(channel, client);
-    }
-}
-
-async fn expire_loop(hub: Rc<Hub>) {
-    loop {
-        monoio::time::sleep(std::time::Duration::from_secs(1)).await;
-        hub.expire_owned();
     }
 }
 

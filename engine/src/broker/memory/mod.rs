@@ -8,6 +8,9 @@
 pub mod history;
 pub mod owner;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,12 +30,53 @@ thread_local! {
     static NO_EPOCH: Arc<str> = Arc::from("");
 }
 
-/// The memory broker's handle on one shard (all state is in the owners).
-pub struct MemoryBroker;
+/// The memory broker on one shard: the channels this shard owns.
+#[derive(Default)]
+pub struct MemoryBroker {
+    owned: RefCell<HashMap<ChannelName, OwnedChannel, ahash::RandomState>>,
+}
 
 impl Broker for MemoryBroker {
     fn name(&self) -> &'static str {
         "memory"
+    }
+
+    /// Expires history and forgets idle channels, every second.
+    fn start(&self, hub: &Rc<Hub>) {
+        let hub = hub.clone();
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(std::time::Duration::from_secs(1)).await;
+                MemoryBroker::of(&hub).expire_owned();
+            }
+        });
+    }
+
+    /// The owner's side of a subscribe, an unsubscribe or a publish.
+    fn receive(&self, hub: &Hub, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Subscribe(req) => self.owner_subscribe(hub, *req),
+            MeshMsg::Unsubscribe { channel, shard } => {
+                self.owner_unsubscribe(channel, shard as usize)
+            }
+            MeshMsg::Publish {
+                channel,
+                data,
+                info,
+                done,
+            } => {
+                self.owner_publish(hub, channel, &data, info.as_deref(), done);
+            }
+            _ => tracing::warn!("memory broker: not an owner message"),
+        }
+    }
+
+    fn owned_count(&self) -> usize {
+        self.owned_channels().len()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn publish(
@@ -57,12 +101,12 @@ impl Broker for MemoryBroker {
     /// When this shard owns `channel`: no travel.
     fn publish_here(&self, hub: &Hub, channel: &str, data: &[u8]) -> Option<super::Position> {
         (hub.owner_of(channel) == hub.shard)
-            .then(|| hub.owner_publish(channel.into(), data, None, Done::None))
+            .then(|| self.owner_publish(hub, channel.into(), data, None, Done::None))
     }
 
     /// The channels this shard owns (each counted once, by its owner).
-    fn channel_counts(&self, hub: &Hub) -> Vec<(ChannelName, u64)> {
-        hub.owned_channels()
+    fn channel_counts(&self, _hub: &Hub) -> Vec<(ChannelName, u64)> {
+        self.owned_channels()
     }
 
     fn subscribe(&self, hub: &Hub, req: SubscribeReq) {
@@ -88,7 +132,8 @@ impl Broker for MemoryBroker {
         hub.send(
             hub.owner_of(&q.channel),
             MeshMsg::Run(Box::new(move |owner: &Hub| {
-                let r = owner.history_query(&q.channel, q.since, q.limit, q.reverse);
+                let r = MemoryBroker::of(owner)
+                    .history_query(owner, &q.channel, q.since, q.limit, q.reverse);
                 owner.send(origin, MeshMsg::Run(Box::new(move |h: &Hub| then(h, r))));
             })),
         );
@@ -103,7 +148,7 @@ impl PresenceManager for MemoryPresence {
         hub.send(
             hub.owner_of(&channel),
             MeshMsg::Run(Box::new(move |owner: &Hub| {
-                owner.owner_presence_add(channel, member)
+                MemoryBroker::of(owner).owner_presence_add(owner, channel, member)
             })),
         );
     }
@@ -112,7 +157,7 @@ impl PresenceManager for MemoryPresence {
         hub.send(
             hub.owner_of(&channel),
             MeshMsg::Run(Box::new(move |owner: &Hub| {
-                owner.owner_presence_remove(channel, &client)
+                MemoryBroker::of(owner).owner_presence_remove(owner, channel, &client)
             })),
         );
     }
@@ -128,7 +173,7 @@ impl PresenceManager for MemoryPresence {
         hub.send(
             hub.owner_of(&channel),
             MeshMsg::Run(Box::new(move |owner: &Hub| {
-                let fields = owner.presence_fields(&channel, stats);
+                let fields = MemoryBroker::of(owner).presence_fields(&channel, stats);
                 owner.send(
                     origin,
                     MeshMsg::Run(Box::new(move |h: &Hub| then(h, Ok(fields)))),
@@ -139,18 +184,18 @@ impl PresenceManager for MemoryPresence {
 }
 
 /// The owner side, run on the channel's owner shard.
-impl Hub {
-    fn new_channel(&self, channel: &str) -> OwnedChannel {
-        let default = crate::config::ChannelOptions::default();
-        OwnedChannel::new(
-            self.shards(),
-            self.channel_opts(channel).unwrap_or(&default),
-        )
+impl MemoryBroker {
+    /// The memory broker of the shard `hub` runs on.
+    pub fn of(hub: &Hub) -> &MemoryBroker {
+        hub.broker()
+            .as_any()
+            .downcast_ref()
+            .expect("the memory broker")
     }
 
     /// Counts a subscriber of shard `req.reply.shard` and answers it with the
     /// stream position (and, when recovering, what it missed).
-    pub(crate) fn owner_subscribe(&self, req: SubscribeReq) {
+    fn owner_subscribe(&self, hub: &Hub, req: SubscribeReq) {
         let SubscribeReq {
             channel,
             member,
@@ -162,7 +207,7 @@ impl Hub {
         let mut owned = self.owned.borrow_mut();
         let ch = owned
             .entry(channel.clone())
-            .or_insert_with(|| self.new_channel(&channel));
+            .or_insert_with(|| new_channel(hub, &channel));
         ch.per_shard[reply.shard as usize] += 1;
         ch.total += 1;
         // Computed at the moment the subscriber is counted: every later
@@ -176,7 +221,7 @@ impl Hub {
             _ => Recovery::Unrecoverable,
         });
         let recoverable = recoverable && ch.history.is_some();
-        self.send(
+        hub.send(
             reply.shard as usize,
             MeshMsg::Subscribed {
                 channel: channel.clone(),
@@ -191,7 +236,7 @@ impl Hub {
         );
     }
 
-    pub(crate) fn owner_unsubscribe(&self, channel: ChannelName, shard: usize) {
+    fn owner_unsubscribe(&self, channel: ChannelName, shard: usize) {
         let mut owned = self.owned.borrow_mut();
         let Some(ch) = owned.get_mut(&channel) else {
             return;
@@ -206,14 +251,14 @@ impl Hub {
     }
 
     /// Adds a member to an owned channel's presence; pushes its join.
-    fn owner_presence_add(&self, channel: ChannelName, member: Member) {
+    fn owner_presence_add(&self, hub: &Hub, channel: ChannelName, member: Member) {
         let mut owned = self.owned.borrow_mut();
         let ch = owned
             .entry(channel.clone())
-            .or_insert_with(|| self.new_channel(&channel));
+            .or_insert_with(|| new_channel(hub, &channel));
         if ch.join_leave {
             let frame = push::join_leave_frame(&channel, true, &member.info);
-            self.deliver_from_owner(ch, &channel, frame);
+            Self::deliver_from_owner(hub, ch, &channel, frame);
         }
         if ch.presence_on || ch.join_leave {
             ch.presence.insert(member.client.clone(), member);
@@ -221,7 +266,7 @@ impl Hub {
     }
 
     /// Removes a client from an owned channel's presence; pushes its leave.
-    fn owner_presence_remove(&self, channel: ChannelName, client: &str) {
+    fn owner_presence_remove(&self, hub: &Hub, channel: ChannelName, client: &str) {
         let mut owned = self.owned.borrow_mut();
         let Some(ch) = owned.get_mut(&channel) else {
             return;
@@ -229,7 +274,7 @@ impl Hub {
         if let Some(m) = ch.presence.remove(client) {
             if ch.join_leave {
                 let frame = push::join_leave_frame(&channel, false, &m.info);
-                self.deliver_from_owner(ch, &channel, frame);
+                Self::deliver_from_owner(hub, ch, &channel, frame);
             }
         }
         if ch.is_idle() {
@@ -238,9 +283,9 @@ impl Hub {
     }
 
     /// Sends a push frame to every shard with subscribers of `channel`.
-    fn deliver_from_owner(&self, ch: &OwnedChannel, channel: &ChannelName, frame: Bytes) {
+    fn deliver_from_owner(hub: &Hub, ch: &OwnedChannel, channel: &ChannelName, frame: Bytes) {
         for s in ch.shards_with_subscribers() {
-            self.send(
+            hub.send(
                 s,
                 MeshMsg::Deliver {
                     channel: channel.clone(),
@@ -255,19 +300,18 @@ impl Hub {
     /// channel has no stream and would keep nothing. The result goes to
     /// `done` (queued before the deliveries, so the publisher's connection
     /// is flushed first and can send more while the fan-out is on the wire).
-    pub(crate) fn owner_publish(
+    fn owner_publish(
         &self,
+        hub: &Hub,
         channel: ChannelName,
         data: &[u8],
         info: Option<&[u8]>,
         done: Done,
     ) -> (Arc<str>, u64) {
         let mut owned = self.owned.borrow_mut();
-        self.stats
-            .publications
-            .set(self.stats.publications.get() + 1);
+        hub.stats.publications.set(hub.stats.publications.get() + 1);
         if !owned.contains_key(&channel)
-            && !self
+            && !hub
                 .channel_opts(&channel)
                 .is_some_and(|o| o.history_enabled())
         {
@@ -275,21 +319,21 @@ impl Hub {
             // no one. No stream is created (and none thrown away again), so
             // there is no offset: 0 and an empty epoch.
             let position = (NO_EPOCH.with(Arc::clone), 0);
-            self.complete_publish(done, Ok(position.clone()));
+            complete_publish(hub, done, Ok(position.clone()));
             return position;
         }
         let ch = owned
             .entry(channel.clone())
-            .or_insert_with(|| self.new_channel(&channel));
+            .or_insert_with(|| new_channel(hub, &channel));
         ch.offset += 1;
         let (epoch, offset) = (ch.epoch.clone(), ch.offset);
-        self.complete_publish(done, Ok((epoch.clone(), offset)));
+        complete_publish(hub, done, Ok((epoch.clone(), offset)));
         if ch.total > 0 || ch.history.is_some() {
             let object = push::publication_object(data, info, offset);
             if ch.total > 0 {
                 let frame = push::publication_push(&channel, &object);
                 for s in ch.shards_with_subscribers() {
-                    self.send(
+                    hub.send(
                         s,
                         MeshMsg::Deliver {
                             channel: channel.clone(),
@@ -308,13 +352,6 @@ impl Hub {
         (epoch, offset)
     }
 
-    /// Sends a publish's result to where it is awaited (from the owner).
-    fn complete_publish(&self, done: Done, result: Result<super::Position, ClientError>) {
-        if let Some((dst, msg)) = Hub::publish_result_msg(done, result) {
-            self.send(dst, msg);
-        }
-    }
-
     /// Presence of a channel this shard owns, as reply JSON fields.
     pub fn presence_fields(&self, channel: &str, stats: bool) -> Bytes {
         let owned = self.owned.borrow();
@@ -329,8 +366,9 @@ impl Hub {
 
     /// History of a channel this shard owns: (publications, epoch, offset).
     /// `since` with another epoch is an unrecoverable position (112).
-    pub fn history_query(
+    fn history_query(
         &self,
+        hub: &Hub,
         channel: &str,
         since: Option<(u64, String)>,
         limit: i64,
@@ -339,7 +377,7 @@ impl Hub {
         let mut owned = self.owned.borrow_mut();
         let ch = owned
             .entry(channel.into())
-            .or_insert_with(|| self.new_channel(channel));
+            .or_insert_with(|| new_channel(hub, channel));
         let Some(h) = ch.history.as_mut() else {
             return Err(codes::NOT_AVAILABLE);
         };
@@ -363,7 +401,7 @@ impl Hub {
     }
 
     /// Expires history and forgets channels nobody needs any more.
-    pub(crate) fn expire_owned(&self) {
+    fn expire_owned(&self) {
         let now = Instant::now();
         self.owned.borrow_mut().retain(|_, ch| {
             if let Some(h) = ch.history.as_mut() {
@@ -371,5 +409,17 @@ impl Hub {
             }
             !ch.is_idle()
         });
+    }
+}
+
+fn new_channel(hub: &Hub, channel: &str) -> OwnedChannel {
+    let default = crate::config::ChannelOptions::default();
+    OwnedChannel::new(hub.shards(), hub.channel_opts(channel).unwrap_or(&default))
+}
+
+/// Sends a publish's result to where it is awaited (from the owner).
+fn complete_publish(hub: &Hub, done: Done, result: Result<super::Position, ClientError>) {
+    if let Some((dst, msg)) = Hub::publish_result_msg(done, result) {
+        hub.send(dst, msg);
     }
 }

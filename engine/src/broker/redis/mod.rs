@@ -217,6 +217,10 @@ impl RedisBroker {
 }
 
 impl Broker for RedisBroker {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn name(&self) -> &'static str {
         "redis"
     }
