@@ -120,6 +120,9 @@ pub struct ServeArgs {
     /// Serve the server API without a key (trusted networks only).
     #[arg(long, env = "RINGCAST_API_INSECURE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub api_insecure: Option<bool>,
+    /// Also serve the server API on the client port (key required) [default: false].
+    #[arg(long, env = "RINGCAST_API_ON_CLIENT_PORT", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub api_on_client_port: Option<bool>,
     /// TCP publisher port [default: 9001].
     #[arg(long, env = "RINGCAST_PUBLISHER_PORT")]
     pub publisher_port: Option<u16>,
@@ -251,6 +254,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.api_insecure {
             a.insecure = v;
+        }
+        if let Some(v) = self.api_on_client_port {
+            a.on_client_port = v;
         }
         if let Some(v) = self.publisher_port {
             a.publisher_port = v;
@@ -401,6 +407,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let api = Arc::new(ApiOptions {
         key: cfg.api.key.clone().filter(|k| !k.is_empty()),
         insecure: cfg.api.insecure,
+        on_client_port: cfg.api.on_client_port,
         publisher_max_frame: cfg.api.publisher_max_frame,
         ..ApiOptions::default()
     });

@@ -117,8 +117,12 @@ pub struct ApiSection {
     /// publishers).
     #[serde(serialize_with = "redacted_opt")]
     pub key: Option<String>,
-    /// Serve the API without a key (trusted networks only).
+    /// Serve the API without a key (trusted networks only; the internal
+    /// port only).
     pub insecure: bool,
+    /// Also serve the server API (`POST /api`, `/api/<method>`) on the
+    /// client port, as Centrifugo's default layout does; always with the key.
+    pub on_client_port: bool,
     /// TCP publisher port (docs/publisher-protocol.md).
     pub publisher_port: u16,
     /// Largest TCP publisher frame, bytes.
@@ -131,6 +135,7 @@ impl Default for ApiSection {
             port: 9000,
             key: None,
             insecure: false,
+            on_client_port: false,
             publisher_port: 9001,
             publisher_max_frame: 1 << 20,
         }
@@ -384,6 +389,12 @@ impl Config {
         }
         if self.client.max_subscriptions == 0 {
             return err("client.max_subscriptions", "must be at least 1");
+        }
+        if self.api.on_client_port && self.api.key.as_deref().unwrap_or("").is_empty() {
+            return err(
+                "api.on_client_port",
+                "the API on the client port needs api.key (it is never served there without one)",
+            );
         }
         if self.api.publisher_max_frame < 16 {
             return err("api.publisher_max_frame", "must be at least 16 bytes");

@@ -7,10 +7,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
-use crate::api::{ApiCtx, ApiOptions};
+use crate::api::{ApiCtx, ApiOptions, Port};
 use crate::broker::ControlHandler;
 use crate::client::session::Session;
 use crate::client::{Brokers, ClientOptions, ClientService};
@@ -107,6 +107,19 @@ impl Service for NodeService {
 
     fn on_close(&self, conn: &Rc<Conn>, s: Rc<Session>) {
         self.client.on_close(conn, s)
+    }
+
+    /// `POST /api`, `/api/<method>` on the client port, when
+    /// `api.on_client_port` is on.
+    fn takes_plain(&self, method: &str, path: &str) -> bool {
+        self.api.opts.on_client_port
+            && method == "POST"
+            && (path == "/api" || path.starts_with("/api/"))
+    }
+
+    fn serve_plain(shard: Rc<ShardCtx<Self>>, stream: TcpStream, buf: BytesMut) -> LocalFuture {
+        let api = shard.service.api.clone();
+        Box::pin(crate::api::serve_http_from(api, stream, buf, Port::Client))
     }
 
     fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {

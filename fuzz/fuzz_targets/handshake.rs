@@ -1,10 +1,12 @@
 //! The HTTP upgrade parser over arbitrary bytes, at the server's default
 //! header bound and at a small one. It must never panic, and a request it
-//! accepts must fit the bound and carry a valid key.
+//! accepts must fit the bound and carry a valid key. `plain_target` (a
+//! plain HTTP request's method and path) never panics either, and finds a
+//! target only in a complete head.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringcast::ws::handshake::{accept_key, parse_request};
+use ringcast::ws::handshake::{accept_key, parse_request, plain_target};
 
 fuzz_target!(|data: &[u8]| {
     for max in [8192, 256] {
@@ -19,5 +21,9 @@ fuzz_target!(|data: &[u8]| {
                 assert!(resp.starts_with(b"HTTP/1.1 4"));
             }
         }
+    }
+    if let Some((method, path)) = plain_target(data) {
+        assert!(!method.is_empty() && !path.contains('?'));
+        assert!(data.windows(4).any(|w| w == b"\r\n\r\n") || data.windows(2).any(|w| w == b"\n\n"));
     }
 });

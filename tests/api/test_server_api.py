@@ -1,6 +1,7 @@
 """The Centrifugo v5 server API, driven by the `cent` client library, reaching
 real WebSocket clients."""
 import json
+import os
 import subprocess
 import time
 
@@ -12,7 +13,7 @@ from cent.dto import Disconnect
 from cent.exceptions import CentApiResponseError, CentUnauthorizedError
 from websockets.exceptions import ConnectionClosed
 
-from conftest import API_KEY
+from conftest import API_KEY, Server, WsClient, ringcast_bin
 
 
 def test_publish_reaches_subscribers_on_both_shards(server, ws):
@@ -169,3 +170,58 @@ def test_metrics_pass_promtool(server, ws):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == "" and r.stderr.strip() == "", r.stdout + r.stderr
+
+
+def test_api_on_the_client_port_with_the_key_only():
+    """`--api-on-client-port`: the server API on the client port too, as in
+    Centrifugo's default layout (apps call http://host:8000/api/publish); the
+    key is required there, and nothing else of the internal port is served
+    there."""
+    s = Server("--shards", "2", "--insecure", "--api-on-client-port")
+    try:
+        sub = WsClient(s.ws_url)
+        sub.subscribe("front")
+        client_api = f"http://{s.ws_addr}/api"
+        r = Client(client_api, API_KEY).publish(PublishRequest(channel="front", data={"n": 1}))
+        assert r.offset == 1
+        assert sub.pushes(1)[0]["pub"]["data"] == {"n": 1}
+        # Several requests on one keep-alive connection, the legacy endpoint too.
+        with requests.Session() as http:
+            h = {"Authorization": f"apikey {API_KEY}"}
+            for n in (2, 3):
+                r = http.post(client_api + "/publish", json={"channel": "front", "data": {"n": n}}, headers=h)
+                assert r.status_code == 200 and r.json()["result"]["offset"] == n, r.text
+            r = http.post(client_api, json={"method": "publish", "params": {"channel": "front", "data": {"n": 4}}},
+                          headers=h)
+            assert r.status_code == 200, r.text
+        assert [p["pub"]["data"]["n"] for p in sub.pushes(3)] == [2, 3, 4]
+        # Without the key, or with a wrong one: 401, nothing published.
+        with pytest.raises(CentUnauthorizedError):
+            Client(client_api, "wrong").publish(PublishRequest(channel="front", data={"n": 5}))
+        r = requests.post(client_api + "/publish", json={"channel": "front", "data": {"n": 6}})
+        assert r.status_code == 401, r.text
+        r = requests.post(s.api_url + "/publish", json={"channel": "front", "data": {"n": 7}},
+                          headers={"X-API-Key": API_KEY})
+        assert r.status_code == 200, r.text
+        assert [p["pub"]["data"]["n"] for p in sub.pushes(1)] == [7]
+        # Only POST /api...: a GET (of the API or /metrics) is refused as a
+        # WebSocket handshake that is not one (426), a POST elsewhere 405, and
+        # WebSocket clients are served as before.
+        assert requests.get(f"http://{s.ws_addr}/metrics").status_code == 426
+        assert requests.get(client_api + "/publish").status_code == 426
+        assert requests.post(f"http://{s.ws_addr}/metrics").status_code == 405
+        other = WsClient(s.ws_url)
+        other.close()
+    finally:
+        s.stop()
+
+
+def test_api_on_the_client_port_is_off_by_default_and_needs_a_key(server, tmp_path):
+    r = requests.post(f"http://{server.ws_addr}/api/publish", json={"channel": "x", "data": {}},
+                      headers={"X-API-Key": API_KEY})
+    assert r.status_code == 405, r.text
+    conf = tmp_path / "ringcast.toml"
+    conf.write_text("[api]\non_client_port = true\n")
+    r = subprocess.run([ringcast_bin(), "config", "check", str(conf)], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("RINGCAST_")})
+    assert r.returncode != 0 and "api.on_client_port" in r.stderr, r.stderr

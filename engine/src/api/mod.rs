@@ -30,6 +30,8 @@ pub struct ApiOptions {
     pub key: Option<String>,
     /// Serve the API without a key (for trusted networks only).
     pub insecure: bool,
+    /// Also serve the API on the client port (with the key only).
+    pub on_client_port: bool,
     pub max_body: usize,
     pub idle_timeout: Duration,
     /// Largest TCP publisher frame.
@@ -41,6 +43,7 @@ impl Default for ApiOptions {
         ApiOptions {
             key: None,
             insecure: false,
+            on_client_port: false,
             max_body: 1 << 20,
             idle_timeout: Duration::from_secs(60),
             publisher_max_frame: 1 << 20,
@@ -63,12 +66,27 @@ pub struct ApiCtx {
     pub control: crate::broker::ControlHandler,
 }
 
-/// Serves one HTTP connection: every complete request in the buffer is
-/// answered in order and the answers written together.
+/// Which port an HTTP connection came in on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The internal port: the API, /metrics, /health.
+    Internal,
+    /// The client port (`api.on_client_port`): only the API, always with
+    /// the key.
+    Client,
+}
+
+/// Serves one HTTP connection on the internal port.
 pub async fn serve_http(ctx: Rc<ApiCtx>, stream: TcpStream) {
+    serve_http_from(ctx, stream, BytesMut::with_capacity(4096), Port::Internal).await
+}
+
+/// Serves one HTTP connection whose first bytes are already in `buf`: every
+/// complete request in the buffer is answered in order and the answers
+/// written together.
+pub async fn serve_http_from(ctx: Rc<ApiCtx>, stream: TcpStream, mut buf: BytesMut, port: Port) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    let mut buf = BytesMut::with_capacity(4096);
     loop {
         let mut out = BytesMut::new();
         let mut close = false;
@@ -76,7 +94,7 @@ pub async fn serve_http(ctx: Rc<ApiCtx>, stream: TcpStream) {
             match http::parse(&mut buf, ctx.opts.max_body) {
                 Ok(Some(req)) => {
                     let keep = req.keep_alive;
-                    out.put_slice(&handle(&ctx, req).await);
+                    out.put_slice(&handle(&ctx, req, port).await);
                     if !keep {
                         close = true;
                         break;
@@ -110,8 +128,12 @@ pub async fn serve_http(ctx: Rc<ApiCtx>, stream: TcpStream) {
     }
 }
 
-async fn handle(ctx: &ApiCtx, req: Request) -> Bytes {
+async fn handle(ctx: &ApiCtx, req: Request, port: Port) -> Bytes {
     let keep = req.keep_alive;
+    let api = req.path == "/api" || req.path.starts_with("/api/");
+    if port == Port::Client && !api {
+        return http::response(404, "text/plain", b"not found", keep);
+    }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/health") => health(ctx, keep).await,
         ("GET", "/metrics") => {
@@ -126,7 +148,7 @@ async fn handle(ctx: &ApiCtx, req: Request) -> Bytes {
             http::response(200, "text/plain; version=0.0.4", text.as_bytes(), keep)
         }
         ("POST", path) if path == "/api" || path.starts_with("/api/") => {
-            if let Err(resp) = authorize(ctx, &req) {
+            if let Err(resp) = authorize(ctx, &req, port) {
                 return resp;
             }
             let (method, result) = match path.strip_prefix("/api/") {
@@ -146,10 +168,12 @@ async fn handle(ctx: &ApiCtx, req: Request) -> Bytes {
     }
 }
 
-fn authorize(ctx: &ApiCtx, req: &Request) -> Result<(), Bytes> {
+/// The key, where one is set; without one, only `api.insecure` lets a
+/// request through, and never on the client port.
+fn authorize(ctx: &ApiCtx, req: &Request, port: Port) -> Result<(), Bytes> {
     let ok = match &ctx.opts.key {
         Some(key) => req.api_key.as_deref() == Some(key.as_str()),
-        None => ctx.opts.insecure,
+        None => ctx.opts.insecure && port == Port::Internal,
     };
     if ok {
         Ok(())

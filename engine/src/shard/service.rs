@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use monoio::net::TcpStream;
 
@@ -60,6 +60,19 @@ pub trait Service: Sized + 'static {
     /// `ShardConfig::extra_listen`): the HTTP API, the TCP publisher port.
     fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {
         let _ = (shard, which, stream);
+        Box::pin(async {})
+    }
+
+    /// A plain HTTP request (not an upgrade) arrived on the upgrade port:
+    /// whether the service serves it (`serve_plain`) instead of refusing it.
+    fn takes_plain(&self, _method: &str, _path: &str) -> bool {
+        false
+    }
+
+    /// Serves a plain HTTP connection `takes_plain` accepted; `buf` holds
+    /// what was read of it so far (the request head at least).
+    fn serve_plain(shard: Rc<ShardCtx<Self>>, stream: TcpStream, buf: BytesMut) -> LocalFuture {
+        let _ = (shard, stream, buf);
         Box::pin(async {})
     }
 

@@ -23,9 +23,19 @@ use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 /// Serves one accepted connection up to the upgrade, then hands it to the
 /// shard's reactor; `slot` holds its place under the connection ceiling.
 pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream, slot: Slot) {
-    let Some((req, rest)) = upgrade(&shard, &stream).await else {
-        shard.stats.handshake_failed();
-        return;
+    let (req, rest) = match upgrade(&shard, &stream).await {
+        Upgrade::Done(req, rest) => (req, rest),
+        Upgrade::Plain(buf) => {
+            // The service serves this plain HTTP connection; it keeps its
+            // place under the ceiling until it ends.
+            S::serve_plain(shard.clone(), stream, buf).await;
+            drop(slot);
+            return;
+        }
+        Upgrade::Failed => {
+            shard.stats.handshake_failed();
+            return;
+        }
     };
     let limit = match shard.service.outbound_policy() {
         OutboundPolicy::Disconnect { limit } => limit,
@@ -44,12 +54,18 @@ pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream,
     }
 }
 
-/// Reads and answers the upgrade request. `None`: refused, timed out or gone
-/// (the peer got its status where there was one to give).
-async fn upgrade<S: Service>(
-    shard: &ShardCtx<S>,
-    stream: &TcpStream,
-) -> Option<(UpgradeRequest, Option<BytesMut>)> {
+enum Upgrade {
+    /// Upgraded: the request, and what the peer sent after it.
+    Done(UpgradeRequest, Option<BytesMut>),
+    /// A plain HTTP request the service takes (what was read of it).
+    Plain(BytesMut),
+    /// Refused, timed out or gone (the peer got its status where there was
+    /// one to give).
+    Failed,
+}
+
+/// Reads and answers the upgrade request.
+async fn upgrade<S: Service>(shard: &ShardCtx<S>, stream: &TcpStream) -> Upgrade {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let hs = timeout(
@@ -60,18 +76,29 @@ async fn upgrade<S: Service>(
         Err(_) => {
             let resp = handshake::plain_response(408, "Request Timeout", "", "handshake timeout");
             let _ = sys::send(fd, &resp);
-            return None;
+            return Upgrade::Failed;
         }
-        Ok(Err(None)) => return None,
-        Ok(Err(Some(e))) => {
+        Ok(Err(None)) => return Upgrade::Failed,
+        Ok(Err(Some((e, buf)))) => {
+            let plain = matches!(
+                e,
+                HandshakeError::NotUpgrade | HandshakeError::MethodNotAllowed
+            );
+            if plain {
+                let takes = handshake::plain_target(&buf)
+                    .is_some_and(|(method, path)| shard.service.takes_plain(&method, &path));
+                if takes {
+                    return Upgrade::Plain(buf);
+                }
+            }
             reject(shard, stream, e).await;
-            return None;
+            return Upgrade::Failed;
         }
         Ok(Ok(r)) => r,
     };
     if let Err(e) = shard.service.accept(&req) {
         reject(shard, stream, e).await;
-        return None;
+        return Upgrade::Failed;
     }
     let headers = format!(
         "X-Ringcast-Shard: {}\r\n{}",
@@ -81,16 +108,17 @@ async fn upgrade<S: Service>(
     let resp = handshake::switching_protocols(&req.key, None, &headers);
     let write = timeout(shard.cfg.handshake_timeout, write_all(stream, &resp));
     if !matches!(write.await, Ok(Ok(()))) {
-        return None;
+        return Upgrade::Failed;
     }
-    Some((req, rest))
+    Upgrade::Done(req, rest)
 }
 
-/// Reads until a complete upgrade request. `Err(None)`: the peer went away.
+/// Reads until a complete upgrade request. `Err(None)`: the peer went away;
+/// `Err(Some((e, buf)))`: refused, with what was read.
 async fn read_upgrade(
     stream: &TcpStream,
     max: usize,
-) -> Result<(UpgradeRequest, Option<BytesMut>), Option<HandshakeError>> {
+) -> Result<(UpgradeRequest, Option<BytesMut>), Option<(HandshakeError, BytesMut)>> {
     let fd = stream.as_raw_fd();
     let mut buf = BytesMut::with_capacity(1024);
     loop {
@@ -102,7 +130,11 @@ async fn read_upgrade(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => return Err(None),
         }
-        if let Some((req, n)) = handshake::parse_request(&buf, max).map_err(Some)? {
+        let parsed = match handshake::parse_request(&buf, max) {
+            Ok(p) => p,
+            Err(e) => return Err(Some((e, buf))),
+        };
+        if let Some((req, n)) = parsed {
             let _ = buf.split_to(n);
             let rest = (!buf.is_empty()).then(|| BytesMut::from(&buf[..]));
             return Ok((req, rest));

@@ -178,6 +178,21 @@ pub fn parse_request(
     )))
 }
 
+/// The method and path of a complete plain HTTP request head in `buf` (one
+/// `parse_request` refused as not an upgrade), for a service that also
+/// serves plain HTTP on the upgrade port.
+pub fn plain_target(buf: &[u8]) -> Option<(String, String)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return None,
+    }
+    let target = req.path?;
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    Some((req.method?.to_string(), path.to_string()))
+}
+
 fn has_token(value: &str, token: &str) -> bool {
     value
         .split(',')
@@ -241,6 +256,22 @@ mod tests {
         for cut in 0..GOOD.len() {
             assert_eq!(parse_request(&GOOD.as_bytes()[..cut], 8192), Ok(None));
         }
+    }
+
+    #[test]
+    fn plain_requests_show_method_and_path() {
+        let post = b"POST /api/publish?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}";
+        assert_eq!(
+            plain_target(post),
+            Some(("POST".into(), "/api/publish".into()))
+        );
+        assert_eq!(
+            parse_request(post, 8192),
+            Err(HandshakeError::MethodNotAllowed)
+        );
+        // An incomplete head: nothing yet.
+        assert_eq!(plain_target(&post[..20]), None);
+        assert_eq!(plain_target(b"\x00junk\r\n\r\n"), None);
     }
 
     #[test]
