@@ -117,6 +117,7 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
             recoverable: false,
             recover: None,
             expires_at: 0,
+            reject_unrecovered: false,
         });
         n += 1;
     }

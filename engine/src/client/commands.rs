@@ -255,6 +255,7 @@ impl ClientService {
             recoverable,
             recover,
             expires_at,
+            reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
         };
         self.send_subscribe(s, id, channel.into(), sub);
     }
@@ -266,6 +267,7 @@ impl ClientService {
             recoverable,
             recover,
             expires_at,
+            reject_unrecovered,
         } = sub;
         s.add_pending(channel.clone());
         // Presence keeps who subscribed, where the channel wants it.
@@ -297,6 +299,7 @@ impl ClientService {
             recoverable,
             recover,
             expires_at,
+            reject_unrecovered,
         });
     }
 
@@ -416,7 +419,12 @@ struct PendingSub {
     recoverable: bool,
     recover: Option<(u64, Arc<str>)>,
     expires_at: u64,
+    reject_unrecovered: bool,
 }
+
+/// Subscribe `flag` bit: an unrecoverable position is error 112
+/// (centrifuge-js sets it for subscriptions with `getState`).
+const FLAG_REJECT_UNRECOVERED: i64 = 2;
 
 /// `name#u1,u2`: a channel only the listed users may subscribe to.
 fn user_limited_allows(opts: &ChannelOptions, channel: &str, user: &str) -> bool {

@@ -13,7 +13,7 @@ use super::session::{Session, SubState};
 use crate::broker::{Position, Recovery};
 use crate::hub::mesh::{ChannelName, ReplyTo};
 use crate::hub::{Accepted, Clients, Hub};
-use crate::protocol::codes::ClientError;
+use crate::protocol::codes::{self, ClientError};
 use crate::protocol::push;
 use crate::shard::conn::Conn;
 use crate::ws::frame::{encode, OpCode};
@@ -80,6 +80,16 @@ impl Clients for Registry {
         a: &Accepted<'_>,
     ) -> Option<Rc<Conn>> {
         let s = self.get(reply.conn)?;
+        if a.reject_unrecovered && matches!(a.recovery, Some(Recovery::Unrecoverable)) {
+            // The app reloads its state and subscribes again (getState).
+            s.fail_pending(channel);
+            if reply.id != 0 {
+                let mut line = BytesMut::with_capacity(64);
+                push::error(&mut line, reply.id, codes::UNRECOVERABLE_POSITION);
+                s.conn.reply(encode(OpCode::Text, &line));
+            }
+            return None;
+        }
         if !s.activate(channel) {
             return None;
         }

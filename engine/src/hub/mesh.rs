@@ -66,6 +66,7 @@ pub enum MeshMsg {
         expires_at: u64,
         /// Handed back for presence, once the subscription is active.
         member: Option<Member>,
+        reject_unrecovered: bool,
     },
     /// A client publish's result, for its connection.
     Published {

@@ -43,6 +43,8 @@ pub struct Accepted<'a> {
     pub recovery: Option<Recovery>,
     /// For presence, once the subscription is active.
     pub member: Option<Member>,
+    /// The subscriber wants error 112 rather than `recovered: false`.
+    pub reject_unrecovered: bool,
 }
 
 /// The client layer as the hub sees it: the sessions of this shard's
@@ -255,6 +257,7 @@ impl Hub {
                 recovery,
                 expires_at,
                 member,
+                reject_unrecovered,
             } => {
                 let a = Accepted {
                     epoch: &epoch,
@@ -263,6 +266,7 @@ impl Hub {
                     expires_at,
                     recovery,
                     member,
+                    reject_unrecovered,
                 };
                 self.on_subscribed(channel, reply, a);
             }

@@ -51,6 +51,8 @@ pub struct SubscribeReq {
     pub recover: Option<(u64, Arc<str>)>,
     /// Unix seconds when the subscription token expires (0: never).
     pub expires_at: u64,
+    /// An unrecoverable position is an error 112, not a subscription.
+    pub reject_unrecovered: bool,
 }
 
 /// A history read: publications after `since` (from the start when `None`),

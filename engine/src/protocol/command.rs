@@ -70,6 +70,10 @@ pub struct SubscribeRequest<'a> {
     pub recoverable: bool,
     #[serde(default)]
     pub join_leave: bool,
+    /// Bits: 1 channel compaction, 2 reject an unrecoverable position
+    /// (error 112 instead of a subscription with `recovered: false`).
+    #[serde(default)]
+    pub flag: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -203,6 +203,7 @@ impl MemoryBroker {
             recoverable,
             recover,
             expires_at,
+            reject_unrecovered,
         } = req;
         let mut owned = self.owned.borrow_mut();
         let ch = owned
@@ -214,7 +215,9 @@ impl MemoryBroker {
         // publication reaches it live, every earlier one is in this set.
         let (top, current) = (ch.offset, ch.epoch.clone());
         let recovery = recover.map(|(since, epoch)| match ch.history.as_mut() {
-            Some(h) if *epoch == *current => {
+            // An empty epoch: from the start of the current stream (an
+            // app's own state said "nothing yet": getState).
+            Some(h) if epoch.is_empty() || *epoch == *current => {
                 h.expire(Instant::now());
                 h.recover(since, top)
             }
@@ -232,6 +235,7 @@ impl MemoryBroker {
                 recovery,
                 expires_at,
                 member,
+                reject_unrecovered,
             },
         );
     }

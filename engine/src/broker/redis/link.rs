@@ -1137,7 +1137,8 @@ type Read = (u64, Arc<str>, Vec<(u64, Bytes)>);
 /// What a subscriber recovering from (`since`, `want`) gets from a read of
 /// the entries after `since`.
 fn recovery(since: u64, want: &str, top: u64, epoch: &str, entries: Vec<(u64, Bytes)>) -> Recovery {
-    if want != epoch || since > top {
+    // An empty epoch: from the start of the current stream (getState).
+    if !want.is_empty() && want != epoch || since > top {
         return Recovery::Unrecoverable;
     }
     if since == top {

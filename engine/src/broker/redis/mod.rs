@@ -266,6 +266,7 @@ impl Broker for RedisBroker {
             recoverable,
             recover,
             expires_at,
+            reject_unrecovered,
         } = req;
         if !self.up(&channel) {
             return hub.on_subscribe_failed(&channel, reply, codes::INTERNAL);
@@ -289,6 +290,7 @@ impl Broker for RedisBroker {
                         expires_at,
                         recovery: read.recovery,
                         member,
+                        reject_unrecovered,
                     };
                     let conn = h.on_subscribed(name.clone(), reply, a);
                     if !h.catchup_close(&name, read.top, conn.as_ref()) {
