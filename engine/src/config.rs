@@ -89,6 +89,14 @@ pub struct ClientSection {
     /// New WebSocket upgrades accepted per second per shard (a reconnect
     /// storm beyond it gets 503 + Retry-After); 0: unlimited.
     pub connect_rate: u32,
+    /// Channels every client is subscribed to by the server at connect
+    /// (server-side subscriptions, reported in the connect reply).
+    pub server_subscriptions: Vec<String>,
+    /// Subscribe every identified user to their personal channel
+    /// (`<user_personal_channel_namespace>:#<user>`, or `#<user>`).
+    pub subscribe_to_user_personal_channel: bool,
+    /// The namespace of personal channels ("" : the top level).
+    pub user_personal_channel_namespace: String,
 }
 
 impl Default for ClientSection {
@@ -104,6 +112,9 @@ impl Default for ClientSection {
             max_connections_per_ip: 0,
             commands_per_second: 0,
             connect_rate: 0,
+            server_subscriptions: Vec::new(),
+            subscribe_to_user_personal_channel: false,
+            user_personal_channel_namespace: String::new(),
         }
     }
 }

@@ -2,20 +2,23 @@
 //! `--insecure`), and where each goes (answered here, or sent to the channel's
 //! owner shard and answered from there).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::session::{Identity, Session, SubState};
+use super::session::{Identity, PendingConnect, Session, SubState};
 use super::{disconnect, new_client_id, reply_empty, reply_error, sep, ClientService};
-use crate::auth::{unix_now, Rejection};
+use crate::auth::{unix_now, Rejection, ServerSub};
 use crate::broker::{Done, HistoryQuery, SubscribeReq};
 use crate::config::ChannelOptions;
 use crate::hub::mesh::{ChannelName, Member};
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::command::{
-    Command, ConnectRequest, HistoryRequest, RefreshRequest, SubRefreshRequest, SubscribeRequest,
+    Command, ConnectRequest, ConnectSub, HistoryRequest, RefreshRequest, SubRefreshRequest,
+    SubscribeRequest,
 };
 use crate::protocol::json::{put_str, put_u64};
 use crate::protocol::push;
@@ -133,33 +136,87 @@ impl ClientService {
             info,
         });
         s.expires_at.set(expires_at.unwrap_or(0));
-        sep(out);
-        push::open_result(out, id, "connect");
-        out.put_slice(b"\"client\":");
-        put_str(out, &client);
-        out.put_slice(b",\"version\":");
-        put_str(out, crate::VERSION);
-        self.put_expiry(out, expires_at, now);
-        out.put_slice(b",\"ping\":");
-        put_u64(out, self.opts.ping_interval.as_secs().max(1));
-        out.put_slice(b",\"pong\":true");
-        push::close_result(out);
-        // Server-side subscriptions from the token, each once: announced by push.
-        for ch in channels {
+        let mut head = BytesMut::with_capacity(160);
+        push::open_result(&mut head, id, "connect");
+        head.put_slice(b"\"client\":");
+        put_str(&mut head, &client);
+        head.put_slice(b",\"version\":");
+        put_str(&mut head, crate::VERSION);
+        self.put_expiry(&mut head, expires_at, now);
+        head.put_slice(b",\"ping\":");
+        put_u64(&mut head, self.opts.ping_interval.as_secs().max(1));
+        head.put_slice(b",\"pong\":true");
+        let user = s.with_identity(|i| i.user.clone()).expect("connected");
+        let server = self.server_subscriptions(s, &user, channels, &subs, &req.subs);
+        if server.is_empty() {
+            sep(out);
+            out.put_slice(&head);
+            push::close_result(out);
+            return;
+        }
+        // The reply reports the server-side subscriptions (`subs`), so it
+        // waits for their broker answers; their publications may arrive
+        // first and wait behind it (the connection is held until then).
+        s.conn.hold();
+        *s.connecting.borrow_mut() = Some(Box::new(PendingConnect {
+            id,
+            head,
+            subs: BytesMut::new(),
+            waiting: server.len(),
+            failed: false,
+        }));
+        for (ch, sub) in server {
+            self.send_subscribe(s, id, ch.as_str().into(), sub);
+        }
+    }
+
+    /// The channels the server subscribes a connecting client to, each once:
+    /// the token's (`subs` or `channels`), `client.server_subscriptions`, and
+    /// the user's personal channel; within `max_subscriptions`, in declared
+    /// namespaces. A position the client sent for one (connect `subs`) is
+    /// recovered from.
+    fn server_subscriptions(
+        &self,
+        s: &Session,
+        user: &str,
+        token_channels: Vec<String>,
+        token_subs: &[ServerSub],
+        positions: &HashMap<Cow<'_, str>, ConnectSub<'_>>,
+    ) -> Vec<(String, PendingSub)> {
+        let cfg = self.opts.client();
+        let mut names = token_channels;
+        names.extend(cfg.server_subscriptions.iter().cloned());
+        if cfg.subscribe_to_user_personal_channel && !user.is_empty() {
+            names.push(personal_channel(&cfg.user_personal_channel_namespace, user));
+        }
+        let mut out: Vec<(String, PendingSub)> = Vec::new();
+        for ch in names {
+            if out.iter().any(|(c, _)| *c == ch) {
+                continue;
+            }
             let fresh = s.sub_state(&ch).is_none_or(|st| st == SubState::Cancelled);
-            let room = s.sub_count() < self.opts.client().max_subscriptions;
-            if fresh && room && self.channel(&ch).is_ok() {
-                let chan_info = subs
+            let room = s.sub_count() + out.len() < cfg.max_subscriptions;
+            let Ok(opts) = self.channel(&ch) else {
+                continue;
+            };
+            if !(fresh && room) {
+                continue;
+            }
+            let history = opts.history_enabled();
+            let asked = positions.get(ch.as_str()).filter(|p| p.recover && history);
+            let sub = PendingSub {
+                chan_info: token_subs
                     .iter()
                     .find(|x| x.channel == ch)
-                    .and_then(|x| x.info.clone());
-                let sub = PendingSub {
-                    chan_info,
-                    ..PendingSub::default()
-                };
-                self.send_subscribe(s, 0, ch.as_str().into(), sub);
-            }
+                    .and_then(|x| x.info.clone()),
+                recoverable: history && (opts.force_recovery || asked.is_some()),
+                recover: asked.map(|p| (p.offset, Arc::from(p.epoch.as_deref().unwrap_or("")))),
+                expires_at: 0,
+                reject_unrecovered: false,
+            };
+            out.push((ch, sub));
         }
+        out
     }
 
     fn put_expiry(&self, out: &mut BytesMut, expires_at: Option<u64>, now: u64) {
@@ -425,6 +482,15 @@ struct PendingSub {
 /// Subscribe `flag` bit: an unrecoverable position is error 112
 /// (centrifuge-js sets it for subscriptions with `getState`).
 const FLAG_REJECT_UNRECOVERED: i64 = 2;
+
+/// A user's personal channel: `ns:#user`, or `#user` at the top level.
+fn personal_channel(namespace: &str, user: &str) -> String {
+    if namespace.is_empty() {
+        format!("#{user}")
+    } else {
+        format!("{namespace}:#{user}")
+    }
+}
 
 /// `name#u1,u2`: a channel only the listed users may subscribe to.
 fn user_limited_allows(opts: &ChannelOptions, channel: &str, user: &str) -> bool {

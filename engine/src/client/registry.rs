@@ -14,6 +14,7 @@ use crate::broker::{Position, Recovery};
 use crate::hub::mesh::{ChannelName, ReplyTo};
 use crate::hub::{Accepted, Clients, Hub};
 use crate::protocol::codes::{self, ClientError};
+use crate::protocol::json::put_str;
 use crate::protocol::push;
 use crate::shard::conn::Conn;
 use crate::ws::frame::{encode, OpCode};
@@ -91,7 +92,11 @@ impl Clients for Registry {
             return None;
         }
         if !s.activate(channel) {
+            connect_answered(&s, reply.id, Answer::Dropped);
             return None;
+        }
+        if connect_answered(&s, reply.id, Answer::Subscribed(channel, a)) {
+            return Some(s.conn.clone());
         }
         let frame = if reply.id == 0 {
             push::server_subscribe_frame(channel, a.epoch, a.offset)
@@ -117,6 +122,9 @@ impl Clients for Registry {
         };
         // Either answer removes the pending (or cancelled) entry.
         s.fail_pending(channel);
+        if connect_answered(&s, reply.id, Answer::Failed) {
+            return;
+        }
         if reply.id != 0 {
             let mut line = BytesMut::with_capacity(64);
             push::error(&mut line, reply.id, error);
@@ -158,32 +166,88 @@ impl Clients for Registry {
     }
 }
 
+/// What became of one server-side subscription of a connect in progress.
+enum Answer<'a> {
+    Subscribed(&'a str, &'a Accepted<'a>),
+    /// Unsubscribed meanwhile: not reported.
+    Dropped,
+    /// The broker could not take it.
+    Failed,
+}
+
+/// A broker answer for a server-side subscription of a connect in progress
+/// (`id` is its command id): the channel's result joins the reply, which
+/// leaves once every answer is in. False when `id` is not that connect's.
+fn connect_answered(s: &Session, id: u32, answer: Answer<'_>) -> bool {
+    let mut slot = s.connecting.borrow_mut();
+    let Some(pc) = slot.as_mut().filter(|pc| pc.id == id && id != 0) else {
+        return false;
+    };
+    match answer {
+        Answer::Subscribed(channel, a) => {
+            if !pc.subs.is_empty() {
+                pc.subs.put_u8(b',');
+            }
+            put_str(&mut pc.subs, channel);
+            pc.subs.put_slice(b":{");
+            subscribe_fields(&mut pc.subs, a);
+            pc.subs.put_u8(b'}');
+        }
+        Answer::Dropped => {}
+        Answer::Failed => pc.failed = true,
+    }
+    pc.waiting -= 1;
+    if pc.waiting > 0 {
+        return true;
+    }
+    let pc = slot.take().expect("pending connect");
+    drop(slot);
+    if pc.failed {
+        // A server-side subscription the client expects is missing: it
+        // reconnects and tries again (3004).
+        s.conn.close_with(
+            codes::INTERNAL_SERVER_ERROR.code,
+            codes::INTERNAL_SERVER_ERROR.reason,
+        );
+        return true;
+    }
+    let mut line = pc.head;
+    line.put_slice(b",\"subs\":{");
+    line.put_slice(&pc.subs);
+    line.put_u8(b'}');
+    push::close_result(&mut line);
+    s.conn.release_with(encode(OpCode::Text, &line));
+    true
+}
+
 /// The subscribe reply: the stream position, and what a recovering
 /// subscriber missed.
 fn subscribe_reply(id: u32, a: &Accepted<'_>) -> BytesMut {
     let mut line = BytesMut::with_capacity(64);
     push::open_result(&mut line, id, "subscribe");
+    subscribe_fields(&mut line, a);
+    push::close_result(&mut line);
+    line
+}
+
+/// A subscribe result's fields (inside its braces).
+fn subscribe_fields(line: &mut BytesMut, a: &Accepted<'_>) {
     if a.recoverable {
         line.put_slice(b"\"recoverable\":true,");
     }
-    push::stream_position(&mut line, a.epoch, a.offset);
+    push::stream_position(line, a.epoch, a.offset);
     if a.expires_at > 0 {
         line.put_slice(b",\"expires\":true,\"ttl\":");
-        crate::protocol::json::put_u64(
-            &mut line,
-            a.expires_at.saturating_sub(crate::sys::unix_now()),
-        );
+        crate::protocol::json::put_u64(line, a.expires_at.saturating_sub(crate::sys::unix_now()));
     }
     if let Some(r) = &a.recovery {
         line.put_slice(b",\"was_recovering\":true");
         match r {
             Recovery::Recovered(pubs) => {
                 line.put_slice(b",\"recovered\":true,\"publications\":");
-                push::put_array(&mut line, pubs);
+                push::put_array(line, pubs);
             }
             Recovery::Unrecoverable => line.put_slice(b",\"recovered\":false"),
         }
     }
-    push::close_result(&mut line);
-    line
 }

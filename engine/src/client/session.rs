@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::hub::mesh::ChannelName;
 use crate::shard::conn::Conn;
@@ -42,6 +42,23 @@ pub struct Session {
     /// Command rate limit: tokens left and the second they were counted in.
     pub rate: Cell<(u32, u64)>,
     subs: RefCell<Vec<(ChannelName, SubState)>>,
+    /// A connect reply waiting for its server-side subscriptions.
+    pub connecting: RefCell<Option<Box<PendingConnect>>>,
+}
+
+/// A connect reply being put together: its result fields so far, and the
+/// server-side subscriptions it reports as their broker answers come.
+pub struct PendingConnect {
+    /// The connect command's id.
+    pub id: u32,
+    /// `{"id":N,"connect":{...` without its closing braces.
+    pub head: BytesMut,
+    /// `"channel":{...}` entries, comma-separated.
+    pub subs: BytesMut,
+    /// Answers still to come.
+    pub waiting: usize,
+    /// A subscription failed: the connection is closed (3004, reconnect).
+    pub failed: bool,
 }
 
 impl Session {
@@ -54,6 +71,7 @@ impl Session {
             expires_at: Cell::new(0),
             rate: Cell::new((0, 0)),
             subs: RefCell::new(Vec::new()),
+            connecting: RefCell::new(None),
         }
     }
 

@@ -48,6 +48,20 @@ pub struct ConnectRequest<'a> {
     pub name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub subs: std::collections::HashMap<Cow<'a, str>, ConnectSub<'a>>,
+}
+
+/// A server-side subscription's position in a connect request's `subs`
+/// (the SDKs send one per recoverable server-side channel they had).
+#[derive(Debug, Default, Deserialize)]
+pub struct ConnectSub<'a> {
+    #[serde(default)]
+    pub recover: bool,
+    #[serde(borrow, default)]
+    pub epoch: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub offset: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -84,6 +84,9 @@ pub struct Conn {
     /// Set by the first close request and never cleared: a closing
     /// connection accepts no more frames.
     closed: Cell<bool>,
+    /// Frames queue but do not leave: a reply that must go first is still
+    /// being put together (`hold`, `release_with`).
+    held: Cell<bool>,
 }
 
 impl Conn {
@@ -99,7 +102,38 @@ impl Conn {
             blocked: Cell::new(false),
             close: Cell::new(None),
             closed: Cell::new(false),
+            held: Cell::new(false),
         }
+    }
+
+    /// From now on frames queue without leaving, until `release_with` puts
+    /// the reply they must follow in front of them (a connect reply that
+    /// reports server-side subscriptions whose publications may already be
+    /// arriving). A close request releases the hold.
+    pub fn hold(&self) {
+        self.held.set(true);
+    }
+
+    /// Queues `first` ahead of everything held, and lets it all go.
+    pub fn release_with(&self, first: Bytes) {
+        if !self.held.replace(false) || self.closed.get() {
+            return;
+        }
+        self.out_bytes.set(self.out_bytes.get() + first.len());
+        // Nothing has left while held, so nothing is partly on the wire.
+        self.out.borrow_mut().push_front(first);
+        self.mark_dirty();
+        if self.token.get() != u32::MAX {
+            URGENT.with(|u| u.borrow_mut().push(self.token.get()));
+        }
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.get()
+    }
+
+    pub(crate) fn unhold(&self) {
+        self.held.set(false);
     }
 
     /// Queues an encoded frame. The same `Bytes` may sit in many queues.

@@ -526,6 +526,8 @@ fn flush_conn<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
                 if req.code == SLOW_CONSUMER {
                     shard.stats.slow_disconnect();
                 }
+                // What was held goes, then the close.
+                e.conn.unhold();
                 e.conn.push_final(encode_close(req.code, &req.reason));
                 e.phase = Phase::Closing;
                 e.partial = None;
@@ -582,7 +584,7 @@ const GATHER_MAX: usize = 64 * 1024;
 /// Sends as much of the queue as the socket takes. `Ok(true)`: drained.
 fn flush<S: Service, St>(shard: &ShardCtx<S>, e: &Entry<St>) -> io::Result<bool> {
     let fd = e.fd.as_raw_fd();
-    while e.conn.has_output() {
+    while e.conn.has_output() && !e.conn.is_held() {
         let sent = if e.conn.should_gather() {
             GATHER.with(|g| {
                 let mut g = g.borrow_mut();
