@@ -66,12 +66,15 @@ conformance() {
   # and on the epoll fallback: 0 FAILED, 0 MISSING.
   local rc=0
   for driver in uring epoll; do
-    local port=$((19100 + RANDOM % 500))
-    target/release/ringcast echo --port "$port" --address 127.0.0.1 --shards 2 --driver "$driver" \
-      >"$LOGDIR/echo-$driver.log" 2>&1 &
+    # Port 0: the ready line (JSON on stdout) says where it listens.
+    target/release/ringcast echo --port 0 --address 127.0.0.1 --shards 2 --driver "$driver" \
+      >"$LOGDIR/echo-$driver.out" 2>"$LOGDIR/echo-$driver.log" &
     local pid=$!
-    for _ in $(seq 50); do grep -q listening "$LOGDIR/echo-$driver.log" && break; sleep 0.1; done
-    ../shared/tools/autobahn3/run.sh -o "$LOGDIR/autobahn-$driver" -a "ringcast-$driver" "ws://127.0.0.1:$port" || rc=1
+    for _ in $(seq 100); do grep -q '"ready"' "$LOGDIR/echo-$driver.out" && break; sleep 0.1; done
+    local addr
+    addr=$(grep -o '"listen":"[^"]*"' "$LOGDIR/echo-$driver.out" | head -1 | cut -d'"' -f4)
+    [ -n "$addr" ] || { echo "ringcast echo ($driver) did not start"; cat "$LOGDIR/echo-$driver.log"; kill "$pid"; return 1; }
+    ../shared/tools/autobahn3/run.sh -o "$LOGDIR/autobahn-$driver" -a "ringcast-$driver" "ws://$addr" || rc=1
     kill "$pid"; wait "$pid" 2>/dev/null
   done
   return $rc

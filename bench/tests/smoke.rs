@@ -148,21 +148,15 @@ impl Server {
             .args(["--port", "0", "--address", "127.0.0.1", "--no-pin"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
-        // `listening listen=127.0.0.1:P extra=["127.0.0.1:A", "127.0.0.1:T"] shards=2`
+        // The ready line on stdout: {"ready":{"listen":..,"api":..,"publisher":..}}.
         Server::start(cmd, |l| {
-            let rest = l.split("listen=").nth(1)?;
-            let port = |a: &str| -> Option<u16> {
-                a.trim_matches(|c| "[]\",".contains(c))
-                    .rsplit(':')
-                    .next()?
-                    .parse()
-                    .ok()
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let ready = v.get("ready")?;
+            let port = |name: &str| -> Option<u16> {
+                ready.get(name)?.as_str()?.rsplit(':').next()?.parse().ok()
             };
-            let mut ports = vec![port(rest.split_whitespace().next()?)?];
-            if let Some(extra) = rest.split("extra=").nth(1) {
-                let list = &extra[..extra.find(']').unwrap_or(extra.len())];
-                ports.extend(list.split(", ").filter_map(port));
-            }
+            let mut ports = vec![port("listen")?];
+            ports.extend(["api", "publisher"].into_iter().filter_map(port));
             Some(ports)
         })
     }

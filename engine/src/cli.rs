@@ -399,6 +399,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         SocketAddr::new(cfg.server.address, cfg.api.port),
         SocketAddr::new(cfg.server.address, cfg.api.publisher_port),
     ];
+    sc.extra_names = vec!["api", "publisher"];
     let (ceiling, fd_limit) = ceiling("serve", &cfg, &sc);
     let opts = Arc::new(ClientOptions::from_config(&cfg)?);
     if cfg.client.insecure {

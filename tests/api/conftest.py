@@ -1,9 +1,6 @@
 """Starts the real ringcast binary for the server-API tests."""
 import json
-import os
-import re
-import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
@@ -14,40 +11,15 @@ ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-api-key"
 
 
-def ringcast_bin():
-    return os.environ.get("RINGCAST_BIN", str(ROOT / "target/debug/ringcast"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from ringcast_server import RingcastServer, ringcast_bin  # noqa: E402
 
 
-class Server:
+class Server(RingcastServer):
+    """`ringcast serve` with this suite's API key and `args`."""
+
     def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            [ringcast_bin(), "serve", "--port", "0", "--api-port", "0", "--publisher-port", "0",
-             "--address", "127.0.0.1",
-             "--no-pin", "--api-key", API_KEY, *args],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"})
-        self.log = []
-        ready = threading.Event()
-
-        def pump():
-            for line in self.proc.stderr:
-                self.log.append(line)
-                m = re.search(r"listening listen=(\S+) extra=\[(.*?)\]", line)
-                if m:
-                    extra = re.findall(r'"([^"]+)"', m.group(2))
-                    self.ws_addr, self.api_addr, self.publisher_addr = m.group(1), extra[0], extra[1]
-                    ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(10):
-            self.proc.kill()
-            raise RuntimeError("ringcast did not start:\n" + "".join(self.log))
-        self.api_url = f"http://{self.api_addr}/api"
-        self.ws_url = f"ws://{self.ws_addr}/connection/websocket"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__("--api-key", API_KEY, *args)
 
 
 class WsClient:

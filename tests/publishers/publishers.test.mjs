@@ -6,8 +6,7 @@
 //   RINGCAST_BIN=target/debug/ringcast node --test tests/publishers/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
@@ -15,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { Publisher, PublisherError } from '../../examples/publishers/node/publisher.mjs';
+// The sdk tests' harness starts the server (node built-ins only).
+import { startServer as startRingcast } from '../sdk/harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const EXAMPLE = path.join(root, 'examples/publishers/node/publisher.mjs');
@@ -23,38 +24,13 @@ const API_KEY = 'test-publisher-key';
 // ---- the server -------------------------------------------------------------
 
 async function startServer(args = []) {
-  const bin = process.env.RINGCAST_BIN || path.join(root, 'target/debug/ringcast');
-  const child = spawn(
-    bin,
-    ['serve', '--port', '0', '--api-port', '0', '--publisher-port', '0', '--address', '127.0.0.1', '--no-pin',
-      '--api-key', API_KEY, ...args],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } },
-  );
-  let log = '';
-  const addrs = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ringcast did not start:\n${log}`)), 10000);
-    child.stderr.on('data', (chunk) => {
-      log += chunk;
-      // Extra listeners in order: the API first, the publisher port second.
-      const m = /listening listen=(\S+) extra=\[([^\]]*)\]/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ ws: m[1], extra: [...m[2].matchAll(/"([^"]+)"/g)].map((x) => x[1]) });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`ringcast exited with ${code}:\n${log}`)));
-  });
-  const [host, port] = addrs.extra[1].split(':');
+  const server = await startRingcast(['--api-key', API_KEY, ...args]);
+  const [host, port] = server.publisherAddr.split(':');
   return {
-    wsUrl: `ws://${addrs.ws}/connection/websocket`,
+    wsUrl: server.url,
     pub: { host, port: Number(port) },
-    log: () => log,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
-    },
+    log: server.log,
+    stop: server.stop,
   };
 }
 

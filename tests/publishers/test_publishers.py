@@ -6,7 +6,6 @@ protocol's error and ordering rules on a raw socket.
     RINGCAST_BIN=target/debug/ringcast target/test-venv/bin/python -m pytest -q tests/publishers
 """
 import json
-import os
 import re
 import socket
 import struct
@@ -29,38 +28,17 @@ from ringcast_publisher import (AUTH, AUTH_OK, ERROR, PING, PONG, PUBLISH, PUBLI
 API_KEY = "test-publisher-key"
 
 
-def ringcast_bin():
-    return os.environ.get("RINGCAST_BIN", str(ROOT / "target/debug/ringcast"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from ringcast_server import RingcastServer  # noqa: E402
 
 
-class Server:
-    """`ringcast serve` on ephemeral ports; the `listening` log line gives the
-    WebSocket address and the extra listeners: API first, publisher second."""
+class Server(RingcastServer):
+    """`ringcast serve` with this suite's API key; the publisher address split
+    for the Publisher class."""
 
     def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            [ringcast_bin(), "serve", "--port", "0", "--api-port", "0", "--publisher-port", "0",
-             "--address", "127.0.0.1", "--no-pin", "--api-key", API_KEY, *args],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"})
-        self.log = []
-        ready = threading.Event()
-
-        def pump():
-            for line in self.proc.stderr:
-                self.log.append(line)
-                m = re.search(r"listening listen=(\S+) extra=\[([^\]]*)\]", line)
-                if m:
-                    extra = re.findall(r'"([^"]+)"', m.group(2))
-                    self.ws_addr = m.group(1)
-                    self.api_addr, self.pub_addr = extra[0], extra[1]
-                    ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(10):
-            self.stop()
-            raise RuntimeError("ringcast did not start:\n" + "".join(self.log))
-        self.ws_url = f"ws://{self.ws_addr}/connection/websocket"
-        host, port = self.pub_addr.rsplit(":", 1)
+        super().__init__("--api-key", API_KEY, *args)
+        host, port = self.publisher_addr.rsplit(":", 1)
         self.pub_host, self.pub_port = host, int(port)
 
     def publisher(self, key=API_KEY):
@@ -68,12 +46,6 @@ class Server:
 
     def raw(self):
         return RawConn(self.pub_host, self.pub_port)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
 
 class Subscriber:
     """A Centrifugo-protocol client on a raw WebSocket: connect, subscribe,

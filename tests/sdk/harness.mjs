@@ -13,42 +13,61 @@ export function ringcastBin() {
   return process.env.RINGCAST_BIN || path.join(root, 'target/debug/ringcast');
 }
 
+/// Starts `ringcast serve` on ephemeral ports (`args` after ours) and
+/// resolves once its ready line (one JSON object on stdout) names every
+/// address. The handle: `url`, `addr`, `apiAddr`, `publisherAddr`, `ready`
+/// (the whole object), `log()` (stderr so far), `alive()`, `stop()` (SIGKILL;
+/// also done when this process exits).
 export async function startServer(args) {
   const child = spawn(ringcastBin(), ['serve', '--port', '0', '--api-port', '0', '--publisher-port', '0',
     '--address', '127.0.0.1', '--no-pin', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: 'info' },
   });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
   let log = '';
-  let extra = [];
-  const addr = await new Promise((resolve, reject) => {
+  child.stderr.on('data', (chunk) => { log += chunk; });
+  const ready = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ringcast did not start:\n${log}`)), 10000);
-    child.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = /listening.*listen=([0-9.:]+)(?: extra=\[([^\]]*)\])?/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        extra = m[2] ? [...m[2].matchAll(/"([^"]+)"/g)].map((x) => x[1]) : [];
-        resolve(m[1]);
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      for (const line of out.split('\n').slice(0, -1)) {
+        let v;
+        try { v = JSON.parse(line); } catch { continue; }
+        if (v.ready) {
+          clearTimeout(timer);
+          resolve(v.ready);
+        }
       }
     });
     child.on('exit', (code) => reject(new Error(`ringcast exited with ${code}:\n${log}`)));
   });
   return {
-    url: `ws://${addr}/connection/websocket`,
-    addr,
-    get apiAddr() { return extra[0]; },
+    url: `ws://${ready.listen}/connection/websocket`,
+    addr: ready.listen,
+    apiAddr: ready.api,
+    publisherAddr: ready.publisher,
+    ready,
     log: () => log,
     /// True while the process has not exited.
     alive: () => child.exitCode === null && child.signalCode === null,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = once(child, 'exit');
         child.kill('SIGKILL');
-        await once(child, 'exit');
+        await exited;
       }
     },
   };
 }
+
+// Servers not stopped yet are killed if this process exits first.
+const live = new Set();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
 
 /// Polls `predicate()` every 10 ms until it is truthy or `ms` have passed;
 /// `what` (or `what()`, called at the timeout) names it in the error.

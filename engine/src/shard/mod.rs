@@ -36,6 +36,8 @@ pub struct ShardConfig {
     pub listen: SocketAddr,
     /// Further listeners served by `Service::serve_extra` (API, publishers).
     pub extra_listen: Vec<SocketAddr>,
+    /// Their names in the ready line (`api`, `publisher`).
+    pub extra_names: Vec<&'static str>,
     pub shards: usize,
     /// Pin shard i to the i-th online core.
     pub pin: bool,
@@ -59,6 +61,7 @@ impl ShardConfig {
         ShardConfig {
             listen,
             extra_listen: Vec::new(),
+            extra_names: Vec::new(),
             shards: default_shards(),
             pin: true,
             driver: DriverChoice::Auto,
@@ -221,10 +224,26 @@ where
     }
     let extra: Vec<String> = cfg.extra_listen.iter().map(|a| a.to_string()).collect();
     tracing::info!(listen = %cfg.listen, extra = ?extra, shards = cfg.shards, "listening");
+    println!("{}", ready_line(&cfg));
     for t in threads {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// The one line on stdout once every listener is bound, for scripts and
+/// tests: `{"ready":{"listen":"ADDR","api":"ADDR","publisher":"ADDR",
+/// "shards":N,"pid":P}}` (the extra listeners by name).
+fn ready_line(cfg: &ShardConfig) -> String {
+    let mut ready = serde_json::Map::new();
+    ready.insert("listen".into(), cfg.listen.to_string().into());
+    for (i, addr) in cfg.extra_listen.iter().enumerate() {
+        let name = cfg.extra_names.get(i).copied().unwrap_or("extra");
+        ready.insert(name.into(), addr.to_string().into());
+    }
+    ready.insert("shards".into(), cfg.shards.into());
+    ready.insert("pid".into(), std::process::id().into());
+    serde_json::json!({ "ready": ready }).to_string()
 }
 
 struct Boot {

@@ -11,45 +11,60 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The ready line's object: `listen`, `api`, `publisher`, `shards`, `pid`.
+    pub ready: serde_json::Value,
 }
 
 impl Server {
     /// Starts `ringcast <mode> --port 0 --address 127.0.0.1 <args>` and waits for
-    /// its "listening" line.
+    /// its ready line (one JSON object on stdout); the log (stderr) is kept.
     pub fn start(mode: &str, args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
             .args([mode, "--port", "0", "--address", "127.0.0.1", "--no-pin"])
             .args(args)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ringcast");
         let stderr = child.stderr.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
         let log2 = log.clone();
         std::thread::spawn(move || {
-            let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log2.lock().unwrap().push(line.clone());
-                if line.contains("listening") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(line);
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let (Some(tx), Some(ready)) = (tx.take(), v.get("ready")) {
+                        let _ = tx.send(ready.clone());
                     }
                 }
             }
         });
-        let line = rx
+        let ready = rx
             .recv_timeout(Duration::from_secs(10))
-            .expect("server did not report listening");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("listen="))
-            .expect("listen= in log line")
-            .parse()
-            .unwrap();
-        Server { child, addr, log }
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no ready line within 10 s; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                )
+            });
+        let addr = ready["listen"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("listen in the ready line");
+        Server {
+            child,
+            addr,
+            log,
+            ready,
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -389,18 +404,15 @@ impl Server {
         Server::start("serve", &all)
     }
 
-    /// The API and TCP publisher addresses, from the `listening` log line
-    /// (`extra=["API", "PUBLISHER"]`).
+    /// The API and TCP publisher addresses, from the ready line.
     pub fn extra_addrs(&self) -> (SocketAddr, SocketAddr) {
-        let log = self.log.lock().unwrap().join("\n");
-        let at = log.find("extra=[").expect("extra listeners in the log") + 7;
-        let list = &log[at..at + log[at..].find(']').expect("end of extra list")];
-        let addrs: Vec<SocketAddr> = list
-            .split(',')
-            .map(|a| a.trim().trim_matches('"').parse().expect("extra address"))
-            .collect();
-        assert_eq!(addrs.len(), 2, "{list}");
-        (addrs[0], addrs[1])
+        let addr = |name: &str| -> SocketAddr {
+            self.ready[name]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in the ready line {}", self.ready))
+        };
+        (addr("api"), addr("publisher"))
     }
 
     /// The sum over shards of a `/metrics` family (e.g.
