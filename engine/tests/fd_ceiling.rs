@@ -34,21 +34,28 @@ fn full_ceiling_refuses_cleanly_and_keeps_serving() {
             "1",
             "--no-pin",
         ])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("prlimit (util-linux) runs ringcast");
+    // The ready line (stdout) says where it listens; the log (stderr) up to
+    // it says what ceiling it computed.
+    let ready = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .expect("a ready line")
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("JSON ready line");
+    let addr: SocketAddr = ready["ready"]["listen"].as_str().unwrap().parse().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut start_log = String::new();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("server log").unwrap();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
         start_log.push_str(&line);
-        if let Some(a) = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("listen="))
-        {
-            break a.parse().unwrap();
+        if line.contains("listening") {
+            break;
         }
-    };
+    }
     std::thread::spawn(move || for _ in lines {});
     assert!(start_log.contains("max_connections=128"), "{start_log}");
 
@@ -81,10 +88,37 @@ fn full_ceiling_refuses_cleanly_and_keeps_serving() {
         "server burned {used} ticks (1/100 s) while idle at its ceiling"
     );
 
-    // A slot freed is a slot usable again.
+    // A slot freed is a slot usable again (once the server has seen the
+    // close: upgrades are refused with 503 until then).
     drop(held.pop());
-    std::thread::sleep(Duration::from_millis(200));
-    let (mut s, _) = ws_connect(addr, "/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut s = loop {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(upgrade_request("/").as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        if head.starts_with(b"HTTP/1.1 101") {
+            // The rest of the 101 response.
+            let mut rest = Vec::new();
+            let mut b = [0u8; 1];
+            while !rest.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut b).unwrap();
+                rest.push(b[0]);
+            }
+            break s;
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 503"),
+            "{:?}",
+            String::from_utf8_lossy(&head)
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the freed slot was never usable"
+        );
+        std::thread::yield_now();
+    };
     s.write_all(&client_frame(true, 2, b"in")).unwrap();
     assert_eq!(read_frame(&mut s).unwrap().2, b"in");
 
