@@ -11,12 +11,10 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from websockets.sync.client import connect as ws_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples/publishers/python/ringcast_publisher.py"
@@ -29,6 +27,7 @@ API_KEY = "test-publisher-key"
 
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+from protocol_client import ProtocolClient  # noqa: E402
 from ringcast_server import RingcastServer  # noqa: E402
 
 
@@ -47,73 +46,10 @@ class Server(RingcastServer):
     def raw(self):
         return RawConn(self.pub_host, self.pub_port)
 
-class Subscriber:
-    """A Centrifugo-protocol client on a raw WebSocket: connect, subscribe,
-    then a reader thread collects the channel's pushes (answering server pings
-    `{}` with `{}`)."""
-
-    def __init__(self, url, channel):
-        self.ws = ws_connect(url, open_timeout=5, max_size=None)
-        self.channel = channel
-        self.pushes = []
-        self.error = None
-        self.ws.send('{"id":1,"connect":{}}')
-        reply = self._reply(1)
-        assert "connect" in reply, reply
-        self.ws.send(json.dumps({"id": 2, "subscribe": {"channel": channel}}))
-        reply = self._reply(2)
-        assert "subscribe" in reply, reply
-        self.epoch = reply["subscribe"].get("epoch")
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _messages(self, timeout):
-        frame = self.ws.recv(timeout=timeout)
-        for line in frame.split("\n"):
-            if line:
-                msg = json.loads(line)
-                if msg == {}:
-                    self.ws.send("{}")
-                else:
-                    yield msg
-
-    def _reply(self, cid):
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            for msg in self._messages(5):
-                if msg.get("id") == cid:
-                    return msg
-                self._take(msg)
-        raise TimeoutError(f"no reply to command {cid}")
-
-    def _take(self, msg):
-        push = msg.get("push")
-        if push and push.get("channel") == self.channel and "pub" in push:
-            self.pushes.append(push["pub"])
-
-    def _run(self):
-        try:
-            while True:
-                for msg in self._messages(None):
-                    self._take(msg)
-        except Exception as e:  # closed at the end of the test, or cut by the server
-            self.error = e
-
-    def wait(self, n, timeout):
-        deadline = time.time() + timeout
-        while len(self.pushes) < n and time.time() < deadline:
-            if not self.thread.is_alive():
-                break
-            time.sleep(0.02)
-        assert len(self.pushes) >= n, \
-            f"got {len(self.pushes)} of {n} pushes (reader: {self.error!r})"
-        return self.pushes
-
-    def close(self):
-        try:
-            self.ws.close()
-        except Exception:
-            pass
+def Subscriber(url, channel):
+    """A raw-protocol subscriber whose reader thread collects `channel`'s
+    publications (`wait(n, timeout)`, `epoch`)."""
+    return ProtocolClient(url).collect(channel)
 
 
 class RawConn:
