@@ -1,4 +1,5 @@
 """Starts the real ringcast binary for the server-API tests."""
+import asyncio
 import sys
 from pathlib import Path
 
@@ -22,6 +23,27 @@ class Server(RingcastServer):
 
 # The protocol client of every Python suite.
 WsClient = ProtocolClient
+
+
+async def until(cond, what, timeout=10.0):
+    """Polls `cond()` (in an asyncio test) until true, or fails naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def run_with_config(tmp_path, toml, scenario, *args):
+    """Runs the asyncio `scenario(server)` against `ringcast serve` with the
+    config file `toml` and `args`, stopping the server after."""
+    conf = tmp_path / "ringcast.toml"
+    conf.write_text(toml)
+    server = Server("--shards", "2", "--config", str(conf), *args)
+    try:
+        asyncio.run(scenario(server))
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -4,12 +4,11 @@ fresh subscribe, not after a recovery that worked, called again after a
 position the window no longer covers (error 112, from the
 `reject_unrecovered` subscribe flag), and offset 0 with an empty epoch
 recovers every publication of the current stream still in the window."""
-import asyncio
-
 import requests
 from centrifuge import Client, StreamPosition, SubscriptionEventHandler
 
-from conftest import API_KEY, Server
+from conftest import API_KEY, run_with_config, until
+
 
 def publish(server, channel, n):
     r = requests.post(server.api_url + "/publish", json={"channel": channel, "data": {"n": n}},
@@ -44,22 +43,11 @@ class Recorder(SubscriptionEventHandler):
         self.errors.append(ctx.code)
 
 
-async def until(cond, what, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
+CONFIG = "[namespace.state]\nhistory_size = 5\nhistory_ttl = 300\nforce_recovery = true\n"
 
 
 def test_get_state_once_then_recovery_then_112_and_again(tmp_path):
-    conf = tmp_path / "ringcast.toml"
-    conf.write_text('[namespace.state]\nhistory_size = 5\nhistory_ttl = 300\nforce_recovery = true\n')
-    server = Server("--shards", "2", "--insecure", "--config", str(conf))
-    try:
-        asyncio.run(scenario(server))
-    finally:
-        server.stop()
+    run_with_config(tmp_path, CONFIG, scenario, "--insecure")
 
 
 async def scenario(server):
@@ -107,13 +95,7 @@ async def scenario(server):
 
 
 def test_get_state_from_scratch_recovers_the_window(tmp_path):
-    conf = tmp_path / "ringcast.toml"
-    conf.write_text('[namespace.state]\nhistory_size = 5\nhistory_ttl = 300\nforce_recovery = true\n')
-    server = Server("--shards", "2", "--insecure", "--config", str(conf))
-    try:
-        asyncio.run(from_scratch(server))
-    finally:
-        server.stop()
+    run_with_config(tmp_path, CONFIG, from_scratch, "--insecure")
 
 
 async def from_scratch(server):

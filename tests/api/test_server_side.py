@@ -3,13 +3,11 @@
 the connect reply (client-level on_subscribed), their publications reach the
 client-level on_publication, and after a reconnect the SDK's positions
 recover exactly what it missed."""
-import asyncio
-
 import jwt
 import requests
 from centrifuge import Client, ClientEventHandler
 
-from conftest import API_KEY, Server
+from conftest import API_KEY, run_with_config, until
 
 SECRET = "server-side-secret"
 CHANNELS = ["news:a", "all:broadcast", "personal:#alice"]
@@ -47,22 +45,8 @@ def api(server, method, body):
     return r.json().get("result", {})
 
 
-async def until(cond, what, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def test_server_side_subscriptions_deliver_and_recover(tmp_path):
-    conf = tmp_path / "ringcast.toml"
-    conf.write_text(CONFIG)
-    server = Server("--shards", "2", "--config", str(conf), "--token-hmac-secret-key", SECRET)
-    try:
-        asyncio.run(scenario(server))
-    finally:
-        server.stop()
+    run_with_config(tmp_path, CONFIG, scenario, "--token-hmac-secret-key", SECRET)
 
 
 async def scenario(server):
