@@ -18,6 +18,13 @@
 # ringcast-bench; nothing is built), OUT (target/bench-redis), NAME (file
 # stem, default the scenario), DURATION (10). All traffic stays on
 # 127.0.0.1; every process started here is stopped at exit.
+# NODE_NICE=N (opt-in, e.g. -10; negative needs root): the ringcast nodes and
+# redis-server run under `nice -n N`, the load generator at the default nice
+# 0, so on the shared core a node's wake-up preempts the busy bench instead of
+# waiting for its time slice. This measures the server path with the load
+# generator deprioritized; the setting is written into NAME.cmd and NAME.table.
+# BENCH_ARGS: more ringcast-bench fanout arguments (split on spaces), e.g.
+# --rx-timestamps to split the latency at the subscriber's socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,6 +35,10 @@ RATE=${2:-5000}
 NAME=${NAME:-$SCENARIO}
 DURATION=${DURATION:-10}
 : "${REDIS_CPU:=0}" "${B_CPU:=1}"
+# NICE: the prefix for redis-server and the nodes (empty unless NODE_NICE is set).
+NICE=()
+if [ -n "${NODE_NICE:-}" ]; then NICE=(nice -n "$NODE_NICE"); fi
+read -ra EXTRA <<<"${BENCH_ARGS:-}"
 if [ "$SCENARIO" = max ]; then : "${A_CPU:=$B_CPU}"; else : "${A_CPU:=0}"; fi
 KEY=bench-key
 mkdir -p "$OUT"
@@ -65,7 +76,7 @@ history_ttl = 300
 EOF
 
 RP=$(free_port)
-taskset -c "$REDIS_CPU" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no \
+taskset -c "$REDIS_CPU" "${NICE[@]}" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize no --logfile "$WORK/redis.log" &
 RPID=$!; PIDS+=("$RPID")
 for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -73,7 +84,7 @@ for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0
 start_node() { # start_node NAME CPU BROKER-ARGS... ; sets WS, API, TCP, NPID
   local name=$1 cpu=$2; shift 2
   WS=$(free_port); API=$(free_port); TCP=$(free_port)
-  taskset -c "$cpu" "$BIN/ringcast" serve --config "$WORK/ringcast.toml" --shards 1 --no-pin --insecure \
+  taskset -c "$cpu" "${NICE[@]}" "$BIN/ringcast" serve --config "$WORK/ringcast.toml" --shards 1 --no-pin --insecure \
     --api-key "$KEY" --address 127.0.0.1 --port "$WS" --api-port "$API" --publisher-port "$TCP" \
     --node-name "$name" "$@" >"$OUT/$NAME.$name.log" 2>&1 &
   NPID=$!; PIDS+=("$NPID")
@@ -108,25 +119,31 @@ case $SCENARIO in
 esac
 CMD=("$BIN/ringcast-bench" fanout --url "ws://127.0.0.1:$B_WS/connection/websocket" --publisher tcp
   --publisher-addr "127.0.0.1:$A_TCP" --api-key "$KEY" --channel-prefix bench:c --size 100
-  -d "$DURATION" "${LOAD[@]}" --cpu "$B_CPU" --json --no-progress)
-echo "taskset -c $B_CPU ${CMD[*]}" >"$OUT/$NAME.cmd"
+  -d "$DURATION" "${LOAD[@]}" "${EXTRA[@]}" --cpu "$B_CPU" --json --no-progress)
+{
+  [ ${#NICE[@]} -eq 0 ] || echo "# NODE_NICE=$NODE_NICE: redis-server and the nodes under nice -n $NODE_NICE, the bench at nice 0"
+  echo "taskset -c $B_CPU ${CMD[*]}"
+} >"$OUT/$NAME.cmd"
 a0=$(ticks "$A_PID"); b0=$(ticks "$B_PID"); r0=$(ticks "$RPID"); at0=$(rticks "$A_PID"); bt0=$(rticks "$B_PID")
 taskset -c "$B_CPU" "${CMD[@]}" >"$OUT/$NAME.json"
 a1=$(ticks "$A_PID"); b1=$(ticks "$B_PID"); r1=$(ticks "$RPID"); at1=$(rticks "$A_PID"); bt1=$(rticks "$B_PID")
 python3 - "$OUT/$NAME.json" "$((a1 - a0))" "$((b1 - b0))" "$((r1 - r0))" "$(getconf CLK_TCK)" "$SCENARIO" \
-  "$((at1 - at0))" "$((bt1 - bt0))" <<'EOF' | tee "$OUT/$NAME.table"
+  "$((at1 - at0))" "$((bt1 - bt0))" "${NODE_NICE:-}" <<'EOF' | tee "$OUT/$NAME.table"
 import json, sys
 d = json.load(open(sys.argv[1]))
 a, b, r, hz, sc = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 at, bt = int(sys.argv[7]), int(sys.argv[8])
+nice = f" (nice {sys.argv[9]})" if sys.argv[9] else ""
 f, lat = d["fanout"], d["latency"]
 pubs, dels = max(f["acked"], 1), max(f["delivered"], 1)
 one = sc == "memory"
-print(f"{sc}: published/s {f['acked_per_s']:.0f}  delivered/s {f['delivered_per_s']:.0f}  "
+print(f"{sc}{nice}: published/s {f['acked_per_s']:.0f}  delivered/s {f['delivered_per_s']:.0f}  "
       f"lost {f['lost']} dup {f['duplicated']} disorder {f['out_of_order']}  "
       f"latency p50 {lat['p50_us']/1000:.3f} ms p99 {lat['p99_us']/1000:.3f} ms  "
       + (f"node CPU {a/hz*1e6/dels:.2f} us/delivery" if one else
          f"A {a/hz*1e6/pubs:.2f} us/publication  B {b/hz*1e6/dels:.2f} us/delivery  "
          f"redis {r/hz*1e6/pubs:.2f} us/publication  "
-         f"(of which redis threads: A {at/hz*1e6/pubs:.2f} us/publication, B {bt/hz*1e6/pubs:.2f} us/publication)"))
+         f"(of which redis threads: A {at/hz*1e6/pubs:.2f} us/publication, B {bt/hz*1e6/pubs:.2f} us/publication)")
+      + "".join(f"  {k} p50 {d[j]['p50_us']/1000:.3f} ms p99 {d[j]['p99_us']/1000:.3f} ms"
+                for k, j in (("publish->socket", "socket_latency"), ("socket->read", "read_delay")) if d.get(j)))
 EOF

@@ -1,0 +1,2 @@
+taskset -c 1 /tmp/s5bin/B/ringcast-bench fanout --url ws://127.0.0.1:53227/connection/websocket --publisher tcp --publisher-addr 127.0.0.1:40765 --api-key bench-key --channel-prefix bench:c --size 100 -d 10 --channels 100 --subscribers 1000 --rate 5000 --pace even --cpu 1 --json --no-progress
+# attempt 1: idle check before 0.000 other busy cores; during the run -0.476 busy cores beyond the bench, the nodes and redis
