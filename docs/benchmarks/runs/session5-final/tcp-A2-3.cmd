@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.3268296924280825 (idle check before: 0.028)
+taskset -c 0 ringcast serve --port 18900 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18901 --publisher-port 18902 --api-key bench-key
+taskset -c 1 ringcast-bench publish --size 100 -d 10 --url ws://127.0.0.1:18900/connection/websocket --via tcp -w 1024 --publisher-addr 127.0.0.1:18902 --api-key bench-key --server-pid 6561 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 0.07075034067712946 (idle check before: 0.006)
+taskset -c 0 ringcast serve --port 18903 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18904 --publisher-port 18905 --api-key bench-key
+taskset -c 1 ringcast-bench publish --size 100 -d 10 --url ws://127.0.0.1:18903/connection/websocket --via tcp -w 1024 --publisher-addr 127.0.0.1:18905 --api-key bench-key --server-pid 6589 --cpu 1 --json --no-progress
