@@ -172,7 +172,10 @@ async fn handle(ctx: &ApiCtx, req: Request, port: Port) -> Bytes {
 /// request through, and never on the client port.
 fn authorize(ctx: &ApiCtx, req: &Request, port: Port) -> Result<(), Bytes> {
     let ok = match &ctx.opts.key {
-        Some(key) => req.api_key.as_deref() == Some(key.as_str()),
+        Some(key) => req
+            .api_key
+            .as_deref()
+            .is_some_and(|k| same_key(k.as_bytes(), key.as_bytes())),
         None => ctx.opts.insecure && port == Port::Internal,
     };
     if ok {
@@ -185,6 +188,17 @@ fn authorize(ctx: &ApiCtx, req: &Request, port: Port) -> Result<(), Bytes> {
             req.keep_alive,
         ))
     }
+}
+
+/// Compares a presented key with the configured one in time that depends
+/// only on their lengths, not on where they first differ (the API may face
+/// the internet on the client port).
+pub(crate) fn same_key(given: &[u8], key: &[u8]) -> bool {
+    if given.len() != key.len() {
+        return false;
+    }
+    let diff = given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(diff) == 0
 }
 
 /// The pre-v5 single endpoint: `POST /api` with `{"method":..,"params":..}`.
@@ -267,5 +281,19 @@ pub async fn heartbeat_loop(ctx: Rc<ApiCtx>) {
         let info = methods::local_node_info(&ctx).await;
         ctx.hub.broker().heartbeat(info);
         monoio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::same_key;
+
+    #[test]
+    fn keys_match_only_when_equal() {
+        assert!(same_key(b"secret-key", b"secret-key"));
+        assert!(!same_key(b"secret-kez", b"secret-key"));
+        assert!(!same_key(b"Secret-key", b"secret-key"));
+        assert!(!same_key(b"secret", b"secret-key"));
+        assert!(!same_key(b"", b"secret-key"));
     }
 }

@@ -93,7 +93,7 @@ fn answer(ctx: &ApiCtx, frame: Frame<'_>, authed: &mut bool) -> Answer {
     match frame {
         Frame::Auth(key) => {
             let ok = match &ctx.opts.key {
-                Some(k) => key == k.as_bytes(),
+                Some(k) => super::same_key(key, k.as_bytes()),
                 None => ctx.opts.insecure,
             };
             if ok {
