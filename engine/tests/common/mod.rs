@@ -59,6 +59,17 @@ impl Server {
             .as_str()
             .and_then(|a| a.parse().ok())
             .expect("listen in the ready line");
+        // The log is read on its own thread: wait until it has caught up to
+        // the ready point (its `listening` line comes just before the ready
+        // line), so tests see every start-up line.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !log.lock().unwrap().iter().any(|l| l.contains("listening")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `listening` log line"
+            );
+            std::thread::yield_now();
+        }
         Server {
             child,
             addr,
