@@ -90,11 +90,15 @@ impl OwnedChannel {
 /// A fresh stream epoch: it changes whenever a channel's stream starts anew, so
 /// a client can tell that its offset belongs to an earlier stream.
 pub fn new_epoch() -> Arc<str> {
+    epoch_string().into()
+}
+
+/// A fresh epoch as an owned string (where it is only written out).
+pub fn epoch_string() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let s: String = (0..8)
+    (0..8)
         .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect();
-    s.into()
+        .collect()
 }
 
 /// Empty presence list bytes for channels the owner does not know.

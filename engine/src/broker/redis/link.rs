@@ -27,7 +27,7 @@ use super::conn::{has_sharded_pubsub, Conn, Pushed, SubSink, SubStream};
 use super::keys::{server_of, Keys};
 use super::wire::{self, ChannelMsg, ControlKind, ControlMsg};
 use super::{scripts, Shared};
-use crate::broker::memory::owner::new_epoch;
+use crate::broker::memory::owner::{epoch_string, new_epoch};
 use crate::broker::{Control, ControlHandler, Done, HistoryQuery, HistoryResult, Recovery, Then};
 use crate::config::{BrokerSection, Config};
 use crate::hub::mesh::{ChannelName, Mesh, MeshMsg};
@@ -914,7 +914,7 @@ impl State {
             ttl,
             self.keys.pubsub(&job.channel),
             self.broker.history_meta_ttl,
-            new_epoch().to_string(),
+            epoch_string(),
             self.publish_command(),
         )
     }
