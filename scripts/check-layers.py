@@ -19,6 +19,7 @@ SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine", "
 ALLOWED = {
     "sys": set(),
     "ws": {"sys"},
+    "http": set(),
     "protocol": {"ws"},
     "auth": {"protocol", "sys"},
     "config": {"auth", "shard"},
@@ -26,10 +27,12 @@ ALLOWED = {
     "hub": {"shard", "protocol", "config", "sys"},
     "broker": {"hub", "protocol", "config", "sys"},
     "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws", "sys"},
-    "api": {"hub", "broker", "protocol", "config", "shard", "sys"},
+    "api": {"hub", "broker", "protocol", "config", "shard", "sys", "http"},
+    # The client protocol over HTTP: streams, SSE, emulation.
+    "transport": {"client", "hub", "protocol", "config", "shard", "sys", "http", "ws"},
     "echo": {"shard", "ws"},
     # One shard of a messaging node: client and api side by side.
-    "node": {"api", "broker", "client", "hub", "shard", "ws"},
+    "node": {"api", "broker", "client", "hub", "shard", "ws", "transport"},
     # The wiring: builds a node from everything.
     "cli": {"api", "broker", "client", "config", "echo", "hub", "node", "shard"},
     "lib": set(),

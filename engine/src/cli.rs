@@ -123,6 +123,32 @@ pub struct ServeArgs {
     /// Also serve the server API on the client port (key required) [default: false].
     #[arg(long, env = "RINGCAST_API_ON_CLIENT_PORT", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub api_on_client_port: Option<bool>,
+    /// Serve the client protocol over WebSocket at /connection/websocket [default: true].
+    #[arg(long, env = "RINGCAST_WEBSOCKET", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub websocket: Option<bool>,
+    /// Serve the HTTP-streaming fallback at /connection/http_stream (+ /emulation) [default: false].
+    #[arg(long, env = "RINGCAST_HTTP_STREAM", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub http_stream: Option<bool>,
+    /// Serve the SSE fallback at /connection/sse (+ /emulation) [default: false].
+    #[arg(long, env = "RINGCAST_SSE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub sse: Option<bool>,
+    /// Serve unidirectional WebSocket at /connection/uni_websocket [default: false].
+    #[arg(long, env = "RINGCAST_UNI_WEBSOCKET", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub uni_websocket: Option<bool>,
+    /// Serve unidirectional SSE at /connection/uni_sse [default: false].
+    #[arg(long, env = "RINGCAST_UNI_SSE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub uni_sse: Option<bool>,
+    /// Serve unidirectional HTTP streaming at /connection/uni_http_stream [default: false].
+    #[arg(long, env = "RINGCAST_UNI_HTTP_STREAM", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub uni_http_stream: Option<bool>,
+    /// Origin allowed to use the client port from a browser; repeatable,
+    /// `*` for any [default: any]. Env: comma-separated.
+    #[arg(
+        long = "allowed-origin",
+        env = "RINGCAST_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origin: Vec<String>,
     /// TCP publisher port [default: 9001].
     #[arg(long, env = "RINGCAST_PUBLISHER_PORT")]
     pub publisher_port: Option<u16>,
@@ -263,6 +289,22 @@ impl ServeArgs {
         }
         if let Some(v) = self.publisher_max_frame {
             a.publisher_max_frame = v;
+        }
+        let t = &mut cfg.transports;
+        for (flag, field) in [
+            (self.websocket, &mut t.websocket),
+            (self.http_stream, &mut t.http_stream),
+            (self.sse, &mut t.sse),
+            (self.uni_websocket, &mut t.uni_websocket),
+            (self.uni_sse, &mut t.uni_sse),
+            (self.uni_http_stream, &mut t.uni_http_stream),
+        ] {
+            if let Some(v) = flag {
+                *field = v;
+            }
+        }
+        if !self.allowed_origin.is_empty() {
+            t.allowed_origins = self.allowed_origin.clone();
         }
         let b = &mut cfg.broker;
         if let Some(v) = self.broker {
@@ -424,7 +466,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.broker.node_name.clone()
     };
     let node = Arc::new(NodeInfo {
-        uid: format!("{:032x}", fastrand::u128(..)).into(),
+        uid: opts.node_uid.clone(),
         name: name.into(),
         started: Instant::now(),
         fd_limit,

@@ -19,6 +19,7 @@ pub struct Config {
     pub client: ClientSection,
     pub api: ApiSection,
     pub broker: BrokerSection,
+    pub transports: TransportsSection,
     #[serde(serialize_with = "redacted_auth")]
     pub auth: AuthConfig,
     /// Options of channels outside any namespace.
@@ -149,6 +150,50 @@ impl Default for ApiSection {
             on_client_port: false,
             publisher_port: 9001,
             publisher_max_frame: 1 << 20,
+        }
+    }
+}
+
+/// Which transports the client port serves (docs/transports.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportsSection {
+    /// `/connection/websocket`: the client protocol over WebSocket.
+    pub websocket: bool,
+    /// `/connection/http_stream` and `/emulation`: bidirectional fallback
+    /// over a streamed HTTP response.
+    pub http_stream: bool,
+    /// `/connection/sse` and `/emulation`: bidirectional fallback over
+    /// server-sent events.
+    pub sse: bool,
+    /// `/connection/uni_websocket`: pushes only, over WebSocket.
+    pub uni_websocket: bool,
+    /// `/connection/uni_sse`: pushes only, as server-sent events.
+    pub uni_sse: bool,
+    /// `/connection/uni_http_stream`: pushes only, newline-delimited.
+    pub uni_http_stream: bool,
+    /// Largest request body of the HTTP transports and `/emulation`, bytes
+    /// (larger: 413).
+    pub max_request_body: usize,
+    /// Origins whose pages may use the client port from a browser (the
+    /// WebSocket upgrade, and CORS for the HTTP transports): exact
+    /// `scheme://host[:port]` strings, `*` for any. Empty: any origin (no
+    /// credentials ride on cookies; tokens are in the requests). A request
+    /// without an `Origin` header (not a browser) is always allowed.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for TransportsSection {
+    fn default() -> Self {
+        TransportsSection {
+            websocket: true,
+            http_stream: false,
+            sse: false,
+            uni_websocket: false,
+            uni_sse: false,
+            uni_http_stream: false,
+            max_request_body: 64 * 1024,
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -15,7 +15,9 @@ use crate::broker::ControlHandler;
 use crate::client::session::Session;
 use crate::client::{Brokers, ClientOptions, ClientService};
 use crate::hub::mesh::Mesh;
+use crate::shard::ceiling::Slot;
 use crate::shard::conn::Conn;
+use crate::shard::framing::Framing;
 use crate::shard::service::{LocalFuture, OutboundPolicy, Service};
 use crate::shard::{ShardCtx, ShardEnv};
 use crate::ws::handshake::{HandshakeError, UpgradeRequest};
@@ -73,6 +75,20 @@ impl NodeService {
     }
 }
 
+impl NodeService {
+    fn is_api(&self, method: &str, path: &str) -> bool {
+        self.api.opts.on_client_port
+            && method == "POST"
+            && (path == "/api" || path.starts_with("/api/"))
+    }
+}
+
+impl crate::transport::Edge for NodeService {
+    fn client(&self) -> &ClientService {
+        &self.client
+    }
+}
+
 /// The client port is the client service's; the extra listeners are the API's.
 impl Service for NodeService {
     type State = Rc<Session>;
@@ -111,15 +127,32 @@ impl Service for NodeService {
 
     /// `POST /api`, `/api/<method>` on the client port, when
     /// `api.on_client_port` is on.
+    /// And the HTTP transports' paths (`transport::takes`).
     fn takes_plain(&self, method: &str, path: &str) -> bool {
-        self.api.opts.on_client_port
-            && method == "POST"
-            && (path == "/api" || path.starts_with("/api/"))
+        self.is_api(method, path)
+            || crate::transport::takes(&self.client.options().config.transports, path)
     }
 
-    fn serve_plain(shard: Rc<ShardCtx<Self>>, stream: TcpStream, buf: BytesMut) -> LocalFuture {
-        let api = shard.service.api.clone();
-        Box::pin(crate::api::serve_http_from(api, stream, buf, Port::Client))
+    fn serve_plain(
+        shard: Rc<ShardCtx<Self>>,
+        stream: TcpStream,
+        buf: BytesMut,
+        slot: Slot,
+    ) -> LocalFuture {
+        let api_call = crate::ws::handshake::plain_target(&buf)
+            .is_some_and(|(method, path)| shard.service.is_api(&method, &path));
+        if api_call {
+            let api = shard.service.api.clone();
+            return Box::pin(async move {
+                crate::api::serve_http_from(api, stream, buf, Port::Client).await;
+                drop(slot);
+            });
+        }
+        Box::pin(crate::transport::serve(shard, stream, buf, slot))
+    }
+
+    fn framing(&self, req: &UpgradeRequest) -> Framing {
+        self.client.framing(req)
     }
 
     fn serve_extra(shard: Rc<ShardCtx<Self>>, which: usize, stream: TcpStream) -> LocalFuture {

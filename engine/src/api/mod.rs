@@ -2,7 +2,6 @@
 //! (`POST /api/<method>`), `/metrics` and `/health`, HTTP/1.1 with keep-alive
 //! and pipelining, served by every shard on the shared port.
 
-pub mod http;
 pub mod methods;
 pub mod metrics;
 pub mod publisher;
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use monoio::net::TcpStream;
 
-use self::http::Request;
+use crate::http::{self, Request};
 use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::json::{put_str, put_u64};

@@ -34,6 +34,9 @@ pub fn apply(hub: &Hub, c: &Control) {
         } => {
             subscribe(hub, user, client.as_deref(), channel);
         }
+        Control::Emulate { session, data } => {
+            super::registry::Registry::of(hub).emulate(session, data.clone().into());
+        }
     }
 }
 

@@ -109,7 +109,13 @@ impl ClientService {
             .ok_or(codes::UNKNOWN_CHANNEL)
     }
 
-    fn connect(&self, s: &Rc<Session>, id: u32, req: ConnectRequest<'_>, out: &mut BytesMut) {
+    pub(super) fn connect(
+        &self,
+        s: &Rc<Session>,
+        id: u32,
+        req: ConnectRequest<'_>,
+        out: &mut BytesMut,
+    ) {
         let now = unix_now();
         let token = req.token.as_deref().filter(|t| !t.is_empty());
         let (user, conn_info, expires_at, channels, subs) = match (token, &self.opts.verifier) {
@@ -137,7 +143,13 @@ impl ClientService {
         });
         s.expires_at.set(expires_at.unwrap_or(0));
         let mut head = BytesMut::with_capacity(160);
-        push::open_result(&mut head, id, "connect");
+        let framing = s.conn.framing();
+        if framing.is_unidirectional() {
+            // Unidirectional: the connect push, `{"connect":{...}}`.
+            head.put_slice(b"{\"connect\":{");
+        } else {
+            push::open_result(&mut head, id, "connect");
+        }
         head.put_slice(b"\"client\":");
         put_str(&mut head, &client);
         head.put_slice(b",\"version\":");
@@ -145,7 +157,17 @@ impl ClientService {
         self.put_expiry(&mut head, expires_at, now);
         head.put_slice(b",\"ping\":");
         put_u64(&mut head, self.opts.ping_interval.as_secs().max(1));
-        head.put_slice(b",\"pong\":true");
+        if !framing.is_unidirectional() {
+            head.put_slice(b",\"pong\":true");
+        }
+        if let Some(session) = &s.transport_session {
+            head.put_slice(b",\"session\":");
+            put_str(&mut head, session);
+            if framing.is_emulation() {
+                head.put_slice(b",\"node\":");
+                put_str(&mut head, &self.opts.node_uid);
+            }
+        }
         let user = s.with_identity(|i| i.user.clone()).expect("connected");
         let server = self.server_subscriptions(s, &user, channels, &subs, &req.subs);
         if server.is_empty() {

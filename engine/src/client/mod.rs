@@ -24,13 +24,14 @@ use crate::protocol::codes::{self, ClientError, Disconnect};
 use crate::protocol::command::{self, ParseError};
 use crate::protocol::push;
 use crate::shard::conn::Conn;
+use crate::shard::framing::Framing;
 use crate::shard::service::{OutboundPolicy, Service};
 use crate::shard::ShardEnv;
-use crate::ws::frame::{encode, OpCode};
 use crate::ws::handshake::{HandshakeError, UpgradeRequest};
 use crate::ws::DecoderConfig;
 
 pub const WS_PATH: &str = "/connection/websocket";
+pub const UNI_WS_PATH: &str = "/connection/uni_websocket";
 
 /// Client-protocol settings (one copy shared by every shard).
 pub struct ClientOptions {
@@ -41,6 +42,9 @@ pub struct ClientOptions {
     pub verifier: Option<Verifier>,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
+    /// This node's id: in the connect reply of the HTTP transports, which
+    /// name it in `/emulation` requests.
+    pub node_uid: Arc<str>,
 }
 
 impl ClientOptions {
@@ -62,6 +66,7 @@ impl ClientOptions {
             verifier,
             ping_interval: Duration::from_secs(cfg.client.ping_interval.max(1)),
             pong_timeout: Duration::from_secs_f64(cfg.client.pong_timeout),
+            node_uid: format!("{:032x}", fastrand::u128(..)).into(),
         })
     }
 
@@ -70,6 +75,7 @@ impl ClientOptions {
     }
 }
 
+#[derive(Clone)]
 pub struct ClientService {
     pub hub: Rc<Hub>,
     opts: Arc<ClientOptions>,
@@ -99,7 +105,73 @@ impl ClientService {
             Rc::new(registry::Registry::default()),
         );
         monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
-        ClientService { hub, opts }
+        let svc = ClientService { hub, opts };
+        let run = svc.clone();
+        registry::Registry::of(&svc.hub).set_emulate(Box::new(move |s, data| {
+            let mut s = s.clone();
+            let conn = s.conn.clone();
+            run.on_message(&conn, &mut s, true, data)
+        }));
+        svc
+    }
+
+    pub fn options(&self) -> &Arc<ClientOptions> {
+        &self.opts
+    }
+
+    /// Opens the session of a connection on an HTTP transport (its
+    /// response has begun); the caller then hands it its first payload
+    /// (`on_message` for the bidirectional ones, `uni_connect`).
+    pub fn open_transport(&self, conn: &Rc<Conn>) -> Rc<Session> {
+        let s = Rc::new(Session::with_transport_session(
+            conn.clone(),
+            Some(self.new_transport_session()),
+        ));
+        registry::Registry::of(&self.hub).insert(s.clone());
+        s
+    }
+
+    /// A session id that names this shard: `/emulation` finds the session
+    /// without asking the others (`shard_of_session`).
+    fn new_transport_session(&self) -> Box<str> {
+        format!("{}.{}", self.hub.shard, new_client_id()).into()
+    }
+
+    /// A unidirectional transport's connect request (a connect command's
+    /// body). The connect push answers it; an error closes the connection
+    /// with the disconnect Centrifugo maps it to.
+    pub fn uni_connect(&self, s: &Rc<Session>, request: &[u8]) {
+        let req = match command::parse_connect_request(request) {
+            Ok(r) => r,
+            Err(_) => return disconnect(s, codes::BAD_REQUEST_DISCONNECT),
+        };
+        let mut out = BytesMut::new();
+        self.connect(s, 1, req, &mut out);
+        if let Some(code) = push::error_code(&out) {
+            return disconnect(s, uni_disconnect(code));
+        }
+        if !out.is_empty() {
+            s.conn.reply_text(&out);
+        }
+    }
+}
+
+/// The session a `/emulation` request names is on this shard (the shard is
+/// the id's prefix).
+pub fn shard_of_session(session: &str) -> Option<usize> {
+    session.split_once('.')?.0.parse().ok()
+}
+
+/// What closes a unidirectional connection whose connect failed with a
+/// reply error (Centrifugo's default mapping).
+fn uni_disconnect(code: u32) -> Disconnect {
+    match code {
+        c if c == codes::TOKEN_EXPIRED.code || c == codes::EXPIRED.code => {
+            codes::CONNECTION_EXPIRED
+        }
+        c if c == codes::TOO_MANY_REQUESTS.code => codes::TOO_MANY_REQUESTS_DISCONNECT,
+        c if c == codes::PERMISSION_DENIED.code => codes::PERMISSION_DENIED_DISCONNECT,
+        _ => codes::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -107,10 +179,26 @@ impl Service for ClientService {
     type State = Rc<Session>;
 
     fn accept(&self, req: &UpgradeRequest) -> Result<(), HandshakeError> {
-        if req.path == WS_PATH {
-            Ok(())
+        let t = &self.opts.config.transports;
+        let served = match req.path.as_str() {
+            WS_PATH => t.websocket,
+            UNI_WS_PATH => t.uni_websocket,
+            _ => false,
+        };
+        if !served {
+            return Err(HandshakeError::NotFound);
+        }
+        if !origin_allowed(&t.allowed_origins, req.origin.as_deref()) {
+            return Err(HandshakeError::Forbidden);
+        }
+        Ok(())
+    }
+
+    fn framing(&self, req: &UpgradeRequest) -> Framing {
+        if req.path == UNI_WS_PATH {
+            Framing::UniWebSocket
         } else {
-            Err(HandshakeError::NotFound)
+            Framing::WebSocket
         }
     }
 
@@ -125,12 +213,23 @@ impl Service for ClientService {
     }
 
     fn open(&self, conn: &Rc<Conn>, _req: UpgradeRequest) -> Rc<Session> {
+        if conn.framing().is_unidirectional() {
+            return self.open_transport(conn);
+        }
         let s = Rc::new(Session::new(conn.clone()));
         registry::Registry::of(&self.hub).insert(s.clone());
         s
     }
 
     fn on_message(&self, _conn: &Rc<Conn>, s: &mut Rc<Session>, text: bool, data: Bytes) {
+        if s.conn.framing().is_unidirectional() {
+            // The first message is the connect request; the client has
+            // nothing to say after it.
+            if !s.is_connected() && s.connecting.borrow().is_none() {
+                self.uni_connect(s, &data);
+            }
+            return;
+        }
         if !text {
             // The JSON protocol is text only.
             return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
@@ -157,7 +256,7 @@ impl Service for ClientService {
             return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
         }
         if !out.is_empty() {
-            s.conn.reply(encode(OpCode::Text, &out));
+            s.conn.reply_text(&out);
         }
     }
 
@@ -178,6 +277,18 @@ impl Service for ClientService {
 
     fn shutdown_close(&self) -> (u16, &'static str) {
         (codes::SHUTDOWN.code, codes::SHUTDOWN.reason)
+    }
+}
+
+/// Whether a page from `origin` may use the client port (`None`: not a
+/// browser).
+pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(_) if allowed.is_empty() => true,
+        Some(o) => allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(o)),
     }
 }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::ClientOptions;
 use crate::hub::Hub;
 use crate::protocol::codes;
+use crate::shard::framing::FrameSet;
 use crate::ws::frame::{encode, OpCode};
 
 pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
@@ -17,6 +18,7 @@ pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
     let pong_timeout = opts.pong_timeout.min(opts.ping_interval / 2);
     loop {
         monoio::time::sleep(opts.ping_interval - pong_timeout).await;
+        let pings = FrameSet::new(&ping);
         let sessions = super::registry::Registry::of(&hub).all();
         let now = crate::auth::unix_now();
         for s in &sessions {
@@ -28,8 +30,9 @@ pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
                     codes::CONNECTION_EXPIRED.reason,
                 );
             } else if s.is_connected() {
-                s.awaiting_pong.set(true);
-                s.conn.send(ping.clone());
+                // Unidirectional clients get pings and never answer them.
+                s.awaiting_pong.set(!s.conn.framing().is_unidirectional());
+                s.conn.send_set(&pings);
             } else {
                 let n = s.unconnected_sweeps.get() + 1;
                 s.unconnected_sweeps.set(n);

@@ -2,12 +2,12 @@
 //! (`hub::Clients`): the subscribe and publish answers are written here, in
 //! the client protocol, and framed for the connection's transport.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::session::{Session, SubState};
 use crate::broker::{Position, Recovery};
@@ -19,9 +19,16 @@ use crate::protocol::push;
 use crate::shard::conn::Conn;
 use crate::ws::frame::{encode, OpCode};
 
+/// Runs a client-protocol payload on a session, as if it had arrived on
+/// the session's connection (the `/emulation` path).
+pub type Emulate = Box<dyn Fn(&Rc<Session>, Bytes)>;
+
 #[derive(Default)]
 pub struct Registry {
     sessions: RefCell<HashMap<u64, Rc<Session>, ahash::RandomState>>,
+    /// Sessions of the HTTP transports by their session id.
+    by_transport_session: RefCell<HashMap<Box<str>, Rc<Session>, ahash::RandomState>>,
+    emulate: OnceCell<Emulate>,
 }
 
 impl Registry {
@@ -34,7 +41,27 @@ impl Registry {
     }
 
     pub fn insert(&self, s: Rc<Session>) {
+        if let Some(id) = &s.transport_session {
+            self.by_transport_session
+                .borrow_mut()
+                .insert(id.clone(), s.clone());
+        }
         self.sessions.borrow_mut().insert(s.conn.id, s);
+    }
+
+    /// Runs `data` on the HTTP-transport session `id`, if it is here.
+    pub fn emulate(&self, id: &str, data: Bytes) {
+        let s = self.by_transport_session.borrow().get(id).cloned();
+        if let (Some(s), Some(run)) = (s, self.emulate.get()) {
+            if !s.conn.is_closing() {
+                run(&s, data);
+            }
+        }
+    }
+
+    /// Sets what `/emulation` payloads are run with (the client service).
+    pub fn set_emulate(&self, f: Emulate) {
+        let _ = self.emulate.set(f);
     }
 
     pub fn get(&self, conn: u64) -> Option<Rc<Session>> {
@@ -57,6 +84,9 @@ impl Registry {
     /// Drops a session: its local subscriptions and its presence everywhere.
     pub fn remove(&self, hub: &Hub, session: &Rc<Session>) {
         self.sessions.borrow_mut().remove(&session.conn.id);
+        if let Some(id) = &session.transport_session {
+            self.by_transport_session.borrow_mut().remove(id);
+        }
         let client = session.client_id().unwrap_or_else(|| "".into());
         for (channel, state) in session.take_subs() {
             if state == SubState::Active {
@@ -70,7 +100,7 @@ impl Registry {
 impl Clients for Registry {
     fn reply(&self, conn: u64, line: &[u8]) {
         if let Some(s) = self.sessions.borrow().get(&conn) {
-            s.conn.reply(encode(OpCode::Text, line));
+            s.conn.reply_text(line);
         }
     }
 
@@ -87,7 +117,7 @@ impl Clients for Registry {
             if reply.id != 0 {
                 let mut line = BytesMut::with_capacity(64);
                 push::error(&mut line, reply.id, codes::UNRECOVERABLE_POSITION);
-                s.conn.reply(encode(OpCode::Text, &line));
+                s.conn.reply_text(&line);
             }
             return None;
         }
@@ -128,7 +158,7 @@ impl Clients for Registry {
         if reply.id != 0 {
             let mut line = BytesMut::with_capacity(64);
             push::error(&mut line, reply.id, error);
-            s.conn.reply(encode(OpCode::Text, &line));
+            s.conn.reply_text(&line);
         }
     }
 

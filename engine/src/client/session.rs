@@ -44,6 +44,9 @@ pub struct Session {
     subs: RefCell<Vec<(ChannelName, SubState)>>,
     /// A connect reply waiting for its server-side subscriptions.
     pub connecting: RefCell<Option<Box<PendingConnect>>>,
+    /// The session id of an HTTP or unidirectional transport (what
+    /// `/emulation` requests name); none on WebSocket.
+    pub transport_session: Option<Box<str>>,
 }
 
 /// A connect reply being put together: its result fields so far, and the
@@ -63,6 +66,10 @@ pub struct PendingConnect {
 
 impl Session {
     pub fn new(conn: Rc<Conn>) -> Self {
+        Self::with_transport_session(conn, None)
+    }
+
+    pub fn with_transport_session(conn: Rc<Conn>, transport_session: Option<Box<str>>) -> Self {
         Session {
             conn,
             identity: RefCell::new(None),
@@ -72,6 +79,7 @@ impl Session {
             rate: Cell::new((0, 0)),
             subs: RefCell::new(Vec::new()),
             connecting: RefCell::new(None),
+            transport_session,
         }
     }
 

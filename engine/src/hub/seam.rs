@@ -87,6 +87,9 @@ pub enum Control {
         client: Option<String>,
         channel: String,
     },
+    /// Commands for the HTTP-transport session `session`, wherever it is
+    /// (`/emulation` on a node that does not hold it).
+    Emulate { session: String, data: String },
 }
 
 /// Applies a control action from another node on one shard (set by the layer

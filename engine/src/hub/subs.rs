@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::mesh::ChannelName;
 use crate::shard::conn::Conn;
+use crate::shard::framing::FrameSet;
 
 #[derive(Default)]
 pub struct SubTable {
@@ -141,8 +142,10 @@ impl SubTable {
     pub fn deliver(&self, channel: &str, frame: &Bytes) -> usize {
         match self.channels.get(channel) {
             Some(v) => {
+                // Framed once per transport among the subscribers.
+                let set = FrameSet::new(frame);
                 for c in v {
-                    c.send(frame.clone());
+                    c.send_set(&set);
                 }
                 v.len()
             }

@@ -182,6 +182,19 @@ pub enum ParseError {
 }
 
 /// Parses one line into `(id, command)`.
+/// The connect request a unidirectional transport starts with (the body of
+/// a connect command, alone): an object, or nothing for `{}`.
+pub fn parse_connect_request(body: &[u8]) -> Result<ConnectRequest<'_>, ParseError> {
+    let body = body.trim_ascii();
+    if body.is_empty() {
+        return Ok(ConnectRequest::default());
+    }
+    if body[0] != b'{' {
+        return Err(ParseError::Undecodable);
+    }
+    serde_json::from_slice(body).map_err(|_| ParseError::Undecodable)
+}
+
 pub fn parse(line: &[u8]) -> Result<(u32, Command<'_>), ParseError> {
     let raw: RawCommand<'_> = serde_json::from_slice(line).map_err(|_| ParseError::Undecodable)?;
     let id = raw.id;

@@ -30,6 +30,16 @@ pub fn error(out: &mut BytesMut, id: u32, e: ClientError) {
     out.put_slice(b"}}");
 }
 
+/// The code of a reply error (`{"id":N,"error":{"code":C,...`) at the start
+/// of `out`, if that is what it holds.
+pub fn error_code(out: &[u8]) -> Option<u32> {
+    let rest = out.strip_prefix(b"{\"id\":")?;
+    let at = rest.iter().position(|&b| b == b',')?;
+    let rest = rest[at..].strip_prefix(b",\"error\":{\"code\":")?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
 /// Opens `{"id":N,"<method>":{` for a result the caller fills and closes with
 /// [`close_result`].
 pub fn open_result(out: &mut BytesMut, id: u32, method: &str) {

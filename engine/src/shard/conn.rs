@@ -52,6 +52,8 @@ pub(crate) fn register_reactor(w: &Waker) {
 
 use bytes::{Buf, Bytes};
 
+use super::framing::{FrameSet, Framing};
+
 /// A close the server decided on: sent as a close frame, then the socket closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseRequest {
@@ -87,10 +89,16 @@ pub struct Conn {
     /// Frames queue but do not leave: a reply that must go first is still
     /// being put together (`hold`, `release_with`).
     held: Cell<bool>,
+    /// How this connection's transport frames what it is sent.
+    framing: Framing,
 }
 
 impl Conn {
     pub fn new(id: u64, limit: usize) -> Self {
+        Self::with_framing(id, limit, Framing::WebSocket)
+    }
+
+    pub fn with_framing(id: u64, limit: usize, framing: Framing) -> Self {
         Conn {
             id,
             token: Cell::new(u32::MAX),
@@ -103,7 +111,17 @@ impl Conn {
             close: Cell::new(None),
             closed: Cell::new(false),
             held: Cell::new(false),
+            framing,
         }
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Frames a client-protocol payload (JSON lines) for this connection.
+    pub fn frame(&self, payload: &[u8]) -> Bytes {
+        self.framing.frame(payload)
     }
 
     /// From now on frames queue without leaving, until `release_with` puts
@@ -114,8 +132,10 @@ impl Conn {
         self.held.set(true);
     }
 
-    /// Queues `first` ahead of everything held, and lets it all go.
+    /// Queues `first` (a WebSocket frame the hub or session encoded) ahead
+    /// of everything held, and lets it all go.
     pub fn release_with(&self, first: Bytes) {
+        let first = self.framing.reframe(&first);
         if !self.held.replace(false) || self.closed.get() {
             return;
         }
@@ -136,10 +156,28 @@ impl Conn {
         self.held.set(false);
     }
 
-    /// Queues an encoded frame. The same `Bytes` may sit in many queues.
+    /// Queues a WebSocket text frame the hub or session encoded, framed for
+    /// this connection's transport (as it is on WebSocket, the fast path).
     /// Returns false when the frame was refused: the connection is closing, or
     /// this frame pushed it over its limit (it is then cut with 3008).
     pub fn send(&self, frame: Bytes) -> bool {
+        if self.framing == Framing::WebSocket {
+            self.send_framed(frame)
+        } else {
+            self.send_framed(self.framing.reframe(&frame))
+        }
+    }
+
+    /// Queues one of a fan-out's frames: the copy for this connection's
+    /// framing, shared with every other connection on it.
+    #[inline]
+    pub fn send_set(&self, set: &FrameSet<'_>) -> bool {
+        self.send_framed(set.get(self.framing))
+    }
+
+    /// Queues bytes already framed for this connection. The same `Bytes`
+    /// may sit in many queues.
+    pub fn send_framed(&self, frame: Bytes) -> bool {
         if self.closed.get() {
             return false;
         }
@@ -162,7 +200,7 @@ impl Conn {
     /// waiting on it (a publisher's acknowledgement) does not wait behind
     /// the fan-out to thousands of others.
     pub fn reply(&self, frame: Bytes) -> bool {
-        let queued = self.send(frame);
+        let queued = self.send_framed(frame);
         if queued && self.token.get() != u32::MAX {
             URGENT.with(|u| {
                 let mut u = u.borrow_mut();
@@ -176,6 +214,11 @@ impl Conn {
             });
         }
         queued
+    }
+
+    /// Queues a reply payload (JSON lines), framed for this connection.
+    pub fn reply_text(&self, payload: &[u8]) -> bool {
+        self.reply(self.frame(payload))
     }
 
     /// Asks the connection task to send a close frame and close. The first

@@ -5,6 +5,7 @@
 pub mod ceiling;
 pub mod conn;
 pub mod driver;
+pub mod framing;
 pub mod listener;
 pub(crate) mod reactor;
 pub mod service;

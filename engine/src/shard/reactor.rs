@@ -27,7 +27,7 @@ use super::task::End;
 use super::ShardCtx;
 use crate::sys;
 use crate::ws::close::code;
-use crate::ws::frame::{encode, encode_close, OpCode};
+use crate::ws::frame::{encode, OpCode};
 use crate::ws::{Decoder, Message};
 
 /// Bytes read per recv(2) into the shard's scratch buffer.
@@ -374,7 +374,10 @@ fn read_ready<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
         };
         e.read_pending = false;
         match e.phase {
-            Phase::Open => read_open(shard, token, e),
+            Phase::Open if e.conn.framing().reads_websocket() => read_open(shard, token, e),
+            // An HTTP stream's request came whole before it was adopted;
+            // what the peer sends after it means nothing, but its end does.
+            Phase::Open => discard_input(e).map(|_| End::Gone),
             Phase::Closing | Phase::Lingering => discard_input(e),
         }
     };
@@ -528,7 +531,8 @@ fn flush_conn<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
                 }
                 // What was held goes, then the close.
                 e.conn.unhold();
-                e.conn.push_final(encode_close(req.code, &req.reason));
+                e.conn
+                    .push_final(e.conn.framing().close(req.code, &req.reason));
                 e.phase = Phase::Closing;
                 e.partial = None;
                 e.deadline = Some(Instant::now() + shard.cfg.close_timeout);

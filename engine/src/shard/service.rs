@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 
 use monoio::net::TcpStream;
 
+use super::ceiling::Slot;
 use super::conn::Conn;
+use super::framing::Framing;
 use super::ShardCtx;
 use crate::ws::handshake::{HandshakeError, UpgradeRequest};
 use crate::ws::DecoderConfig;
@@ -44,6 +46,12 @@ pub trait Service: Sized + 'static {
         ""
     }
 
+    /// How an upgraded connection's frames are framed (its path may ask for
+    /// a unidirectional stream).
+    fn framing(&self, _req: &UpgradeRequest) -> Framing {
+        Framing::WebSocket
+    }
+
     /// The connection is upgraded; `conn` is where replies go.
     fn open(&self, conn: &Rc<Conn>, req: UpgradeRequest) -> Self::State;
 
@@ -70,9 +78,15 @@ pub trait Service: Sized + 'static {
     }
 
     /// Serves a plain HTTP connection `takes_plain` accepted; `buf` holds
-    /// what was read of it so far (the request head at least).
-    fn serve_plain(shard: Rc<ShardCtx<Self>>, stream: TcpStream, buf: BytesMut) -> LocalFuture {
-        let _ = (shard, stream, buf);
+    /// what was read of it so far (the request head at least). `slot` is
+    /// its place under the connection ceiling, held until it is dropped.
+    fn serve_plain(
+        shard: Rc<ShardCtx<Self>>,
+        stream: TcpStream,
+        buf: BytesMut,
+        slot: Slot,
+    ) -> LocalFuture {
+        let _ = (shard, stream, buf, slot);
         Box::pin(async {})
     }
 

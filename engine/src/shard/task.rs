@@ -27,9 +27,9 @@ pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream,
         Upgrade::Done(req, rest) => (req, rest),
         Upgrade::Plain(buf) => {
             // The service serves this plain HTTP connection; it keeps its
-            // place under the ceiling until it ends.
-            S::serve_plain(shard.clone(), stream, buf).await;
-            drop(slot);
+            // place under the ceiling until it ends (or hands the place on
+            // with the socket to the reactor: `adopt_stream`).
+            S::serve_plain(shard.clone(), stream, buf, slot).await;
             return;
         }
         Upgrade::Failed => {
@@ -37,21 +37,46 @@ pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream,
             return;
         }
     };
-    let limit = match shard.service.outbound_policy() {
-        OutboundPolicy::Disconnect { limit } => limit,
-        OutboundPolicy::Backpressure { .. } => 0,
-    };
     let fd = match stream.into_raw_fd() {
         raw if raw >= 0 => sys::adopt_fd(raw),
         _ => return,
     };
-    let conn = Rc::new(Conn::new(shard.next_conn_id(), limit));
+    let conn = new_conn(&shard, shard.service.framing(&req));
     let state = shard.service.open(&conn, req);
     shard.stats.opened();
     if let Err(e) = reactor::adopt(&shard, fd, conn.clone(), state, rest, slot) {
         tracing::warn!(shard = shard.id, error = %e, "could not register a connection");
         shard.stats.closed(End::Gone);
     }
+}
+
+/// Hands a plain HTTP connection whose response has begun (an HTTP stream)
+/// to the shard's reactor, which serves it like an upgraded connection from
+/// then on: `conn`'s framing says how.
+pub fn adopt_stream<S: Service>(
+    shard: &Rc<ShardCtx<S>>,
+    stream: TcpStream,
+    conn: Rc<Conn>,
+    state: S::State,
+    slot: Slot,
+) -> io::Result<()> {
+    let fd = match stream.into_raw_fd() {
+        raw if raw >= 0 => sys::adopt_fd(raw),
+        _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
+    };
+    shard.stats.opened();
+    reactor::adopt(shard, fd, conn, state, None, slot).inspect_err(|_| {
+        shard.stats.closed(End::Gone);
+    })
+}
+
+/// A new connection's shared half, with the service's outbound limit.
+pub fn new_conn<S: Service>(shard: &ShardCtx<S>, framing: super::framing::Framing) -> Rc<Conn> {
+    let limit = match shard.service.outbound_policy() {
+        OutboundPolicy::Disconnect { limit } => limit,
+        OutboundPolicy::Backpressure { .. } => 0,
+    };
+    Rc::new(Conn::with_framing(shard.next_conn_id(), limit, framing))
 }
 
 enum Upgrade {

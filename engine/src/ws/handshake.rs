@@ -39,6 +39,8 @@ pub enum HandshakeError {
     BadKey,
     /// The path is not served here (404).
     NotFound,
+    /// The page's `Origin` is not among the allowed ones (403).
+    Forbidden,
 }
 
 impl HandshakeError {
@@ -49,6 +51,7 @@ impl HandshakeError {
             HandshakeError::MethodNotAllowed => (405, "Method Not Allowed"),
             HandshakeError::NotUpgrade | HandshakeError::BadVersion => (426, "Upgrade Required"),
             HandshakeError::NotFound => (404, "Not Found"),
+            HandshakeError::Forbidden => (403, "Forbidden"),
         }
     }
 
@@ -61,6 +64,7 @@ impl HandshakeError {
             HandshakeError::BadVersion => "unsupported Sec-WebSocket-Version (supported: 13)",
             HandshakeError::BadKey => "missing or invalid Sec-WebSocket-Key",
             HandshakeError::NotFound => "no WebSocket endpoint at this path",
+            HandshakeError::Forbidden => "origin not allowed",
         }
     }
 

@@ -1,6 +1,6 @@
-//! Minimal HTTP/1.1 for the internal port: requests parsed with `httparse`
-//! (Content-Length bodies, keep-alive, pipelining), responses written whole.
-//! No I/O.
+//! Minimal HTTP/1.1 for the plain-HTTP endpoints (the server API, the HTTP
+//! transports): requests parsed with `httparse` (Content-Length bodies,
+//! keep-alive, pipelining), responses written whole. No I/O.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -11,6 +11,13 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// What follows `?` in the target, undecoded.
+    pub query: Option<String>,
+    /// `Origin` (a browser's page).
+    pub origin: Option<String>,
+    pub content_type: Option<String>,
+    /// `Access-Control-Request-Headers` of a CORS preflight.
+    pub cors_headers: Option<String>,
     pub api_key: Option<String>,
     /// `X-Centrifugo-Error-Mode: transport`.
     pub transport_errors: bool,
@@ -57,6 +64,7 @@ pub fn parse(buf: &mut BytesMut, max_body: usize) -> Result<Option<Request>, Htt
     let mut content_length = 0usize;
     let mut api_key = None;
     let mut transport_errors = false;
+    let (mut origin, mut content_type, mut cors_headers) = (None, None, None);
     for h in req.headers.iter() {
         let name = h.name;
         let value = std::str::from_utf8(h.value)
@@ -83,6 +91,12 @@ pub fn parse(buf: &mut BytesMut, max_body: usize) -> Result<Option<Request>, Htt
             }
         } else if name.eq_ignore_ascii_case("x-centrifugo-error-mode") {
             transport_errors = value.eq_ignore_ascii_case("transport");
+        } else if name.eq_ignore_ascii_case("origin") {
+            origin = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            cors_headers = Some(value.to_string());
         }
     }
     if content_length > max_body {
@@ -92,12 +106,20 @@ pub fn parse(buf: &mut BytesMut, max_body: usize) -> Result<Option<Request>, Htt
         return Ok(None);
     }
     let method = req.method.unwrap_or("").to_string();
-    let path = req.path.unwrap_or("/").to_string();
+    let target = req.path.unwrap_or("/");
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
     buf.advance(head_len);
     let body = buf.split_to(content_length).freeze();
     Ok(Some(Request {
         method,
         path,
+        query,
+        origin,
+        content_type,
+        cors_headers,
         api_key,
         transport_errors,
         keep_alive,
@@ -107,15 +129,33 @@ pub fn parse(buf: &mut BytesMut, max_body: usize) -> Result<Option<Request>, Htt
 
 /// A complete response.
 pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) -> Bytes {
+    response_with(status, content_type, "", body, keep_alive)
+}
+
+/// A complete response with extra `Name: value\r\n` header lines.
+pub fn response_with(
+    status: u16,
+    content_type: &str,
+    extra_headers: &str,
+    body: &[u8],
+    keep_alive: bool,
+) -> Bytes {
     let mut out = BytesMut::with_capacity(128 + body.len());
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.to_string().as_bytes());
     out.put_u8(b' ');
     out.put_slice(reason(status).as_bytes());
-    out.put_slice(b"\r\nContent-Type: ");
-    out.put_slice(content_type.as_bytes());
-    out.put_slice(b"\r\nContent-Length: ");
-    out.put_slice(body.len().to_string().as_bytes());
+    if status != 204 {
+        // A 204 has no body, and says nothing about one.
+        out.put_slice(b"\r\nContent-Type: ");
+        out.put_slice(content_type.as_bytes());
+        out.put_slice(b"\r\nContent-Length: ");
+        out.put_slice(body.len().to_string().as_bytes());
+    }
+    if !extra_headers.is_empty() {
+        out.put_slice(b"\r\n");
+        out.put_slice(extra_headers.trim_end().as_bytes());
+    }
     if !keep_alive {
         out.put_slice(b"\r\nConnection: close");
     }
@@ -127,11 +167,13 @@ pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) 
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         409 => "Conflict",
         411 => "Length Required",
         413 => "Payload Too Large",
