@@ -8,7 +8,8 @@ import http from 'node:http';
 import { Centrifuge } from 'centrifuge';
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
-import { startWithConfig, waitFor, api } from './harness.mjs';
+import { startWithConfig, waitFor, api, eventually } from './harness.mjs';
+import { startCluster } from './nodes.mjs';
 
 const KEY = 'transports-test-key';
 let server;
@@ -274,4 +275,40 @@ test('bad requests get clear statuses and close codes', async () => {
   const uniJunk = stream('POST', '/connection/uni_http_stream', '[1]', () => {});
   await uniJunk.done;
   assert.deepEqual(JSON.parse(uniJunk.text().trim()), { disconnect: { code: 3501, reason: 'bad request' } });
+});
+
+test('behind a balancer: /emulation that lands on another node reaches the session over Redis', { timeout: 30000 }, async () => {
+  const cl = await startCluster(CONFIG, { name: 'emulation', n: 2 });
+  try {
+    const [A, B] = cl.nodes;
+    // B must know A (its heartbeat) to route to it.
+    await eventually(async () => (await api(B, KEY, 'info', {})).nodes.length === 2, 10000, 'B sees A');
+    // The stream is on A, every later command goes to B's /emulation.
+    const c = new Centrifuge([{ transport: 'http_stream', endpoint: `http://${A.addr}/connection/http_stream` }], {
+      emulationEndpoint: `http://${B.addr}/emulation`,
+      fetch, readableStream: ReadableStream, minReconnectDelay: 100, maxReconnectDelay: 300,
+    });
+    const got = [];
+    const sub = c.newSubscription('across');
+    sub.on('publication', (ctx) => got.push(ctx.data.n));
+    let subscribed = false;
+    sub.on('subscribed', () => { subscribed = true; });
+    // Subscribed after the connect: the subscribe command rides on /emulation.
+    c.connect();
+    await new Promise((r) => c.once('connected', r));
+    sub.subscribe();
+    try {
+      await waitFor(() => subscribed, 10000, 'subscribe through B');
+      await sub.publish({ n: 1 });
+      await api(B, KEY, 'publish', { channel: 'across', data: { n: 2 } });
+      await waitFor(() => got.length === 2, 5000, 'both publications');
+      assert.deepEqual(got, [1, 2]);
+      const h = await sub.history({ limit: 10 });
+      assert.deepEqual(h.publications.map((p) => p.data.n), [1, 2]);
+    } finally {
+      c.disconnect();
+    }
+  } finally {
+    await cl.stop();
+  }
 });
