@@ -77,6 +77,11 @@ async function fullFlow(transport) {
   try {
     await waitFor(() => subscribed.length === 1, 5000, `${transport}: subscribed`);
     assert.equal(connected[0].transport, transport);
+    // /metrics counts the connection under its transport.
+    const metrics = await (await fetch(`http://${server.apiAddr}/metrics`)).text();
+    const open = metrics.split('\n').filter((l) => l.startsWith('ringcast_transport_connections{')
+      && l.includes(`transport="${transport}"`)).reduce((n, l) => n + Number(l.split(' ')[1]), 0);
+    assert.equal(open, 1, metrics);
 
     // 100 publications from the server API arrive in order.
     for (let n = 0; n < 100; n++) {

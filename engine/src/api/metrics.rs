@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::hub::Hub;
+use crate::shard::framing::Framing;
 use crate::sys;
 
 /// One shard's counters, copied out on that shard.
@@ -31,6 +32,8 @@ pub struct ShardSnapshot {
     pub clients: u64,
     pub subscriptions: u64,
     pub channels_owned: u64,
+    /// Open connections by transport name.
+    pub by_transport: Vec<(&'static str, u64)>,
 }
 
 pub fn snapshot(h: &Hub) -> ShardSnapshot {
@@ -59,8 +62,21 @@ pub fn snapshot(h: &Hub) -> ShardSnapshot {
         clients: h.clients().census().0 as u64,
         subscriptions: h.subs.borrow().total_subscriptions() as u64,
         channels_owned: h.broker().owned_count() as u64,
+        by_transport: FRAMINGS
+            .iter()
+            .map(|&f| (f.name(), s.by_transport[f as usize].get()))
+            .collect(),
     }
 }
+
+const FRAMINGS: [Framing; 6] = [
+    Framing::WebSocket,
+    Framing::HttpStream,
+    Framing::Sse,
+    Framing::UniWebSocket,
+    Framing::UniHttpStream,
+    Framing::UniSse,
+];
 
 /// Process-wide figures.
 pub struct Process {
@@ -81,7 +97,7 @@ pub fn render(shards: &[ShardSnapshot], p: &Process) -> String {
     family(
         "connections",
         "gauge",
-        "Open WebSocket connections.",
+        "Open client connections (every transport).",
         &|s| s.connections,
     );
     family(
@@ -193,6 +209,19 @@ pub fn render(shards: &[ShardSnapshot], p: &Process) -> String {
         &|s| s.channels_owned,
     );
 
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_transport_connections Open client connections, by transport."
+    );
+    let _ = writeln!(out, "# TYPE ringcast_transport_connections gauge");
+    for (i, s) in shards.iter().enumerate() {
+        for (transport, v) in &s.by_transport {
+            let _ = writeln!(
+                out,
+                "ringcast_transport_connections{{shard=\"{i}\",transport=\"{transport}\"}} {v}"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP ringcast_connections_closed_total WebSocket connections closed, by how."

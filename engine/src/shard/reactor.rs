@@ -150,6 +150,7 @@ pub(crate) fn adopt<S: Service>(
     let data = token as u64 | (generation as u64) << 32;
     sys::epoll_add(&r.ep, fd.as_raw_fd(), data)?;
     conn.set_token(token);
+    shard.stats.transport(conn.framing(), true);
     let has_rest = rest.is_some();
     r.slab.borrow_mut()[token as usize] = Some(Box::new(Entry {
         conn,
@@ -626,6 +627,7 @@ fn remove<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32, end: End) {
     }
     // No further flushes for this slot's old owner.
     e.conn.set_token(u32::MAX);
+    shard.stats.transport(e.conn.framing(), false);
     shard.stats.closed(end);
     drop(e); // closes the socket (and leaves the epoll set)
 }

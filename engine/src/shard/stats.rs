@@ -25,6 +25,8 @@ pub struct ShardStats {
     pub sends: Cell<u64>,
     /// Flush passes held back after a big pass of small sends.
     pub holds: Cell<u64>,
+    /// Open connections by transport (`Framing as usize`).
+    pub by_transport: [Cell<u64>; 6],
 }
 
 fn bump(c: &Cell<u64>, by: u64) {
@@ -32,6 +34,16 @@ fn bump(c: &Cell<u64>, by: u64) {
 }
 
 impl ShardStats {
+    /// A connection on `framing` joined (`+1`) or left (`-1`) the reactor.
+    pub(crate) fn transport(&self, framing: super::framing::Framing, joined: bool) {
+        let c = &self.by_transport[framing as usize];
+        c.set(if joined {
+            c.get() + 1
+        } else {
+            c.get().saturating_sub(1)
+        });
+    }
+
     pub(crate) fn opened(&self) {
         bump(&self.opened, 1);
         bump(&self.connections, 1);
