@@ -63,6 +63,7 @@ fn decoder_config() -> DecoderConfig {
         role: Role::Client,
         max_frame: MAX_MESSAGE,
         max_message: MAX_MESSAGE,
+        deflate: false,
     }
 }
 

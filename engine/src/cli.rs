@@ -132,6 +132,9 @@ pub struct ServeArgs {
     /// Serve the SSE fallback at /connection/sse (+ /emulation) [default: false].
     #[arg(long, env = "RINGCAST_SSE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub sse: Option<bool>,
+    /// Negotiate permessage-deflate with WebSocket clients that offer it [default: true].
+    #[arg(long, env = "RINGCAST_WEBSOCKET_COMPRESSION", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub websocket_compression: Option<bool>,
     /// Serve unidirectional WebSocket at /connection/uni_websocket [default: false].
     #[arg(long, env = "RINGCAST_UNI_WEBSOCKET", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub uni_websocket: Option<bool>,
@@ -296,6 +299,7 @@ impl ServeArgs {
             (self.http_stream, &mut t.http_stream),
             (self.sse, &mut t.sse),
             (self.uni_websocket, &mut t.uni_websocket),
+            (self.websocket_compression, &mut t.websocket_compression),
             (self.uni_sse, &mut t.uni_sse),
             (self.uni_http_stream, &mut t.uni_http_stream),
         ] {

@@ -168,6 +168,9 @@ pub struct TransportsSection {
     pub sse: bool,
     /// `/connection/uni_websocket`: pushes only, over WebSocket.
     pub uni_websocket: bool,
+    /// Negotiate permessage-deflate on `/connection/websocket` when the
+    /// client offers it (messages of 128 bytes and more compressed).
+    pub websocket_compression: bool,
     /// `/connection/uni_sse`: pushes only, as server-sent events.
     pub uni_sse: bool,
     /// `/connection/uni_http_stream`: pushes only, newline-delimited.
@@ -190,6 +193,7 @@ impl Default for TransportsSection {
             http_stream: false,
             sse: false,
             uni_websocket: false,
+            websocket_compression: true,
             uni_sse: false,
             uni_http_stream: false,
             max_request_body: 64 * 1024,

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::shard::conn::Conn;
+use crate::shard::framing::Framing;
 use crate::shard::service::{OutboundPolicy, Service};
 use crate::shard::task::frame;
 use crate::ws::frame::{put_header, OpCode};
@@ -37,10 +38,17 @@ impl Service for Echo {
         }
     }
 
+    /// permessage-deflate whenever the client offers it (Autobahn 12.*, 13.*).
+    fn framing(&self, req: &UpgradeRequest) -> Framing {
+        Framing::websocket(crate::ws::deflate::negotiate(&req.extensions))
+    }
+
     fn open(&self, _conn: &Rc<Conn>, _req: UpgradeRequest) {}
 
     fn on_message(&self, conn: &Rc<Conn>, _state: &mut (), text: bool, data: Bytes) {
-        if data.len() < COPY_BELOW {
+        // A compressed connection gets the message as one frame, which its
+        // framing compresses.
+        if data.len() < COPY_BELOW || conn.framing().is_deflate() {
             conn.send(frame(text, &data));
         } else {
             let mut header = bytes::BytesMut::with_capacity(10);

@@ -250,7 +250,7 @@ proptest! {
         prop_assert_eq!(wire.len(), h.header_len + data.len());
         prop_assert_eq!(&wire[h.header_len..], data);
 
-        let client = DecoderConfig { role: Role::Client, max_frame: 1 << 20, max_message: 1 << 20 };
+        let client = DecoderConfig { role: Role::Client, max_frame: 1 << 20, max_message: 1 << 20, deflate: false };
         let got = decode_all(&wire, &client);
         let want = match op {
             OpCode::Text => match std::str::from_utf8(data) {
@@ -365,7 +365,7 @@ proptest! {
         for cut in (0..wire.len()).step_by(step).chain(wire.len() - 1..wire.len()) {
             let mut d = Decoder::new();
             let mut buf = BytesMut::from(&wire[..cut]);
-            let cfg = DecoderConfig { role: Role::Server, max_frame: 1 << 20, max_message: 1 << 20 };
+            let cfg = DecoderConfig { role: Role::Server, max_frame: 1 << 20, max_message: 1 << 20, deflate: false };
             prop_assert_eq!(d.decode(&mut buf, &cfg).map_err(|e| e.to_string()), Ok(None));
             prop_assert_eq!(&buf[..], &wire[..cut]);
         }
@@ -384,6 +384,7 @@ proptest! {
             role: if client { Role::Client } else { Role::Server },
             max_frame,
             max_message,
+            deflate: false,
         };
         let mut buf = BytesMut::from(&bytes[..]);
         let mut d = Decoder::new();
@@ -415,7 +416,7 @@ proptest! {
             let at = i.index(wire.len());
             wire[at] = b;
         }
-        let cfg = DecoderConfig { role: Role::Server, max_frame: 256, max_message: 400 };
+        let cfg = DecoderConfig { role: Role::Server, max_frame: 256, max_message: 400, deflate: false };
         let mut buf = BytesMut::from(&wire[..]);
         let mut d = Decoder::new();
         while let Ok(Some(m)) = d.decode(&mut buf, &cfg) {
@@ -570,6 +571,7 @@ fn single_frame_over_max_message_is_refused() {
         role: Role::Server,
         max_frame: 1000,
         max_message: 100,
+        deflate: false,
     };
     let wire = encode_masked(true, OpCode::Binary, &[0u8; 101], [1, 2, 3, 4]);
     let mut d = Decoder::new();

@@ -25,6 +25,8 @@ fuzz_target!(|data: &[u8]| {
         // engine/tests/codec_props.rs `single_frame_over_max_message_is_refused`.
         max_frame: [0, 1, 125, 126, 300, 4096][(knobs & 0x7) as usize % 6].min(max_message),
         max_message,
+        // permessage-deflate: RSV1 messages are inflated (bounded).
+        deflate: knobs & 0x40 != 0,
     };
     let mut d = Decoder::new();
     // Feed in two pieces when bit 5 is set, to exercise partial input.

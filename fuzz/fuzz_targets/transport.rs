@@ -9,17 +9,9 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use ringcast::http::parse;
 use ringcast::protocol::command::parse_connect_request;
-use ringcast::shard::framing::Framing;
+use ringcast::shard::framing::{Framing, ALL};
 use ringcast::transport::parse_emulation;
 
-const FRAMINGS: [Framing; 6] = [
-    Framing::WebSocket,
-    Framing::HttpStream,
-    Framing::Sse,
-    Framing::UniWebSocket,
-    Framing::UniHttpStream,
-    Framing::UniSse,
-];
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(data);
@@ -33,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!e.session.is_empty());
     }
     let _ = parse_connect_request(data);
-    for f in FRAMINGS {
+    for f in ALL {
         let out = f.frame(data);
         if matches!(f, Framing::HttpStream | Framing::Sse | Framing::UniHttpStream | Framing::UniSse) {
             let head = out.iter().position(|&b| b == b'\r').expect("chunk size line");

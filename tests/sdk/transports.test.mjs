@@ -317,3 +317,51 @@ test('behind a balancer: /emulation that lands on another node reaches the sessi
     await cl.stop();
   }
 });
+
+test('permessage-deflate: negotiated with centrifuge-js (ws), publications arrive intact and smaller; off by option', async () => {
+  const channel = 'compressed';
+  const data = { text: 'ringcast compresses repetitive JSON well. '.repeat(100) };
+  const sent = async (srv) => {
+    const m = await (await fetch(`http://${srv.apiAddr}/metrics`)).text();
+    return m.split('\n').filter((l) => l.startsWith('ringcast_bytes_sent_total{'))
+      .reduce((n, l) => n + Number(l.split(' ')[1]), 0);
+  };
+  const off = await startWithConfig(CONFIG.replace('[transports]', '[transports]\nwebsocket_compression = false'));
+  try {
+    const results = {};
+    for (const [name, srv] of [['on', server], ['off', off]]) {
+      let ext = null;
+      class Spy extends WebSocket {
+        constructor(...a) {
+          super(...a);
+          this.on('upgrade', (res) => { ext = res.headers['sec-websocket-extensions'] ?? ''; });
+        }
+      }
+      const c = new Centrifuge(`ws://${srv.addr}/connection/websocket`, { websocket: Spy });
+      const got = [];
+      const sub = c.newSubscription(channel);
+      sub.on('publication', (ctx) => got.push(ctx.data));
+      let subscribed = false;
+      sub.on('subscribed', () => { subscribed = true; });
+      sub.subscribe();
+      c.connect();
+      try {
+        await waitFor(() => subscribed, 5000, `${name}: subscribed`);
+        const before = await sent(srv);
+        for (let i = 0; i < 20; i++) await api(srv, KEY, 'publish', { channel, data });
+        await waitFor(() => got.length === 20, 5000, `${name}: publications`);
+        for (const d of got) assert.deepEqual(d, data);
+        results[name] = { ext, bytes: (await sent(srv)) - before };
+      } finally {
+        c.disconnect();
+      }
+    }
+    const raw = JSON.stringify(data).length * 20;
+    assert.match(results.on.ext, /^permessage-deflate; server_no_context_takeover; client_no_context_takeover/);
+    assert.equal(results.off.ext, '');
+    assert.ok(results.off.bytes >= raw, JSON.stringify({ raw, results }));
+    assert.ok(results.on.bytes < raw / 10, JSON.stringify({ raw, results }));
+  } finally {
+    await off.stop();
+  }
+});

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::hub::Hub;
-use crate::shard::framing::Framing;
+use crate::shard::framing;
 use crate::sys;
 
 /// One shard's counters, copied out on that shard.
@@ -62,21 +62,21 @@ pub fn snapshot(h: &Hub) -> ShardSnapshot {
         clients: h.clients().census().0 as u64,
         subscriptions: h.subs.borrow().total_subscriptions() as u64,
         channels_owned: h.broker().owned_count() as u64,
-        by_transport: FRAMINGS
-            .iter()
-            .map(|&f| (f.name(), s.by_transport[f as usize].get()))
-            .collect(),
+        by_transport: {
+            // Framings of one transport (WebSocket with and without
+            // compression) count together.
+            let mut v: Vec<(&'static str, u64)> = Vec::new();
+            for f in framing::ALL {
+                let n = s.by_transport[f as usize].get();
+                match v.iter_mut().find(|(name, _)| *name == f.name()) {
+                    Some((_, c)) => *c += n,
+                    None => v.push((f.name(), n)),
+                }
+            }
+            v
+        },
     }
 }
-
-const FRAMINGS: [Framing; 6] = [
-    Framing::WebSocket,
-    Framing::HttpStream,
-    Framing::Sse,
-    Framing::UniWebSocket,
-    Framing::UniHttpStream,
-    Framing::UniSse,
-];
 
 /// Process-wide figures.
 pub struct Process {

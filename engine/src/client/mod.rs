@@ -195,8 +195,11 @@ impl Service for ClientService {
     }
 
     fn framing(&self, req: &UpgradeRequest) -> Framing {
+        let t = &self.opts.config.transports;
         if req.path == UNI_WS_PATH {
             Framing::UniWebSocket
+        } else if t.websocket_compression {
+            Framing::websocket(crate::ws::deflate::negotiate(&req.extensions))
         } else {
             Framing::WebSocket
         }

@@ -22,6 +22,7 @@ use std::cell::OnceCell;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::ws::deflate;
 use crate::ws::frame::{encode, encode_close, parse_header, OpCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,10 +41,28 @@ pub enum Framing {
     UniHttpStream = 4,
     /// Server-sent events of unwrapped pushes: `/connection/uni_sse`.
     UniSse = 5,
+    /// WebSocket with permessage-deflate: messages of at least
+    /// `deflate::MIN_COMPRESS` bytes compressed, each on its own.
+    WebSocketDeflate = 6,
+    /// The same, compressed with a 9-bit window (the client limited the
+    /// server's window).
+    WebSocketDeflateSmall = 7,
 }
 
+/// Every framing, in `as usize` order.
+pub const ALL: [Framing; 8] = [
+    Framing::WebSocket,
+    Framing::HttpStream,
+    Framing::Sse,
+    Framing::UniWebSocket,
+    Framing::UniHttpStream,
+    Framing::UniSse,
+    Framing::WebSocketDeflate,
+    Framing::WebSocketDeflateSmall,
+];
+
 /// Framings other than the fast path (the slots of [`FrameSet`]).
-const DERIVED: usize = 5;
+const DERIVED: usize = ALL.len() - 1;
 
 const PUSH_PREFIX: &[u8] = b"{\"push\":";
 
@@ -51,7 +70,9 @@ impl Framing {
     /// The transport's name (Centrifugo's, as the SDKs and metrics say it).
     pub fn name(self) -> &'static str {
         match self {
-            Framing::WebSocket => "websocket",
+            Framing::WebSocket | Framing::WebSocketDeflate | Framing::WebSocketDeflateSmall => {
+                "websocket"
+            }
             Framing::HttpStream => "http_stream",
             Framing::Sse => "sse",
             Framing::UniWebSocket => "uni_websocket",
@@ -62,7 +83,30 @@ impl Framing {
 
     /// Frames arrive as WebSocket frames (commands, pings, close).
     pub fn reads_websocket(self) -> bool {
-        matches!(self, Framing::WebSocket | Framing::UniWebSocket)
+        matches!(
+            self,
+            Framing::WebSocket
+                | Framing::UniWebSocket
+                | Framing::WebSocketDeflate
+                | Framing::WebSocketDeflateSmall
+        )
+    }
+
+    /// Messages may arrive compressed (RSV1), and may leave so.
+    pub fn is_deflate(self) -> bool {
+        matches!(
+            self,
+            Framing::WebSocketDeflate | Framing::WebSocketDeflateSmall
+        )
+    }
+
+    /// The framing of a WebSocket connection that negotiated `deflate`.
+    pub fn websocket(deflate: Option<deflate::Accepted>) -> Framing {
+        match deflate {
+            None => Framing::WebSocket,
+            Some(a) if a.small_window() => Framing::WebSocketDeflateSmall,
+            Some(_) => Framing::WebSocketDeflate,
+        }
     }
 
     /// Pushes only; the client sends nothing after its connect request.
@@ -82,6 +126,12 @@ impl Framing {
     pub fn frame(self, payload: &[u8]) -> Bytes {
         match self {
             Framing::WebSocket => encode(OpCode::Text, payload),
+            Framing::WebSocketDeflate | Framing::WebSocketDeflateSmall => {
+                let mut out = BytesMut::with_capacity(payload.len() + 10);
+                let small = self == Framing::WebSocketDeflateSmall;
+                deflate::put_message(&mut out, OpCode::Text, payload, small);
+                out.freeze()
+            }
             Framing::UniWebSocket => {
                 let mut body = BytesMut::with_capacity(payload.len());
                 for (i, line) in lines(payload).enumerate() {
@@ -118,10 +168,22 @@ impl Framing {
     /// Re-frames a frame the hub encoded for WebSocket (an unmasked text
     /// frame) for this framing.
     pub fn reframe(self, ws: &Bytes) -> Bytes {
-        if self == Framing::WebSocket {
-            return ws.clone();
+        match self {
+            Framing::WebSocket => ws.clone(),
+            Framing::WebSocketDeflate | Framing::WebSocketDeflateSmall => {
+                // The frame's own opcode (the echo service sends binary).
+                let opcode = match parse_header(ws) {
+                    Ok(Some(h)) => h.opcode,
+                    _ => OpCode::Text,
+                };
+                let payload = ws_payload(ws);
+                let mut out = BytesMut::with_capacity(payload.len() + 10);
+                let small = self == Framing::WebSocketDeflateSmall;
+                deflate::put_message(&mut out, opcode, payload, small);
+                out.freeze()
+            }
+            _ => self.frame(ws_payload(ws)),
         }
-        self.frame(ws_payload(ws))
     }
 
     /// What ends the connection: a close frame on WebSocket; on the HTTP
@@ -291,6 +353,33 @@ mod tests {
             Framing::UniWebSocket.close(3001, "x"),
             encode_close(3001, "x")
         );
+    }
+
+    #[test]
+    fn deflate_compresses_long_messages_only_and_keeps_the_opcode() {
+        use crate::ws::{Decoder, DecoderConfig, Message, Role};
+        let long = PUB.repeat(4);
+        for (ws, want) in [
+            (ws(PUB), Message::Text(Bytes::from_static(PUB))),
+            (ws(&long), Message::Text(Bytes::from(long.clone()))),
+            (
+                encode(OpCode::Binary, &long),
+                Message::Binary(Bytes::from(long.clone())),
+            ),
+        ] {
+            let f = Framing::WebSocketDeflate.reframe(&ws);
+            assert_eq!(
+                f[0] & deflate::RSV1 != 0,
+                ws.len() > 2 + deflate::MIN_COMPRESS
+            );
+            let cfg = DecoderConfig {
+                role: Role::Client,
+                deflate: true,
+                ..DecoderConfig::server(1 << 20)
+            };
+            let mut buf = BytesMut::from(&f[..]);
+            assert_eq!(Decoder::new().decode(&mut buf, &cfg).unwrap(), Some(want));
+        }
     }
 
     #[test]

@@ -410,7 +410,10 @@ fn read_open<S: Service>(
     token: u32,
     e: &mut Entry<S::State>,
 ) -> Option<End> {
-    let cfg = shard.service.decoder_config();
+    let cfg = crate::ws::DecoderConfig {
+        deflate: e.conn.framing().is_deflate(),
+        ..shard.service.decoder_config()
+    };
     let high_water = match shard.service.outbound_policy() {
         OutboundPolicy::Backpressure { high_water } => high_water,
         OutboundPolicy::Disconnect { .. } => usize::MAX,

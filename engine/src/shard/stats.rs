@@ -26,7 +26,7 @@ pub struct ShardStats {
     /// Flush passes held back after a big pass of small sends.
     pub holds: Cell<u64>,
     /// Open connections by transport (`Framing as usize`).
-    pub by_transport: [Cell<u64>; 6],
+    pub by_transport: [Cell<u64>; super::framing::ALL.len()],
 }
 
 fn bump(c: &Cell<u64>, by: u64) {

@@ -23,8 +23,8 @@ use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 /// Serves one accepted connection up to the upgrade, then hands it to the
 /// shard's reactor; `slot` holds its place under the connection ceiling.
 pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream, slot: Slot) {
-    let (req, rest) = match upgrade(&shard, &stream).await {
-        Upgrade::Done(req, rest) => (req, rest),
+    let (req, rest, framing) = match upgrade(&shard, &stream).await {
+        Upgrade::Done(req, rest, framing) => (req, rest, framing),
         Upgrade::Plain(buf) => {
             // The service serves this plain HTTP connection; it keeps its
             // place under the ceiling until it ends (or hands the place on
@@ -41,7 +41,7 @@ pub(crate) async fn serve<S: Service>(shard: Rc<ShardCtx<S>>, stream: TcpStream,
         raw if raw >= 0 => sys::adopt_fd(raw),
         _ => return,
     };
-    let conn = new_conn(&shard, shard.service.framing(&req));
+    let conn = new_conn(&shard, framing);
     let state = shard.service.open(&conn, req);
     shard.stats.opened();
     if let Err(e) = reactor::adopt(&shard, fd, conn.clone(), state, rest, slot) {
@@ -80,8 +80,9 @@ pub fn new_conn<S: Service>(shard: &ShardCtx<S>, framing: super::framing::Framin
 }
 
 enum Upgrade {
-    /// Upgraded: the request, and what the peer sent after it.
-    Done(UpgradeRequest, Option<BytesMut>),
+    /// Upgraded: the request, what the peer sent after it, and how the
+    /// connection's messages are framed.
+    Done(UpgradeRequest, Option<BytesMut>, super::framing::Framing),
     /// A plain HTTP request the service takes (what was read of it).
     Plain(BytesMut),
     /// Refused, timed out or gone (the peer got its status where there was
@@ -125,17 +126,25 @@ async fn upgrade<S: Service>(shard: &ShardCtx<S>, stream: &TcpStream) -> Upgrade
         reject(shard, stream, e).await;
         return Upgrade::Failed;
     }
-    let headers = format!(
+    let framing = shard.service.framing(&req);
+    let mut headers = format!(
         "X-Ringcast-Shard: {}\r\n{}",
         shard.id,
         shard.service.response_headers()
     );
+    if framing.is_deflate() {
+        if let Some(a) = crate::ws::deflate::negotiate(&req.extensions) {
+            headers.push_str("Sec-WebSocket-Extensions: ");
+            headers.push_str(&a.response());
+            headers.push_str("\r\n");
+        }
+    }
     let resp = handshake::switching_protocols(&req.key, None, &headers);
     let write = timeout(shard.cfg.handshake_timeout, write_all(stream, &resp));
     if !matches!(write.await, Ok(Ok(()))) {
         return Upgrade::Failed;
     }
-    Upgrade::Done(req, rest)
+    Upgrade::Done(req, rest, framing)
 }
 
 /// Reads until a complete upgrade request. `Err(None)`: the peer went away;

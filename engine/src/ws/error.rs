@@ -29,6 +29,8 @@ pub enum ProtocolError {
     CloseTooShort,
     /// A close code that must not be sent on the wire.
     BadCloseCode(u16),
+    /// A compressed message (RSV1) that does not inflate.
+    BadCompression,
 }
 
 /// A size limit was exceeded (close 1009).
@@ -71,6 +73,7 @@ impl WsError {
                 ProtocolError::LengthOverflow => "payload length overflow",
                 ProtocolError::CloseTooShort => "close payload of one byte",
                 ProtocolError::BadCloseCode(_) => "invalid close code",
+                ProtocolError::BadCompression => "invalid compressed message",
             },
             WsError::Capacity(CapacityError::FrameTooLarge { .. }) => "frame too large",
             WsError::Capacity(CapacityError::MessageTooLarge { .. }) => "message too large",

@@ -48,6 +48,9 @@ impl OpCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     pub fin: bool,
+    /// RSV1: the message is compressed (permessage-deflate); the decoder
+    /// decides whether that is allowed.
+    pub rsv1: bool,
     pub opcode: OpCode,
     pub mask: Option<[u8; 4]>,
     pub payload_len: u64,
@@ -65,9 +68,10 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
         return Ok(None);
     }
     let (b0, b1) = (buf[0], buf[1]);
-    if b0 & 0x70 != 0 {
+    if b0 & 0x30 != 0 {
         return Err(ProtocolError::ReservedBits.into());
     }
+    let rsv1 = b0 & 0x40 != 0;
     let fin = b0 & 0x80 != 0;
     let opcode = OpCode::from_u8(b0 & 0x0F)?;
     let masked = b1 & 0x80 != 0;
@@ -113,6 +117,7 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
     };
     Ok(Some(FrameHeader {
         fin,
+        rsv1,
         opcode,
         mask,
         payload_len,
@@ -239,8 +244,9 @@ mod tests {
     #[test]
     fn rejects_bad_headers() {
         use ProtocolError::*;
-        let cases: [(&[u8], ProtocolError); 5] = [
-            (&[0xC1, 0x80], ReservedBits),
+        let cases: [(&[u8], ProtocolError); 6] = [
+            (&[0xA1, 0x80], ReservedBits),
+            (&[0x91, 0x80], ReservedBits),
             (&[0x83, 0x80], UnknownOpcode(3)),
             (&[0x09, 0x80], FragmentedControl),
             (&[0x89, 0xFE], ControlTooLong),

@@ -20,6 +20,8 @@ pub struct UpgradeRequest {
     pub origin: Option<String>,
     /// `X-Forwarded-For`, `X-Real-IP` as sent (a proxy's word; not trusted by default).
     pub forwarded_for: Option<String>,
+    /// `Sec-WebSocket-Extensions` header values, as sent.
+    pub extensions: Vec<String>,
 }
 
 /// Why a request is refused, with the HTTP status it gets.
@@ -128,6 +130,7 @@ pub fn parse_request(
     let mut protocols = Vec::new();
     let mut origin = None;
     let mut forwarded_for = None;
+    let mut extensions = Vec::new();
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).map_err(|_| HandshakeError::Malformed)?;
         let name = h.name;
@@ -149,6 +152,8 @@ pub fn parse_request(
             );
         } else if name.eq_ignore_ascii_case("origin") {
             origin = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            extensions.push(value.to_string());
         } else if name.eq_ignore_ascii_case("x-forwarded-for")
             || (forwarded_for.is_none() && name.eq_ignore_ascii_case("x-real-ip"))
         {
@@ -177,6 +182,7 @@ pub fn parse_request(
             protocols,
             origin,
             forwarded_for,
+            extensions,
         },
         n,
     )))

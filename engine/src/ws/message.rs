@@ -4,6 +4,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::close::{parse_close_payload, CloseFrame};
+use super::deflate::{self, InflateError};
 use super::error::{CapacityError, ProtocolError, WsError};
 use super::frame::{parse_header, OpCode};
 use super::mask::apply_mask;
@@ -22,8 +23,10 @@ pub struct DecoderConfig {
     pub role: Role,
     /// Largest single frame payload accepted.
     pub max_frame: usize,
-    /// Largest assembled message accepted.
+    /// Largest assembled message accepted (inflated, when compressed).
     pub max_message: usize,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    pub deflate: bool,
 }
 
 impl DecoderConfig {
@@ -32,6 +35,7 @@ impl DecoderConfig {
             role: Role::Server,
             max_frame: max_message,
             max_message,
+            deflate: false,
         }
     }
 }
@@ -58,6 +62,8 @@ struct Partial {
     buf: BytesMut,
     /// For text: bytes of `buf` known to be valid UTF-8.
     checked: usize,
+    /// `buf` holds the compressed message (checked once inflated).
+    compressed: bool,
 }
 
 impl Decoder {
@@ -98,6 +104,11 @@ impl Decoder {
                 }
                 .into());
             }
+            if h.rsv1 && (!cfg.deflate || h.opcode.is_control() || h.opcode == OpCode::Continuation)
+            {
+                // Only a message's first frame may say it is compressed.
+                return Err(ProtocolError::ReservedBits.into());
+            }
             if h.payload_len > cfg.max_frame as u64 {
                 return Err(CapacityError::FrameTooLarge {
                     size: h.payload_len,
@@ -135,6 +146,9 @@ impl Decoder {
                         return Err(ProtocolError::ExpectedContinuation.into());
                     }
                     let text = h.opcode == OpCode::Text;
+                    if h.fin && h.rsv1 {
+                        return finish(text, inflated(&payload, cfg)?).map(Some);
+                    }
                     if h.fin {
                         let payload = payload.freeze();
                         return if !text {
@@ -151,6 +165,7 @@ impl Decoder {
                         text,
                         buf: BytesMut::from(&payload[..]),
                         checked: 0,
+                        compressed: h.rsv1,
                     };
                     p.check_utf8()?;
                     self.partial = Some(Box::new(p));
@@ -163,6 +178,9 @@ impl Decoder {
                     p.check_utf8()?;
                     if h.fin {
                         let p = self.partial.take().expect("checked above");
+                        if p.compressed {
+                            return finish(p.text, inflated(&p.buf, cfg)?).map(Some);
+                        }
                         if p.text && p.checked != p.buf.len() {
                             return Err(WsError::InvalidUtf8);
                         }
@@ -179,9 +197,33 @@ impl Decoder {
     }
 }
 
+/// A compressed message's payload, inflated within the message limit.
+fn inflated(compressed: &[u8], cfg: &DecoderConfig) -> Result<Bytes, WsError> {
+    match deflate::inflate(compressed, cfg.max_message) {
+        Ok(v) => Ok(Bytes::from(v)),
+        Err(InflateError::Corrupt) => Err(ProtocolError::BadCompression.into()),
+        Err(InflateError::TooLarge) => Err(CapacityError::MessageTooLarge {
+            size: cfg.max_message as u64 + 1,
+            max: cfg.max_message,
+        }
+        .into()),
+    }
+}
+
+/// A whole message's data, checked.
+fn finish(text: bool, data: Bytes) -> Result<Message, WsError> {
+    if !text {
+        Ok(Message::Binary(data))
+    } else if utf8::is_valid(&data) {
+        Ok(Message::Text(data))
+    } else {
+        Err(WsError::InvalidUtf8)
+    }
+}
+
 impl Partial {
     fn check_utf8(&mut self) -> Result<(), WsError> {
-        if !self.text {
+        if !self.text || self.compressed {
             return Ok(());
         }
         match utf8::validate_from(&self.buf, self.checked) {
@@ -286,11 +328,73 @@ mod tests {
     }
 
     #[test]
+    fn compressed_messages_only_where_negotiated() {
+        let long = "ringcast ".repeat(40);
+        let mut frame = BytesMut::new();
+        deflate::put_message(&mut frame, OpCode::Text, long.as_bytes(), false);
+        assert_eq!(frame[0] & deflate::RSV1, deflate::RSV1);
+        // Mask it as a client would.
+        let masked = encode_masked(true, OpCode::Text, &frame[2..], M);
+        let mut wire = BytesMut::from(&masked[..]);
+        wire[0] |= deflate::RSV1;
+        let on = DecoderConfig {
+            deflate: true,
+            ..cfg()
+        };
+        let mut buf = wire.clone();
+        assert_eq!(
+            Decoder::new().decode(&mut buf, &on).unwrap(),
+            Some(Message::Text(Bytes::from(long.clone())))
+        );
+        let mut buf = wire.clone();
+        assert_eq!(
+            Decoder::new().decode(&mut buf, &cfg()),
+            Err(ProtocolError::ReservedBits.into())
+        );
+        // Fragmented: RSV1 on the first frame only.
+        let body = &frame[2..];
+        let mut first = encode_masked(false, OpCode::Text, &body[..10], M);
+        first[0] |= deflate::RSV1;
+        let mut wire = first.clone();
+        wire.extend_from_slice(&encode_masked(true, OpCode::Continuation, &body[10..], M));
+        assert_eq!(
+            Decoder::new().decode(&mut wire, &on).unwrap(),
+            Some(Message::Text(Bytes::from(long.clone())))
+        );
+        let mut bad = first;
+        let mut cont = encode_masked(true, OpCode::Continuation, &body[10..], M);
+        cont[0] |= deflate::RSV1;
+        bad.extend_from_slice(&cont);
+        assert_eq!(
+            Decoder::new().decode(&mut bad, &on),
+            Err(ProtocolError::ReservedBits.into())
+        );
+        // A bomb stops at the message limit (1009).
+        let bomb = vec![b'a'; 10_000];
+        let mut frame = BytesMut::new();
+        deflate::put_message(&mut frame, OpCode::Text, &bomb, false);
+        let mut wire = encode_masked(true, OpCode::Text, &frame[2..], M);
+        wire[0] |= deflate::RSV1;
+        let tight = DecoderConfig {
+            deflate: true,
+            ..DecoderConfig::server(9_999)
+        };
+        assert_eq!(
+            Decoder::new()
+                .decode(&mut wire, &tight)
+                .unwrap_err()
+                .close_code(),
+            1009
+        );
+    }
+
+    #[test]
     fn size_limits() {
         let small = DecoderConfig {
             role: Role::Server,
             max_frame: 100,
             max_message: 150,
+            deflate: false,
         };
         let mut d = Decoder::new();
         // Rejected from the header alone, before the payload arrives.

@@ -4,6 +4,7 @@
 //! (`crate::shard::conn`) drives it.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
