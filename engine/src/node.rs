@@ -129,8 +129,7 @@ impl Service for NodeService {
     /// `api.on_client_port` is on.
     /// And the HTTP transports' paths (`transport::takes`).
     fn takes_plain(&self, method: &str, path: &str) -> bool {
-        self.is_api(method, path)
-            || crate::transport::takes(&self.client.options().config.transports, path)
+        self.is_api(method, path) || crate::transport::takes(path)
     }
 
     fn serve_plain(

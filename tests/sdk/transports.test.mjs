@@ -130,6 +130,10 @@ test('a client falls back from WebSocket to http_stream, and to SSE when that is
   const noWs = await startWithConfig(toml('websocket = false\nhttp_stream = true\nsse = true'));
   const onlySse = await startWithConfig(toml('websocket = false\nhttp_stream = false\nsse = true'));
   try {
+    // A transport that is off answers 404, and the client moves on.
+    const off = await fetch(`http://${onlySse.addr}/connection/http_stream`, { method: 'POST', body: '{}' });
+    assert.equal(off.status, 404);
+    assert.equal(await off.text(), 'transport not enabled');
     for (const [srv, want] of [[noWs, 'http_stream'], [onlySse, 'sse']]) {
       const b = `http://${srv.addr}`;
       const c = new Centrifuge([
@@ -363,5 +367,38 @@ test('permessage-deflate: negotiated with centrifuge-js (ws), publications arriv
     assert.ok(results.on.bytes < raw / 10, JSON.stringify({ raw, results }));
   } finally {
     await off.stop();
+  }
+});
+
+test('pings: emulated clients answer them through /emulation and stay; unidirectional ones are never asked', { timeout: 20000 }, async () => {
+  const srv = await startWithConfig(CONFIG, ['--ping-interval', '1', '--pong-timeout', '0.5']);
+  const b = `http://${srv.addr}`;
+  const clients = ['http_stream', 'sse'].map((transport) => {
+    const c = new Centrifuge([{ transport, endpoint: `${b}/connection/${transport}` }], {
+      emulationEndpoint: `${b}/emulation`, fetch, readableStream: ReadableStream, eventsource: EventSource,
+    });
+    // A reconnect (after a 3012 no-pong) shows as a second `connecting`.
+    c.connectings = [];
+    c.on('connecting', (ctx) => c.connectings.push(ctx.code));
+    c.connect();
+    return c;
+  });
+  const uniReq = http.request(`${b}/connection/uni_http_stream`, { method: 'POST', headers: { 'content-length': 2 } });
+  let uni = '';
+  uniReq.on('response', (res) => res.on('data', (d) => { uni += d; }));
+  uniReq.end('{}');
+  try {
+    await waitFor(() => clients.every((c) => c.state === 'connected'), 5000, 'connected');
+    // Three ping rounds: the unidirectional stream has seen three `{}`.
+    await waitFor(() => uni.split('\n').filter((l) => l === '{}').length >= 3, 10000, () => `3 pings on uni (got ${JSON.stringify(uni)})`);
+    for (const c of clients) {
+      assert.equal(c.state, 'connected');
+      assert.deepEqual(c.connectings, [0], 'no 3012 (no pong) for an emulated client');
+    }
+    assert.ok(!uni.includes('disconnect'), uni);
+  } finally {
+    for (const c of clients) c.disconnect();
+    uniReq.destroy();
+    await srv.stop();
   }
 });

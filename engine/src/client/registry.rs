@@ -53,7 +53,8 @@ impl Registry {
     pub fn emulate(&self, id: &str, data: Bytes) {
         let s = self.by_transport_session.borrow().get(id).cloned();
         if let (Some(s), Some(run)) = (s, self.emulate.get()) {
-            if !s.conn.is_closing() {
+            // Unidirectional sessions have ids too, but take no commands.
+            if s.conn.framing().is_emulation() && !s.conn.is_closing() {
                 run(&s, data);
             }
         }

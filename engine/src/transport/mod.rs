@@ -65,10 +65,13 @@ fn route(t: &TransportsSection, path: &str) -> Option<Option<Framing>> {
     on.then_some(framing)
 }
 
-/// Whether a plain request for `path` is an HTTP transport's (served by
-/// [`serve`]).
-pub fn takes(t: &TransportsSection, path: &str) -> bool {
-    route(t, path).is_some()
+/// Whether a plain request for `path` is for an HTTP transport (served by
+/// [`serve`]; one that is off answers 404, not the upgrade port's 405/426).
+pub fn takes(path: &str) -> bool {
+    matches!(
+        path,
+        HTTP_STREAM_PATH | SSE_PATH | UNI_SSE_PATH | UNI_HTTP_STREAM_PATH | EMULATION_PATH
+    )
 }
 
 /// Serves one plain HTTP connection on a transport path: reads the request,
@@ -91,7 +94,7 @@ pub async fn serve<S: Edge>(shard: Rc<ShardCtx<S>>, stream: TcpStream, buf: Byte
         return answer(&shard, &stream, plain(403, "origin not allowed", "")).await;
     };
     let Some(framing) = route(t, &req.path) else {
-        return answer(&shard, &stream, plain(404, "not found", &cors)).await;
+        return answer(&shard, &stream, plain(404, "transport not enabled", &cors)).await;
     };
     if req.method == "OPTIONS" {
         // A browser's CORS preflight for the POST that follows.
@@ -266,7 +269,9 @@ mod tests {
     #[test]
     fn routes_follow_the_config() {
         let mut t = TransportsSection::default();
-        assert!(!takes(&t, SSE_PATH) && !takes(&t, EMULATION_PATH));
+        assert_eq!(route(&t, SSE_PATH), None);
+        assert_eq!(route(&t, EMULATION_PATH), None);
+        assert!(takes(SSE_PATH) && !takes("/connection/websocket"));
         t.sse = true;
         assert_eq!(route(&t, SSE_PATH), Some(Some(Framing::Sse)));
         assert_eq!(route(&t, EMULATION_PATH), Some(None));
