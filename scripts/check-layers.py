@@ -23,7 +23,8 @@ ALLOWED = {
     "protocol": {"ws"},
     "auth": {"protocol", "sys"},
     "config": {"auth", "shard"},
-    "shard": {"sys", "ws"},
+    # The protocol too: a connection's framing may transcode (protobuf).
+    "shard": {"sys", "ws", "protocol"},
     "hub": {"shard", "protocol", "config", "sys"},
     "broker": {"hub", "protocol", "config", "sys"},
     "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws", "sys"},

@@ -22,7 +22,7 @@ use crate::hub::mesh::Mesh;
 use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError, Disconnect};
 use crate::protocol::command::{self, ParseError};
-use crate::protocol::push;
+use crate::protocol::{protobuf, push};
 use crate::shard::conn::Conn;
 use crate::shard::framing::Framing;
 use crate::shard::service::{OutboundPolicy, Service};
@@ -198,6 +198,8 @@ impl Service for ClientService {
         let t = &self.opts.config.transports;
         if req.path == UNI_WS_PATH {
             Framing::UniWebSocket
+        } else if wants_protobuf(req) {
+            Framing::WebSocketProtobuf
         } else if t.websocket_compression {
             Framing::websocket(crate::ws::deflate::negotiate(&req.extensions))
         } else {
@@ -233,12 +235,47 @@ impl Service for ClientService {
             }
             return;
         }
-        if !text {
+        let mut out = BytesMut::new();
+        let data = if s.conn.framing().is_protobuf() {
+            // The protobuf protocol is binary only; its commands run as the
+            // JSON lines they transcode to.
+            if text {
+                return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
+            }
+            match protobuf::decode_commands(&data) {
+                Ok(lines) => {
+                    let mut json = BytesMut::with_capacity(data.len() * 2);
+                    for line in lines {
+                        match line {
+                            protobuf::Line::Json(l) => {
+                                sep(&mut json);
+                                json.extend_from_slice(&l);
+                            }
+                            // Its payload is not JSON: the engine carries
+                            // JSON only.
+                            protobuf::Line::NotJson { id } if id != 0 => {
+                                reply_error(&mut out, id, codes::BAD_REQUEST)
+                            }
+                            protobuf::Line::NotJson { .. } => {
+                                return disconnect(s, codes::BAD_REQUEST_DISCONNECT)
+                            }
+                        }
+                    }
+                    if json.is_empty() && !out.is_empty() {
+                        s.conn.reply_text(&out);
+                        return;
+                    }
+                    json.freeze()
+                }
+                Err(_) => return disconnect(s, codes::BAD_REQUEST_DISCONNECT),
+            }
+        } else if !text {
             // The JSON protocol is text only.
             return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
-        }
+        } else {
+            data
+        };
         s.awaiting_pong.set(false);
-        let mut out = BytesMut::new();
         let mut commands = 0;
         for line in command::lines(&data) {
             commands += 1;
@@ -281,6 +318,17 @@ impl Service for ClientService {
     fn shutdown_close(&self) -> (u16, &'static str) {
         (codes::SHUTDOWN.code, codes::SHUTDOWN.reason)
     }
+}
+
+/// centrifuge-js's protobuf build: the `centrifuge-protobuf` subprotocol,
+/// or `?format=protobuf`.
+fn wants_protobuf(req: &UpgradeRequest) -> bool {
+    req.protocols
+        .iter()
+        .any(|p| p == crate::shard::framing::PROTOBUF_SUBPROTOCOL)
+        || req.query.as_deref().is_some_and(|q| {
+            form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "protobuf")
+        })
 }
 
 /// Whether a page from `origin` may use the client port (`None`: not a

@@ -3,5 +3,6 @@
 pub mod codes;
 pub mod command;
 pub mod json;
+pub mod protobuf;
 pub mod publisher;
 pub mod push;

@@ -22,6 +22,7 @@ use std::cell::OnceCell;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::protocol::protobuf;
 use crate::ws::deflate;
 use crate::ws::frame::{encode, encode_close, parse_header, OpCode};
 
@@ -47,10 +48,16 @@ pub enum Framing {
     /// The same, compressed with a 9-bit window (the client limited the
     /// server's window).
     WebSocketDeflateSmall = 7,
+    /// WebSocket binary frames of length-delimited protobuf replies (the
+    /// protobuf client protocol, transcoded from the JSON payloads).
+    WebSocketProtobuf = 8,
 }
 
+/// The subprotocol centrifuge-js's protobuf build asks for.
+pub const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
+
 /// Every framing, in `as usize` order.
-pub const ALL: [Framing; 8] = [
+pub const ALL: [Framing; 9] = [
     Framing::WebSocket,
     Framing::HttpStream,
     Framing::Sse,
@@ -59,6 +66,7 @@ pub const ALL: [Framing; 8] = [
     Framing::UniSse,
     Framing::WebSocketDeflate,
     Framing::WebSocketDeflateSmall,
+    Framing::WebSocketProtobuf,
 ];
 
 /// Framings other than the fast path (the slots of [`FrameSet`]).
@@ -70,9 +78,10 @@ impl Framing {
     /// The transport's name (Centrifugo's, as the SDKs and metrics say it).
     pub fn name(self) -> &'static str {
         match self {
-            Framing::WebSocket | Framing::WebSocketDeflate | Framing::WebSocketDeflateSmall => {
-                "websocket"
-            }
+            Framing::WebSocket
+            | Framing::WebSocketDeflate
+            | Framing::WebSocketDeflateSmall
+            | Framing::WebSocketProtobuf => "websocket",
             Framing::HttpStream => "http_stream",
             Framing::Sse => "sse",
             Framing::UniWebSocket => "uni_websocket",
@@ -89,7 +98,13 @@ impl Framing {
                 | Framing::UniWebSocket
                 | Framing::WebSocketDeflate
                 | Framing::WebSocketDeflateSmall
+                | Framing::WebSocketProtobuf
         )
+    }
+
+    /// The protobuf client protocol (binary frames).
+    pub fn is_protobuf(self) -> bool {
+        self == Framing::WebSocketProtobuf
     }
 
     /// Messages may arrive compressed (RSV1), and may leave so.
@@ -126,6 +141,9 @@ impl Framing {
     pub fn frame(self, payload: &[u8]) -> Bytes {
         match self {
             Framing::WebSocket => encode(OpCode::Text, payload),
+            Framing::WebSocketProtobuf => {
+                encode(OpCode::Binary, &protobuf::encode_replies(payload))
+            }
             Framing::WebSocketDeflate | Framing::WebSocketDeflateSmall => {
                 let mut out = BytesMut::with_capacity(payload.len() + 10);
                 let small = self == Framing::WebSocketDeflateSmall;

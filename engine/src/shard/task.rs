@@ -13,6 +13,7 @@ use monoio::time::timeout;
 
 use super::ceiling::Slot;
 use super::conn::Conn;
+use super::framing::PROTOBUF_SUBPROTOCOL;
 use super::reactor;
 use super::service::{OutboundPolicy, Service};
 use super::ShardCtx;
@@ -139,7 +140,10 @@ async fn upgrade<S: Service>(shard: &ShardCtx<S>, stream: &TcpStream) -> Upgrade
             headers.push_str("\r\n");
         }
     }
-    let resp = handshake::switching_protocols(&req.key, None, &headers);
+    let subprotocol = (framing.is_protobuf()
+        && req.protocols.iter().any(|p| p == PROTOBUF_SUBPROTOCOL))
+    .then_some(PROTOBUF_SUBPROTOCOL);
+    let resp = handshake::switching_protocols(&req.key, subprotocol, &headers);
     let write = timeout(shard.cfg.handshake_timeout, write_all(stream, &resp));
     if !matches!(write.await, Ok(Ok(()))) {
         return Upgrade::Failed;
