@@ -1,5 +1,6 @@
 //! What the HTTP transports parse from a client, over arbitrary bytes: the
-//! HTTP/1.1 request, the `/emulation` body, a unidirectional connect request;
+//! HTTP/1.1 request, the `/emulation` body (JSON and protobuf), a
+//! unidirectional connect request;
 //! and the framings they write, over arbitrary payloads. Nothing may panic;
 //! a parsed request's body is exactly its Content-Length, and every framed
 //! HTTP chunk says its own size.
@@ -10,7 +11,8 @@ use libfuzzer_sys::fuzz_target;
 use ringcast::http::parse;
 use ringcast::protocol::command::parse_connect_request;
 use ringcast::shard::framing::{Framing, ALL};
-use ringcast::transport::parse_emulation;
+use prost::Message as _;
+use ringcast::transport::{parse_emulation, ProtoEmulationRequest};
 
 
 fuzz_target!(|data: &[u8]| {
@@ -25,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!e.session.is_empty());
     }
     let _ = parse_connect_request(data);
+    let _ = ProtoEmulationRequest::decode(data);
     for f in ALL {
         let out = f.frame(data);
         if matches!(f, Framing::HttpStream | Framing::Sse | Framing::UniHttpStream | Framing::UniSse) {

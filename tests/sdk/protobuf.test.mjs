@@ -1,6 +1,7 @@
 // centrifuge-js's protobuf build (`centrifuge/build/protobuf`, the
-// `centrifuge-protobuf` subprotocol, binary frames) against ringcast:
-// pub/sub, history, recovery, and a JSON client on the same channel.
+// `centrifuge-protobuf` subprotocol, binary frames; and over http_stream
+// with application/octet-stream) against ringcast: pub/sub, history,
+// recovery, and a JSON client on the same channel.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Centrifuge as ProtoCentrifuge } from 'centrifuge/build/protobuf';
@@ -17,6 +18,8 @@ before(async () => {
 insecure = true
 [api]
 key = "${KEY}"
+[transports]
+http_stream = true
 [channel]
 presence = true
 allow_publish_for_client = true
@@ -105,6 +108,44 @@ test('a protobuf publish whose data is not JSON is refused with 107, and the con
     await assert.rejects(c.publish('any', new Uint8Array([0, 1, 2, 255])), (e) => e.code === 107);
     assert.equal(c.state, 'connected');
     await c.publish('any', enc({ ok: true }));
+  } finally {
+    c.disconnect();
+  }
+});
+
+test('protobuf over http_stream: length-delimited replies in the chunks, commands by /emulation, recovery', async () => {
+  const channel = 'proto-stream';
+  const b = `http://${server.addr}`;
+  const c = new ProtoCentrifuge([{ transport: 'http_stream', endpoint: `${b}/connection/http_stream` }], {
+    emulationEndpoint: `${b}/emulation`, fetch, readableStream: ReadableStream,
+    minReconnectDelay: 100, maxReconnectDelay: 300,
+  });
+  const connected = [];
+  c.on('connected', (ctx) => connected.push(ctx));
+  const got = [];
+  const subscribed = [];
+  const sub = c.newSubscription(channel);
+  sub.on('publication', (ctx) => got.push(dec(ctx.data).n));
+  sub.on('subscribed', (ctx) => subscribed.push({ wasRecovering: ctx.wasRecovering, recovered: ctx.recovered }));
+  sub.subscribe();
+  c.connect();
+  try {
+    await waitFor(() => subscribed.length === 1, 5000, 'subscribed');
+    assert.equal(connected[0].transport, 'http_stream');
+    for (let n = 0; n < 30; n++) await api(server, KEY, 'publish', { channel, data: { n } });
+    await waitFor(() => got.length === 30, 5000, () => `30 (got ${got.length})`);
+    assert.deepEqual(got, [...Array(30).keys()]);
+    await sub.publish(enc({ n: 30 }));
+    await waitFor(() => got.length === 31, 5000, 'own publication');
+    const history = await sub.history({ limit: 2, reverse: true });
+    assert.deepEqual(history.publications.map((p) => dec(p.data).n), [30, 29]);
+    await api(server, KEY, 'disconnect', { user: '', client: connected[0].client, disconnect: { code: 3011, reason: 'test' } });
+    await waitFor(() => c.state !== 'connected', 5000, 'disconnect');
+    for (let n = 31; n < 34; n++) await api(server, KEY, 'publish', { channel, data: { n } });
+    await waitFor(() => subscribed.length === 2, 10000, 'resubscribed');
+    await waitFor(() => got.length === 34, 5000, () => `recovered (got ${got.length})`);
+    assert.deepEqual(got.slice(31), [31, 32, 33]);
+    assert.deepEqual(subscribed[1], { wasRecovering: true, recovered: true });
   } finally {
     c.disconnect();
   }

@@ -34,8 +34,21 @@ pub fn apply(hub: &Hub, c: &Control) {
         } => {
             subscribe(hub, user, client.as_deref(), channel);
         }
-        Control::Emulate { session, data } => {
-            super::registry::Registry::of(hub).emulate(session, data.clone().into());
+        Control::Emulate {
+            session,
+            data,
+            base64,
+        } => {
+            use base64::Engine as _;
+            let data = if *base64 {
+                match base64::engine::general_purpose::STANDARD.decode(data) {
+                    Ok(d) => d.into(),
+                    Err(_) => return,
+                }
+            } else {
+                data.clone().into()
+            };
+            super::registry::Registry::of(hub).emulate(session, data);
         }
     }
 }

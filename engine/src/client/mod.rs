@@ -110,7 +110,8 @@ impl ClientService {
         registry::Registry::of(&svc.hub).set_emulate(Box::new(move |s, data| {
             let mut s = s.clone();
             let conn = s.conn.clone();
-            run.on_message(&conn, &mut s, true, data)
+            let text = !conn.framing().is_protobuf();
+            run.on_message(&conn, &mut s, text, data)
         }));
         svc
     }

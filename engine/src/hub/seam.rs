@@ -89,7 +89,13 @@ pub enum Control {
     },
     /// Commands for the HTTP-transport session `session`, wherever it is
     /// (`/emulation` on a node that does not hold it).
-    Emulate { session: String, data: String },
+    Emulate {
+        session: String,
+        data: String,
+        /// `data` is base64 (the protobuf protocol's binary commands).
+        #[serde(default)]
+        base64: bool,
+    },
 }
 
 /// Applies a control action from another node on one shard (set by the layer

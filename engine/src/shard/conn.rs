@@ -136,7 +136,7 @@ impl Conn {
     /// of everything held, and lets it all go.
     pub fn release_with(&self, first: Bytes) {
         let first = self.framing.reframe(&first);
-        if !self.held.replace(false) || self.closed.get() {
+        if !self.held.replace(false) || self.closed.get() || first.is_empty() {
             return;
         }
         self.out_bytes.set(self.out_bytes.get() + first.len());
@@ -180,6 +180,11 @@ impl Conn {
     pub fn send_framed(&self, frame: Bytes) -> bool {
         if self.closed.get() {
             return false;
+        }
+        if frame.is_empty() {
+            // Nothing to send (a payload with nothing in it for this
+            // framing); an empty entry would never leave the queue.
+            return true;
         }
         let total = self.out_bytes.get() + frame.len();
         if self.limit != 0

@@ -51,13 +51,16 @@ pub enum Framing {
     /// WebSocket binary frames of length-delimited protobuf replies (the
     /// protobuf client protocol, transcoded from the JSON payloads).
     WebSocketProtobuf = 8,
+    /// Length-delimited protobuf replies in HTTP chunks: http_stream with
+    /// `Content-Type: application/octet-stream`.
+    HttpStreamProtobuf = 9,
 }
 
 /// The subprotocol centrifuge-js's protobuf build asks for.
 pub const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
 
 /// Every framing, in `as usize` order.
-pub const ALL: [Framing; 9] = [
+pub const ALL: [Framing; 10] = [
     Framing::WebSocket,
     Framing::HttpStream,
     Framing::Sse,
@@ -67,6 +70,7 @@ pub const ALL: [Framing; 9] = [
     Framing::WebSocketDeflate,
     Framing::WebSocketDeflateSmall,
     Framing::WebSocketProtobuf,
+    Framing::HttpStreamProtobuf,
 ];
 
 /// Framings other than the fast path (the slots of [`FrameSet`]).
@@ -82,7 +86,7 @@ impl Framing {
             | Framing::WebSocketDeflate
             | Framing::WebSocketDeflateSmall
             | Framing::WebSocketProtobuf => "websocket",
-            Framing::HttpStream => "http_stream",
+            Framing::HttpStream | Framing::HttpStreamProtobuf => "http_stream",
             Framing::Sse => "sse",
             Framing::UniWebSocket => "uni_websocket",
             Framing::UniHttpStream => "uni_http_stream",
@@ -104,7 +108,10 @@ impl Framing {
 
     /// The protobuf client protocol (binary frames).
     pub fn is_protobuf(self) -> bool {
-        self == Framing::WebSocketProtobuf
+        matches!(
+            self,
+            Framing::WebSocketProtobuf | Framing::HttpStreamProtobuf
+        )
     }
 
     /// Messages may arrive compressed (RSV1), and may leave so.
@@ -134,7 +141,10 @@ impl Framing {
 
     /// Bidirectional over HTTP: later commands come by `/emulation`.
     pub fn is_emulation(self) -> bool {
-        matches!(self, Framing::HttpStream | Framing::Sse)
+        matches!(
+            self,
+            Framing::HttpStream | Framing::Sse | Framing::HttpStreamProtobuf
+        )
     }
 
     /// Frames a client-protocol payload (JSON lines separated by `\n`).
@@ -143,6 +153,10 @@ impl Framing {
             Framing::WebSocket => encode(OpCode::Text, payload),
             Framing::WebSocketProtobuf => {
                 encode(OpCode::Binary, &protobuf::encode_replies(payload))
+            }
+            Framing::HttpStreamProtobuf => {
+                let replies = protobuf::encode_replies(payload);
+                chunk(replies.len(), |out| out.put_slice(&replies))
             }
             Framing::WebSocketDeflate | Framing::WebSocketDeflateSmall => {
                 let mut out = BytesMut::with_capacity(payload.len() + 10);
@@ -243,6 +257,10 @@ fn unwrap_push(line: &[u8]) -> &[u8] {
 fn chunk(capacity: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
     let mut body = BytesMut::with_capacity(capacity);
     write(&mut body);
+    if body.is_empty() {
+        // A zero-size chunk would end the body: nothing to send instead.
+        return Bytes::new();
+    }
     let size = format!("{:x}\r\n", body.len());
     let mut out = BytesMut::with_capacity(size.len() + body.len() + 2);
     out.put_slice(size.as_bytes());

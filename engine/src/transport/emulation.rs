@@ -12,7 +12,9 @@
 
 use std::borrow::Cow;
 
+use base64::Engine as _;
 use bytes::Bytes;
+use prost::Message as _;
 use serde::Deserialize;
 
 use crate::client::registry::Registry;
@@ -32,6 +34,17 @@ pub struct EmulationRequest<'a> {
     pub data: Cow<'a, str>,
 }
 
+/// `EmulationRequest` of `client.proto`, the protobuf body.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoEmulationRequest {
+    #[prost(string, tag = "1")]
+    pub node: String,
+    #[prost(string, tag = "2")]
+    pub session: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub data: Vec<u8>,
+}
+
 /// Parses an emulation body (no I/O; fuzzed).
 pub fn parse(body: &[u8]) -> Option<EmulationRequest<'_>> {
     let r: EmulationRequest<'_> = serde_json::from_slice(body).ok()?;
@@ -40,30 +53,44 @@ pub fn parse(body: &[u8]) -> Option<EmulationRequest<'_>> {
 
 /// Routes one request; returns the status to answer with.
 pub(super) fn handle(client: &ClientService, req: &Request) -> u16 {
-    if req.content_type.as_deref() == Some("application/octet-stream") {
-        // The protobuf emulation body goes with the protobuf protocol.
-        return 415;
-    }
-    let Some(e) = parse(&req.body) else {
-        return 400;
+    let (session, node, data, binary) = if super::is_protobuf(req) {
+        // The protobuf body: an `EmulationRequest`, the commands as bytes.
+        match ProtoEmulationRequest::decode(&req.body[..]) {
+            Ok(e) if !e.session.is_empty() => (e.session, e.node, Bytes::from(e.data), true),
+            _ => return 400,
+        }
+    } else {
+        match parse(&req.body) {
+            Some(e) => (
+                e.session.into_owned(),
+                e.node.into_owned(),
+                Bytes::from(e.data.into_owned()),
+                false,
+            ),
+            None => return 400,
+        }
     };
     let hub = &client.hub;
-    let data = Bytes::from(e.data.into_owned());
-    let session = e.session.into_owned();
-    if e.node != *client.options().node_uid {
+    if node != *client.options().node_uid {
         let known = hub
             .broker()
             .other_nodes()
             .iter()
-            .any(|n| n["uid"].as_str() == Some(&*e.node));
+            .any(|n| n["uid"].as_str() == Some(&*node));
         if !known {
             return 404;
         }
+        let data = if binary {
+            base64::engine::general_purpose::STANDARD.encode(&data)
+        } else {
+            String::from_utf8_lossy(&data).into_owned()
+        };
         hub.broker().control(
             hub,
             Control::Emulate {
                 session,
-                data: String::from_utf8_lossy(&data).into_owned(),
+                data,
+                base64: binary,
             },
         );
         return 204;

@@ -37,7 +37,7 @@ use crate::shard::task::{adopt_stream, new_conn, write_all};
 use crate::shard::ShardCtx;
 use crate::sys;
 
-pub use emulation::{parse as parse_emulation, EmulationRequest};
+pub use emulation::{parse as parse_emulation, EmulationRequest, ProtoEmulationRequest};
 
 pub const HTTP_STREAM_PATH: &str = "/connection/http_stream";
 pub const SSE_PATH: &str = "/connection/sse";
@@ -122,15 +122,20 @@ pub async fn serve<S: Edge>(shard: Rc<ShardCtx<S>>, stream: TcpStream, buf: Byte
         Ok(b) => b,
         Err(status) => return answer(&shard, &stream, plain(status, "", &cors)).await,
     };
-    if req.content_type.as_deref() == Some("application/octet-stream") {
-        // The protobuf protocol is not served over HTTP yet.
-        return answer(
-            &shard,
-            &stream,
-            plain(415, "only the JSON protocol is served", &cors),
-        )
-        .await;
-    }
+    let framing = match (framing, is_protobuf(&req)) {
+        (f, false) => f,
+        // The protobuf protocol: length-delimited replies in the chunks.
+        (Framing::HttpStream, true) => Framing::HttpStreamProtobuf,
+        // SSE and the unidirectional streams carry JSON only.
+        (_, true) => {
+            return answer(
+                &shard,
+                &stream,
+                plain(415, "JSON only on this transport", &cors),
+            )
+            .await
+        }
+    };
     let head = stream_head(framing, &cors);
     let write = timeout(shard.cfg.handshake_timeout, write_all(&stream, &head));
     if !matches!(write.await, Ok(Ok(()))) {
@@ -146,8 +151,14 @@ pub async fn serve<S: Edge>(shard: Rc<ShardCtx<S>>, stream: TcpStream, buf: Byte
         client.uni_connect(&session, &body);
     } else {
         let mut s = session;
-        shard.service.on_message(&conn, &mut s, true, body);
+        let text = !framing.is_protobuf();
+        shard.service.on_message(&conn, &mut s, text, body);
     }
+}
+
+/// The protobuf protocol (centrifuge-js's protobuf build sends this type).
+fn is_protobuf(req: &Request) -> bool {
+    req.content_type.as_deref() == Some("application/octet-stream")
 }
 
 /// The first client-protocol payload: the body, or for a `GET` of the SSE
