@@ -3,7 +3,7 @@
 //! unidirectional connect request;
 //! and the framings they write, over arbitrary payloads. Nothing may panic;
 //! a parsed request's body is exactly its Content-Length, and every framed
-//! HTTP chunk says its own size.
+//! HTTP chunk says its own size and is never the zero-size last chunk.
 #![no_main]
 
 use bytes::BytesMut;
@@ -30,10 +30,21 @@ fuzz_target!(|data: &[u8]| {
     let _ = ProtoEmulationRequest::decode(data);
     for f in ALL {
         let out = f.frame(data);
-        if matches!(f, Framing::HttpStream | Framing::Sse | Framing::UniHttpStream | Framing::UniSse) {
+        let chunked = matches!(
+            f,
+            Framing::HttpStream
+                | Framing::Sse
+                | Framing::UniHttpStream
+                | Framing::UniSse
+                | Framing::HttpStreamProtobuf
+        );
+        // Nothing to send is no chunk at all (a zero-size one would end
+        // the body).
+        if chunked && !out.is_empty() {
             let head = out.iter().position(|&b| b == b'\r').expect("chunk size line");
             let size = usize::from_str_radix(std::str::from_utf8(&out[..head]).unwrap(), 16).unwrap();
             assert_eq!(out.len(), head + 2 + size + 2, "{f:?}");
+            assert!(size > 0, "{f:?}: a zero-size chunk ends the body");
             assert!(out.ends_with(b"\r\n"));
         }
         let _ = f.close(3000, std::str::from_utf8(data).unwrap_or(""));
