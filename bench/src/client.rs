@@ -23,17 +23,22 @@ use crate::net::{self, Target};
 
 /// Largest message the client accepts from a server.
 const MAX_MESSAGE: usize = 64 << 20;
-/// Read-buffer growth step once data arrives.
-const READ_CHUNK: usize = 16 << 10;
 /// Longest HTTP response head accepted.
 const MAX_HEAD: usize = 16 << 10;
 
 pub struct WsClient {
-    stream: TcpStream,
-    rbuf: BytesMut,
+    sock: Sock,
     wbuf: BytesMut,
     decoder: Decoder,
     mask: [u8; 4],
+}
+
+/// A TCP stream with its read buffer: what every client connection of the
+/// bench reads through (WebSocket here, the HTTP transports in
+/// `transport.rs`). The buffer holds no allocation while idle.
+pub struct Sock {
+    pub stream: TcpStream,
+    pub rbuf: BytesMut,
     /// Reads go through recvmsg(2) and keep the kernel's receive timestamp
     /// (`rx_timestamps`).
     stamps: bool,
@@ -74,17 +79,14 @@ impl WsClient {
         src: Option<IpAddr>,
         rng: &mut Rng,
     ) -> Result<WsClient, ConnectError> {
-        let stream = net::connect(target.addr, src)
+        let sock = Sock::connect(target, src)
             .await
             .map_err(ConnectError::Tcp)?;
         let mut c = WsClient {
-            stream,
-            rbuf: BytesMut::new(),
+            sock,
             wbuf: BytesMut::new(),
             decoder: Decoder::new(),
             mask: rng.next_u32().to_ne_bytes(),
-            stamps: false,
-            rx_real_ns: 0,
         };
         c.upgrade(target, rng)
             .await
@@ -102,37 +104,18 @@ impl WsClient {
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
             target.path, target.host
         );
-        self.stream.write_all(req.as_bytes()).await?;
-        let head_len = loop {
-            if let Some(i) = find(&self.rbuf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.rbuf.len() > MAX_HEAD {
-                bail!("response head longer than {MAX_HEAD} bytes");
-            }
-            if self.read_some(4096).await? == 0 {
-                bail!("connection closed during the upgrade");
-            }
-        };
-        let head = self.rbuf.split_to(head_len);
-        let head = std::str::from_utf8(&head).context("response head is not UTF-8")?;
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap_or_default();
+        self.sock.stream.write_all(req.as_bytes()).await?;
+        let head = self.sock.read_head().await?;
+        let (status, headers) = split_head(&head)?;
         if !status.starts_with("HTTP/1.1 101") {
             bail!("expected 101, got {status:?}");
         }
-        let accept = lines
-            .filter_map(|l| l.split_once(':'))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-accept"))
-            .map(|(_, v)| v.trim())
+        let accept = header(headers, "sec-websocket-accept")
             .context("no Sec-WebSocket-Accept in the 101 response")?;
         if accept != accept_key(&key) {
             bail!("wrong Sec-WebSocket-Accept {accept:?}");
         }
-        if self.rbuf.is_empty() {
-            // Give the head's allocation back: an idle connection holds none.
-            self.rbuf = BytesMut::new();
-        }
+        self.sock.shrink_idle();
         Ok(())
     }
 
@@ -155,7 +138,7 @@ impl WsClient {
     /// Writes the whole outgoing batch.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await?;
+            self.sock.stream.write_all(&self.wbuf).await?;
             self.wbuf.clear();
         }
         Ok(())
@@ -165,7 +148,7 @@ impl WsClient {
     /// answered (the pong is queued; the caller flushes). `Ok(None)`: read more.
     pub fn next_message(&mut self) -> anyhow::Result<Option<Message>> {
         let cfg = decoder_config();
-        match self.decoder.decode(&mut self.rbuf, &cfg) {
+        match self.decoder.decode(&mut self.sock.rbuf, &cfg) {
             Ok(Some(Message::Ping(p))) => {
                 self.queue(OpCode::Pong, &p);
                 Ok(Some(Message::Ping(p)))
@@ -173,6 +156,59 @@ impl WsClient {
             Ok(m) => Ok(m),
             Err(e) => bail!("bad frame from server: {e:?}"),
         }
+    }
+
+    /// See [`Sock::rx_timestamps`].
+    pub fn rx_timestamps(&mut self) -> io::Result<()> {
+        self.sock.rx_timestamps()
+    }
+
+    /// See [`Sock::rx_mono_ns`].
+    pub fn rx_mono_ns(&self) -> Option<u64> {
+        self.sock.rx_mono_ns()
+    }
+
+    /// See [`Sock::read_some`].
+    pub async fn read_some(&mut self, chunk: usize) -> io::Result<usize> {
+        self.sock.read_some(chunk).await
+    }
+
+    /// Drops the read buffer's allocation when nothing is buffered, so an
+    /// idle connection costs the client only its socket and this struct.
+    pub fn shrink_idle(&mut self) {
+        if !self.decoder.in_message() {
+            self.sock.shrink_idle();
+        }
+    }
+
+    /// Sends a close frame (1000) and drops the connection without waiting.
+    pub async fn close(mut self) {
+        self.queue(OpCode::Close, &1000u16.to_be_bytes());
+        let _ = self.flush().await;
+        let _ = self.sock.stream.shutdown().await;
+    }
+
+    /// See [`Sock::abort`].
+    pub fn abort(self) {
+        self.sock.abort()
+    }
+
+    /// Bytes buffered but not yet decoded (for tests).
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
+        self.sock.rbuf.len()
+    }
+}
+
+impl Sock {
+    /// TCP connect to `target`, from `src` when given.
+    pub async fn connect(target: &Target, src: Option<IpAddr>) -> io::Result<Sock> {
+        Ok(Sock {
+            stream: net::connect(target.addr, src).await?,
+            rbuf: BytesMut::new(),
+            stamps: false,
+            rx_real_ns: 0,
+        })
     }
 
     /// Asks the kernel to timestamp received data (SO_TIMESTAMPNS, software
@@ -232,63 +268,55 @@ impl WsClient {
         }
     }
 
-    /// Reads more bytes; EOF is an error.
-    pub async fn fill(&mut self) -> anyhow::Result<()> {
-        if self.read_some(READ_CHUNK).await? == 0 {
-            bail!("server closed the connection");
-        }
-        Ok(())
-    }
-
-    /// The next data message, answering pings on the way; a close frame or
-    /// EOF is an error.
-    pub async fn recv(&mut self) -> anyhow::Result<Message> {
-        loop {
-            while let Some(m) = self.next_message()? {
-                match m {
-                    Message::Ping(_) | Message::Pong(_) => {}
-                    Message::Close(c) => bail!("server closed: {c:?}"),
-                    m => {
-                        self.flush().await?;
-                        return Ok(m);
-                    }
-                }
+    /// Reads until a whole HTTP response head is buffered and takes it off
+    /// the buffer (what follows stays).
+    pub async fn read_head(&mut self) -> anyhow::Result<BytesMut> {
+        let head_len = loop {
+            if let Some(i) = find(&self.rbuf, b"\r\n\r\n") {
+                break i + 4;
             }
-            self.flush().await?;
-            self.fill().await?;
-        }
+            if self.rbuf.len() > MAX_HEAD {
+                bail!("response head longer than {MAX_HEAD} bytes");
+            }
+            if self.read_some(4096).await? == 0 {
+                bail!("connection closed before the response head");
+            }
+        };
+        Ok(self.rbuf.split_to(head_len))
     }
 
-    /// Drops the read buffer's allocation when nothing is buffered, so an
-    /// idle connection costs the client only its socket and this struct.
+    /// Gives the read buffer's allocation back when nothing is buffered:
+    /// an idle connection holds none.
     pub fn shrink_idle(&mut self) {
-        if self.rbuf.is_empty() && !self.decoder.in_message() {
+        if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
         }
     }
 
-    /// Sends a close frame (1000) and drops the connection without waiting.
-    pub async fn close(mut self) {
-        self.queue(OpCode::Close, &1000u16.to_be_bytes());
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
-    }
-
-    /// Drops the connection abruptly: no close frame, and a zero linger so
-    /// the kernel answers with a reset (a client that vanished, not one
-    /// that said goodbye). Leaves no TIME_WAIT on the bench's side.
+    /// Drops the connection abruptly: no goodbye, and a zero linger so
+    /// the kernel answers with a reset (a client that vanished). Leaves no
+    /// TIME_WAIT on the bench's side.
     pub fn abort(self) {
         // A zero linger never blocks on drop (tokio's deprecation is about
         // a non-zero one): the socket is reset at once.
         #[allow(deprecated)]
         let _ = self.stream.set_linger(Some(std::time::Duration::ZERO));
     }
+}
 
-    /// Bytes buffered but not yet decoded (for tests).
-    #[cfg(test)]
-    fn buffered(&self) -> usize {
-        self.rbuf.len()
-    }
+/// A response head's status line and header lines.
+pub fn split_head(head: &[u8]) -> anyhow::Result<(&str, &str)> {
+    let head = std::str::from_utf8(head).context("response head is not UTF-8")?;
+    Ok(head.split_once("\r\n").unwrap_or((head, "")))
+}
+
+/// The value of header `name` (case-insensitive) in `headers`.
+pub fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
 }
 
 /// recvmsg(2) into `buf`'s spare capacity; a receive timestamp in the
@@ -411,8 +439,19 @@ mod tests {
         let target = Target::parse(&format!("ws://{addr}/x")).unwrap();
         let mut rng = Rng::new(1);
         let mut c = WsClient::connect(&target, None, &mut rng).await.unwrap();
-        let m = c.recv().await.unwrap();
-        assert_eq!(m, Message::Text(bytes::Bytes::from_static(b"hello")));
+        // Frames may have come with the 101: decode what is there first.
+        let mut got = Vec::new();
+        loop {
+            while let Some(m) = c.next_message().unwrap() {
+                got.push(m);
+            }
+            if got.len() >= 2 {
+                break;
+            }
+            assert!(c.read_some(4096).await.unwrap() > 0);
+        }
+        assert_eq!(got[0], Message::Ping(bytes::Bytes::from_static(b"p")));
+        assert_eq!(got[1], Message::Text(bytes::Bytes::from_static(b"hello")));
         assert_eq!(c.buffered(), 0);
         c.queue(OpCode::Text, b"back");
         c.flush().await.unwrap();

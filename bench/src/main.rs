@@ -13,6 +13,7 @@ mod report;
 mod run;
 mod scenario;
 mod stats;
+mod transport;
 mod worker;
 
 use std::net::Ipv4Addr;
@@ -35,6 +36,7 @@ use crate::scenario::hold::HoldConfig;
 use crate::scenario::pubsub::PublisherLoad;
 use crate::scenario::storm::{DropKind, StormConfig};
 use crate::scenario::{Plan, Protocol, Scenario};
+use crate::transport::Transport;
 
 /// Exit code when `--expect-zero-loss` was given and a publication was lost.
 const EXIT_LOST: u8 = 3;
@@ -78,6 +80,8 @@ struct HoldArgs {
     /// Centrifuge: channels subscribed round-robin, one per connection (0: none).
     #[arg(long, default_value_t = 1)]
     channels: usize,
+    #[command(flatten)]
+    transport: TransportArg,
     #[command(flatten)]
     common: Common,
 }
@@ -146,6 +150,8 @@ struct FanoutArgs {
     #[command(flatten)]
     drain: Drain,
     #[command(flatten)]
+    transport: TransportArg,
+    #[command(flatten)]
     common: Common,
 }
 
@@ -183,6 +189,8 @@ struct PublishArgs {
     endpoints: Endpoints,
     #[command(flatten)]
     drain: Drain,
+    #[command(flatten)]
+    transport: TransportArg,
     #[command(flatten)]
     common: Common,
 }
@@ -252,7 +260,20 @@ struct StormArgs {
     #[command(flatten)]
     drain: Drain,
     #[command(flatten)]
+    transport: TransportArg,
+    #[command(flatten)]
     common: Common,
+}
+
+/// How the Centrifugo connections (held, subscribers) reach the server.
+#[derive(Debug, Args)]
+struct TransportArg {
+    /// `websocket` at --url; `http_stream` or `sse` at the same host and
+    /// port, /connection/http_stream or /connection/sse (after the prefix
+    /// --url has before /connection/websocket), later commands (pongs) by
+    /// POST /emulation. Publishers stay on WebSocket.
+    #[arg(long = "transport", value_enum, default_value_t = Transport::WebSocket)]
+    kind: Transport,
 }
 
 /// Where the server API and the TCP publisher port are.
@@ -377,8 +398,8 @@ fn main() -> ExitCode {
 
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let (scenario, url, mut c) = match cli.cmd {
-        Cmd::Hold(a) => hold_config(a),
+    let (scenario, url, transport, mut c) = match cli.cmd {
+        Cmd::Hold(a) => hold_config(a)?,
         Cmd::Echo(a) => echo_config(a),
         Cmd::Fanout(a) => fanout_config(a)?,
         Cmd::Publish(a) => publish_config(a)?,
@@ -426,6 +447,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         scenario,
         target,
         url,
+        transport,
         spread,
         duration: Duration::from_secs_f64(duration),
         connect_timeout: Duration::from_secs_f64(c.connect_timeout.max(0.01)),
@@ -507,17 +529,24 @@ fn real_main() -> anyhow::Result<ExitCode> {
     })
 }
 
-fn hold_config(a: HoldArgs) -> (Scenario, String, Common) {
+/// A scenario's command line, checked and capped: the scenario, `--url`,
+/// the Centrifugo connections' transport and the common options.
+type Parsed = (Scenario, String, Transport, Common);
+
+fn hold_config(a: HoldArgs) -> anyhow::Result<Parsed> {
+    if a.protocol == Protocol::Raw && a.transport.kind != Transport::WebSocket {
+        bail!("--protocol raw is a WebSocket upgrade only: it needs --transport websocket");
+    }
     let n = if a.common.smoke { a.n.min(20) } else { a.n };
     let cfg = HoldConfig {
         conns: n,
         protocol: a.protocol,
         channels: a.channels,
     };
-    (Scenario::Hold(cfg), a.url, a.common)
+    Ok((Scenario::Hold(cfg), a.url, a.transport.kind, a.common))
 }
 
-fn echo_config(a: EchoArgs) -> (Scenario, String, Common) {
+fn echo_config(a: EchoArgs) -> Parsed {
     let smoke = a.common.smoke;
     let cfg = EchoConfig {
         conns: if smoke { a.conns.min(4) } else { a.conns },
@@ -529,10 +558,10 @@ fn echo_config(a: EchoArgs) -> (Scenario, String, Common) {
         size: a.size,
         text: a.text,
     };
-    (Scenario::Echo(cfg), a.url, a.common)
+    (Scenario::Echo(cfg), a.url, Transport::WebSocket, a.common)
 }
 
-fn fanout_config(a: FanoutArgs) -> anyhow::Result<(Scenario, String, Common)> {
+fn fanout_config(a: FanoutArgs) -> anyhow::Result<Parsed> {
     let smoke = a.common.smoke;
     let rate = (!a.max).then_some(a.rate);
     let in_flight = a.in_flight.unwrap_or(if a.max { 32 } else { 1000 });
@@ -545,10 +574,10 @@ fn fanout_config(a: FanoutArgs) -> anyhow::Result<(Scenario, String, Common)> {
     )?;
     let mut cfg = subscribers_for(a.subscribers, load, &a.drain, smoke);
     cfg.rx_timestamps = a.rx_timestamps;
-    Ok((Scenario::Fanout(cfg), a.url, a.common))
+    Ok((Scenario::Fanout(cfg), a.url, a.transport.kind, a.common))
 }
 
-fn publish_config(a: PublishArgs) -> anyhow::Result<(Scenario, String, Common)> {
+fn publish_config(a: PublishArgs) -> anyhow::Result<Parsed> {
     let smoke = a.common.smoke;
     let count = match (a.count, smoke) {
         (Some(0), _) => bail!("--count must be at least 1"),
@@ -565,10 +594,10 @@ fn publish_config(a: PublishArgs) -> anyhow::Result<(Scenario, String, Common)> 
         smoke,
     )?;
     let cfg = subscribers_for(a.subscribers, load, &a.drain, smoke);
-    Ok((Scenario::Publish(cfg), a.url, a.common))
+    Ok((Scenario::Publish(cfg), a.url, a.transport.kind, a.common))
 }
 
-fn storm_config(a: StormArgs) -> anyhow::Result<(Scenario, String, Common)> {
+fn storm_config(a: StormArgs) -> anyhow::Result<Parsed> {
     let smoke = a.common.smoke;
     if a.drop_kind == DropKind::Api && a.publisher == PublisherKind::Client {
         bail!(
@@ -614,7 +643,7 @@ fn storm_config(a: StormArgs) -> anyhow::Result<(Scenario, String, Common)> {
         recover: !a.no_recover,
         quiet_s,
     };
-    Ok((Scenario::Storm(cfg), a.url, a.common))
+    Ok((Scenario::Storm(cfg), a.url, a.transport.kind, a.common))
 }
 
 /// Fanout and publish: `subscribers` (capped for `--smoke`) on `load`.

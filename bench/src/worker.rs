@@ -24,6 +24,7 @@ use crate::client::{Rng, WsClient};
 use crate::net::{Spread, Target};
 use crate::scenario::Plan;
 use crate::stats::{mono_ns, Tally};
+use crate::transport::{Conn, Endpoint};
 
 /// The measured phase, in CLOCK_MONOTONIC nanoseconds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -146,7 +147,10 @@ impl WorkerCtx {
 /// Opens connections: bounded concurrency, per-attempt timeout, source
 /// address by global connection index.
 pub struct Dialer {
+    /// `--url` (WebSocket).
     target: Target,
+    /// The Centrifugo connections' transport (`--transport`).
+    endpoint: Rc<Endpoint>,
     spread: Spread,
     sem: Semaphore,
     timeout: Duration,
@@ -156,6 +160,7 @@ impl Dialer {
     pub fn new(plan: &Plan, concurrency: usize) -> Dialer {
         Dialer {
             target: plan.target.clone(),
+            endpoint: Rc::new(Endpoint::new(plan.transport, &plan.target)),
             spread: plan.spread,
             sem: Semaphore::new(concurrency.max(1)),
             timeout: plan.connect_timeout,
@@ -258,8 +263,8 @@ pub struct Hand {
 }
 
 impl Hand {
-    /// Dials WebSocket connection `index` and runs `login` on it (the
-    /// Centrifugo connect/subscribe exchange, or nothing).
+    /// Dials WebSocket connection `index` at `--url` and runs `login` on
+    /// it (echo, raw hold, client-protocol publishers).
     pub async fn dial<T, F, Fut>(&mut self, index: usize, login: F) -> Option<T>
     where
         F: FnOnce(WsClient) -> Fut,
@@ -270,18 +275,32 @@ impl Hand {
             .await
     }
 
-    /// Dials connection `index` again after it was lost (a reconnect):
-    /// bounded by the connect timeout, but neither counted in the setup
-    /// figures nor held back by the setup's connect concurrency.
-    pub async fn redial<T, F, Fut>(&mut self, index: usize, login: F) -> anyhow::Result<T>
+    /// Dials connection `index` on the run's transport (`--transport`)
+    /// and runs `login` on it (the Centrifugo connect/subscribe exchange).
+    pub async fn dial_conn<T, F, Fut>(&mut self, index: usize, login: F) -> Option<T>
     where
-        F: FnOnce(WsClient) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
-        let target = self.dialer.target.clone();
+        let dialer = self.dialer.clone();
+        self.establish(index, move |src, rng| async move {
+            conn_open(&dialer.endpoint, src, rng, login).await
+        })
+        .await
+    }
+
+    /// Dials connection `index` again after it was lost (a reconnect), as
+    /// `dial_conn`: bounded by the connect timeout, but neither counted in
+    /// the setup figures nor held back by the setup's connect concurrency.
+    pub async fn redial<T, F, Fut>(&mut self, index: usize, login: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
         let rng = Rng::new(self.rng.next_u64());
-        let open = ws_open(target, self.dialer.spread.source(index), rng, login);
-        timed(self.dialer.timeout, open).await
+        let d = &self.dialer;
+        let open = conn_open(&d.endpoint, d.spread.source(index), rng, login);
+        timed(d.timeout, open).await
     }
 
     /// Sets up connection `index` with `open(source address, rng)` (any
@@ -367,6 +386,20 @@ where
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     login(c).await
+}
+
+/// Opens a connection on `ep`'s transport (from `src`), then `login`.
+async fn conn_open<T, F, Fut>(
+    ep: &Rc<Endpoint>,
+    src: Option<IpAddr>,
+    mut rng: Rng,
+    login: F,
+) -> anyhow::Result<T>
+where
+    F: FnOnce(Conn) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    login(Conn::connect(ep, src, &mut rng).await?).await
 }
 
 /// `f` bounded by `timeout` (a connect attempt).

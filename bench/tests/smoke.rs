@@ -114,13 +114,19 @@ impl Server {
     /// `ringcast_serve` with a config file whose `storm` namespace keeps
     /// history and forces recovery (what `bench storm` needs).
     fn ringcast_storm() -> Server {
+        Server::ringcast_storm_with(&[])
+    }
+
+    fn ringcast_storm_with(extra: &[&str]) -> Server {
         let cfg = scratch("storm.toml");
         std::fs::write(
             &cfg,
             "[namespace.storm]\nhistory_size = 1000\nhistory_ttl = 300\nforce_recovery = true\n",
         )
         .unwrap();
-        Server::ringcast_serve_with(&["--config", cfg.to_str().unwrap()])
+        let mut args = vec!["--config", cfg.to_str().unwrap()];
+        args.extend(extra);
+        Server::ringcast_serve_with(&args)
     }
 
     fn ringcast_serve_with(extra: &[&str]) -> Server {
@@ -417,6 +423,76 @@ fn hold_and_fanout_against_ringcast_serve() {
     fanout_clean(&r);
     let r = bench(&["fanout", "--url", &url, "--max", "--publishers", "3"]);
     fanout_clean(&r);
+}
+
+/// The HTTP transports: held connections answer pings over `/emulation`
+/// (ping interval 1 s: a missed pong would drop them), subscribers get
+/// every publication, with client and API publishers.
+#[test]
+fn hold_and_fanout_over_the_http_transports() {
+    let server = Server::ringcast_serve_with(&["--http-stream", "--sse"]);
+    let pid = server.pid().to_string();
+    let (url, api, _) = server.endpoints();
+    for transport in ["http_stream", "sse"] {
+        let t = ["--transport", transport];
+        let mut args = vec!["hold", "--url", &url, "-n", "10", "--channels", "3"];
+        args.extend(["-d", "2.5", "--server-pid", &pid]);
+        args.extend(t);
+        let r = bench(&args);
+        all_connected(&r);
+        assert_eq!(r["transport"]["name"], transport, "{r:#}");
+        assert!(
+            r["transport"]["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&format!("/connection/{transport}"))),
+            "{r:#}"
+        );
+        assert_eq!(u(&r, "/hold/held"), 10);
+        assert!(u(&r, "/hold/pings_answered") >= 10, "{r:#}");
+        let mut args = vec!["fanout", "--url", &url, "--server-pid", &pid];
+        args.extend(["--rx-timestamps"]);
+        args.extend(t);
+        let r = bench(&args);
+        fanout_clean(&r);
+        assert_eq!(
+            u(&r, "/socket_latency/count"),
+            u(&r, "/latency/count"),
+            "{r:#}"
+        );
+        let mut args = vec!["fanout", "--url", &url, "--max", "--publisher", "http"];
+        args.extend(["--api-url", &api, "--api-key", API_KEY]);
+        args.extend(t);
+        fanout_clean(&bench(&args));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
+        .args(["hold", "--url", &url, "--protocol", "raw"])
+        .args(["--transport", "sse", "--smoke", "--json", "--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "raw hold is WebSocket only");
+}
+
+/// A storm over SSE: the API's disconnect arrives as a disconnect push at
+/// the stream's end, with its code; everyone comes back and recovers.
+#[test]
+fn storm_over_sse_recovers_everything() {
+    let server = Server::ringcast_storm_with(&["--sse"]);
+    let (url, api, _) = server.endpoints();
+    let r = bench(&[
+        "storm",
+        "--url",
+        &url,
+        "--transport",
+        "sse",
+        "--api-url",
+        &api,
+        "--api-key",
+        API_KEY,
+        "--expect-zero-loss",
+    ]);
+    fanout_clean(&r);
+    storm_rounds_complete(&r, 20, 1);
+    assert_eq!(u(&r, "/storm/recovered"), 20, "{r:#}");
 }
 
 #[test]

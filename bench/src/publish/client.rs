@@ -1,16 +1,15 @@
 //! Publishing with the client protocol: `{"id":N,"publish":{"channel":…,"data":…}}`
 //! on a logged-in WebSocket connection, acknowledged by `{"id":N,"publish":{}}`.
 
-use ringcast::ws::{Message, OpCode};
-
 use super::Ack;
-use crate::centrifuge::{classify, lines, publish_cmd, Line};
-use crate::client::WsClient;
+use crate::centrifuge::{classify, publish_cmd, Line};
 use crate::scenario::{centrifuge_login, Plan};
+use crate::transport::{Conn, Incoming};
 use crate::worker::Hand;
 
 pub struct ClientPublisher {
-    c: WsClient,
+    /// WebSocket whatever the subscribers' transport.
+    c: Conn,
     next_id: u64,
     cmd: Vec<u8>,
 }
@@ -20,7 +19,7 @@ impl ClientPublisher {
         let token = plan.token.clone();
         let c = h
             .dial(index, |c| async move {
-                centrifuge_login(c, token.as_deref(), &[]).await
+                centrifuge_login(Conn::Ws(c), token.as_deref(), &[]).await
             })
             .await?;
         Some(ClientPublisher {
@@ -36,31 +35,31 @@ impl ClientPublisher {
         self.next_id += 1;
         self.cmd.clear();
         publish_cmd(&mut self.cmd, id, channel, data);
-        self.c.queue(OpCode::Text, &self.cmd);
+        self.c.queue(&self.cmd);
         id
     }
 
     pub async fn flush(&mut self) -> anyhow::Result<()> {
-        Ok(self.c.flush().await?)
+        self.c.flush().await
     }
 
     pub async fn read_acks(&mut self, acks: &mut Vec<Ack>) -> anyhow::Result<()> {
         if self.c.read_some(64 << 10).await? == 0 {
             anyhow::bail!("server closed the publisher connection");
         }
-        while let Some(m) = self.c.next_message()? {
+        while let Some(m) = self.c.next()? {
             match m {
-                Message::Text(t) => {
-                    for line in lines(&t) {
+                Incoming::Text(t) => {
+                    for line in t.lines() {
                         match classify(line) {
                             Line::Reply { id, error } => acks.push(Ack { id, ok: !error }),
-                            Line::Ping => self.c.queue(OpCode::Text, b"{}"),
+                            Line::Ping => self.c.pong(),
                             _ => {}
                         }
                     }
                 }
-                Message::Close(f) => anyhow::bail!("server closed the publisher: {f:?}"),
-                _ => {}
+                Incoming::Closed { why, .. } => anyhow::bail!("publisher: {why}"),
+                Incoming::Binary => {}
             }
         }
         // Pongs (WebSocket or Centrifugo) stay queued for the next flush.

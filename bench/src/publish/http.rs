@@ -37,7 +37,7 @@ fn request_head(target: &Target, method: &str, key: Option<&str>) -> Vec<u8> {
 }
 
 /// Appends a whole request: head, `Content-Length`, body.
-fn put_request(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
+pub fn put_request(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
     out.extend_from_slice(head);
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.extend_from_slice(body);
@@ -127,17 +127,10 @@ impl Api {
     /// `POST <url>/<method>` with a JSON body on a connection of its own;
     /// the `result` body, or an error naming the status and body.
     pub async fn call(&self, method: &str, body: &[u8]) -> anyhow::Result<bytes::Bytes> {
-        let mut s = Stream::connect(&self.target, None).await?;
         let head = request_head(&self.target, method, self.key.as_deref());
-        put_request(&mut s.wbuf, &head, body);
-        s.flush().await?;
-        let (status, body) = loop {
-            if let Some(r) = parse_response(&mut s.rbuf)? {
-                break r;
-            }
-            s.read().await?;
-        };
-        s.close().await;
+        let mut req = Vec::new();
+        put_request(&mut req, &head, body);
+        let (status, body) = exchange(&self.target, None, &req).await?;
         if !is_result(status, &body) {
             anyhow::bail!(
                 "API {method}: HTTP {status} {}",
@@ -146,6 +139,26 @@ impl Api {
         }
         Ok(body)
     }
+}
+
+/// One request (whole, as bytes) on a connection of its own, from `src`
+/// on loopback: the response's status and body.
+pub async fn exchange(
+    target: &Target,
+    src: Option<std::net::IpAddr>,
+    request: &[u8],
+) -> anyhow::Result<(u16, bytes::Bytes)> {
+    let mut s = Stream::connect(target, src).await?;
+    s.wbuf.extend_from_slice(request);
+    s.flush().await?;
+    let r = loop {
+        if let Some(r) = parse_response(&mut s.rbuf)? {
+            break r;
+        }
+        s.read().await?;
+    };
+    s.close().await;
+    Ok(r)
 }
 
 /// Takes one complete response off the front of `buf`: (status, body).

@@ -18,11 +18,14 @@ use crate::run::{Layout, Outcome};
 use crate::scenario::storm::{DropKind, StormConfig};
 use crate::scenario::{Plan, Scenario};
 use crate::stats::{Hist, RoundCounts, Summary, Tally};
+use crate::transport::Endpoint;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: &'static str,
     pub url: String,
+    /// How the Centrifugo connections reached the server (`--transport`).
+    pub transport: TransportOut,
     pub config: serde_json::Value,
     pub layout: Layout,
     /// Length of the measured window (`publish --count`: until the last acknowledgement).
@@ -69,6 +72,13 @@ pub struct Report {
     /// Latency percentile curves for the charts: (label, [(quantile, µs)]).
     #[serde(skip)]
     pub curves: Vec<(&'static str, Vec<(f64, f64)>)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransportOut {
+    pub name: &'static str,
+    /// What the connections opened: `--url`, or the HTTP transport's URL.
+    pub url: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -373,6 +383,10 @@ impl Report {
         Report {
             scenario: plan.scenario.name(),
             url: plan.url.clone(),
+            transport: TransportOut {
+                name: plan.transport.name(),
+                url: Endpoint::new(plan.transport, &plan.target).url(),
+            },
             config: serde_json::to_value(&plan.scenario).unwrap_or_default(),
             duration_s: window_s,
             connections: Connections {

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::Report;
 use crate::scenario::storm::DropKind;
 use crate::stats::Summary;
+use crate::transport::Transport;
 
 impl Report {
     pub fn table(&self) -> String {
@@ -14,6 +15,12 @@ impl Report {
         };
         let c = &self.connections;
         row("scenario", format!("{} {}", self.scenario, self.url));
+        if self.transport.name != Transport::WebSocket.name() {
+            row(
+                "transport",
+                format!("{} {}", self.transport.name, self.transport.url),
+            );
+        }
         row(
             "layout",
             format!(

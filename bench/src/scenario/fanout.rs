@@ -61,7 +61,7 @@ async fn subscriber(
     stamps: bool,
 ) {
     let c = h
-        .dial(index, |c| async move {
+        .dial_conn(index, |c| async move {
             centrifuge_login(c, token.as_deref(), std::slice::from_ref(&name)).await
         })
         .await;

@@ -4,12 +4,11 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use ringcast::ws::Message;
 use serde::Serialize;
 
 use super::{answer_pings, centrifuge_login, Protocol};
-use crate::client::WsClient;
 use crate::stats::Tally;
+use crate::transport::{Conn, Incoming};
 use crate::worker::{deadline, Crew, Hand, WorkerCtx};
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,14 +46,15 @@ async fn conn(
     token: Option<String>,
     channels: Vec<String>,
 ) {
-    let c = h
-        .dial(index, |c| async move {
-            match protocol {
-                Protocol::Centrifuge => centrifuge_login(c, token.as_deref(), &channels).await,
-                Protocol::Raw => Ok(c),
-            }
-        })
-        .await;
+    let c = match protocol {
+        Protocol::Centrifuge => {
+            h.dial_conn(index, |c| async move {
+                centrifuge_login(c, token.as_deref(), &channels).await
+            })
+            .await
+        }
+        Protocol::Raw => h.dial(index, |c| async { Ok(Conn::Ws(c)) }).await,
+    };
     h.setup_done();
     let Some(mut c) = c else { return };
     match idle(&mut h, &mut c).await {
@@ -64,27 +64,28 @@ async fn conn(
 }
 
 /// Waits for stop; whatever arrives meanwhile is decoded and pings answered.
-async fn idle(h: &mut Hand, c: &mut WsClient) -> anyhow::Result<()> {
+async fn idle(h: &mut Hand, c: &mut Conn) -> anyhow::Result<()> {
     loop {
+        // What is buffered first: the login may have read past its replies.
+        let mut pings = 0;
+        while let Some(m) = c.next()? {
+            match m {
+                Incoming::Text(p) => pings += answer_pings(c, &p),
+                Incoming::Closed { why, .. } => anyhow::bail!("{why}"),
+                Incoming::Binary => {}
+            }
+        }
+        c.flush().await?;
+        c.shrink_idle();
+        if pings > 0 {
+            h.tally.borrow_mut().pings += pings;
+            h.live.received.fetch_add(pings, Relaxed);
+        }
         tokio::select! {
             _ = h.until_stop() => return Ok(()),
             r = c.read_some(4096) => {
                 if r? == 0 {
                     anyhow::bail!("server closed the connection");
-                }
-                let mut pings = 0;
-                while let Some(m) = c.next_message()? {
-                    match m {
-                        Message::Text(t) => pings += answer_pings(c, &t),
-                        Message::Close(f) => anyhow::bail!("server sent close {f:?}"),
-                        _ => {}
-                    }
-                }
-                c.flush().await?;
-                c.shrink_idle();
-                if pings > 0 {
-                    h.tally.borrow_mut().pings += pings;
-                    h.live.received.fetch_add(pings, Relaxed);
                 }
             }
         }

@@ -12,21 +12,24 @@ pub mod storm;
 use std::time::Duration;
 
 use anyhow::bail;
-use ringcast::ws::{Message, OpCode};
 use serde::Serialize;
 
-use crate::centrifuge::{classify, connect_cmd, lines, subscribe_cmd, Line};
-use crate::client::WsClient;
+use crate::centrifuge::{classify, connect_cmd, subscribe_cmd, Line};
 use crate::net::{Spread, Target};
 use crate::stats::Tally;
+use crate::transport::{Conn, Payload, Transport};
 use crate::worker::{Share, WorkerCtx};
 
 /// Everything a run needs, the same in every worker and child process.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub scenario: Scenario,
+    /// `--url`: WebSocket connections go there, the HTTP transports to
+    /// its host and port.
     pub target: Target,
     pub url: String,
+    /// What the Centrifugo connections (hold, subscribers) use.
+    pub transport: Transport,
     pub spread: Spread,
     pub duration: Duration,
     pub connect_timeout: Duration,
@@ -98,13 +101,14 @@ pub async fn run_worker(ctx: WorkerCtx) -> Tally {
 }
 
 /// The Centrifugo login: `connect` (id 1), then one `subscribe` per channel
-/// (ids 2…), pipelined in one write; waits for every reply, answering server
-/// pings meanwhile. An error reply fails the connection.
+/// (ids 2…), pipelined in one write (on HTTP: the request that opens the
+/// stream); waits for every reply, answering server pings meanwhile. An
+/// error reply fails the connection.
 pub async fn centrifuge_login(
-    c: WsClient,
+    c: Conn,
     token: Option<&str>,
     channels: &[String],
-) -> anyhow::Result<WsClient> {
+) -> anyhow::Result<Conn> {
     let subscribes: Vec<Vec<u8>> = channels
         .iter()
         .enumerate()
@@ -117,40 +121,37 @@ pub async fn centrifuge_login(
 /// `seen` gets every line that is neither a ping nor the connect reply:
 /// the subscribe replies and any push that arrives before the last reply.
 pub async fn centrifuge_login_with(
-    mut c: WsClient,
+    mut c: Conn,
     token: Option<&str>,
     subscribes: &[Vec<u8>],
     mut seen: impl FnMut(&[u8]),
-) -> anyhow::Result<WsClient> {
-    c.queue(OpCode::Text, &connect_cmd(1, token));
+) -> anyhow::Result<Conn> {
+    c.queue(&connect_cmd(1, token));
     for cmd in subscribes {
-        c.queue(OpCode::Text, cmd);
+        c.queue(cmd);
     }
     c.flush().await?;
     let mut waiting = 1 + subscribes.len();
     while waiting > 0 {
-        match c.recv().await? {
-            Message::Text(t) => {
-                for line in lines(&t) {
-                    match classify(line) {
-                        Line::Reply { id, error } => {
-                            if error {
-                                let what = if id == 1 { "connect" } else { "subscribe" };
-                                bail!("{what} refused: {}", String::from_utf8_lossy(line));
-                            }
-                            waiting = waiting.saturating_sub(1);
-                            if id != 1 {
-                                seen(line);
-                            }
-                        }
-                        Line::Ping => c.queue(OpCode::Text, b"{}"),
-                        Line::Push { .. } => seen(line),
-                        Line::Other => {}
+        let payload = c.recv().await?;
+        for line in payload.lines() {
+            match classify(line) {
+                Line::Reply { id, error } => {
+                    if error {
+                        let what = if id == 1 { "connect" } else { "subscribe" };
+                        bail!("{what} refused: {}", String::from_utf8_lossy(line));
+                    }
+                    waiting = waiting.saturating_sub(1);
+                    if id == 1 {
+                        c.connected(line)?;
+                    } else {
+                        seen(line);
                     }
                 }
+                Line::Ping => c.pong(),
+                Line::Push { .. } => seen(line),
+                Line::Other => {}
             }
-            Message::Binary(_) => bail!("binary frame during connect (protobuf server?)"),
-            _ => {}
         }
     }
     c.flush().await?;
@@ -158,13 +159,13 @@ pub async fn centrifuge_login_with(
     Ok(c)
 }
 
-/// Handles the Centrifugo lines of one text frame that need no scenario
+/// Handles the Centrifugo lines of one payload that need no scenario
 /// logic: pings are answered (queued). Returns the number of pings.
-pub fn answer_pings(c: &mut WsClient, frame: &[u8]) -> u64 {
+pub fn answer_pings(c: &mut Conn, payload: &Payload) -> u64 {
     let mut pings = 0;
-    for line in lines(frame) {
+    for line in payload.lines() {
         if classify(line) == Line::Ping {
-            c.queue(OpCode::Text, b"{}");
+            c.pong();
             pings += 1;
         }
     }

@@ -32,16 +32,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringcast::ws::{Message, OpCode};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use super::Plan;
-use crate::centrifuge::{classify, lines, pub_offset, write_data, Line, Stamp};
-use crate::client::WsClient;
+use crate::centrifuge::{classify, pub_offset, write_data, Line, Stamp};
 use crate::pace::{Pace, Schedule, Timer};
 use crate::publish::{Ack, PublishConfig, Publisher};
 use crate::stats::{bump, mono_ns, stream_key, SeqCheck, Tally};
+use crate::transport::{Conn, Incoming};
 use crate::worker::{deadline, Crew, Hand, Window, WorkerCtx};
 
 /// What the publishers of a run do.
@@ -452,7 +451,8 @@ pub enum Ended {
     Stop,
     /// The drop signal fired (storm, `--drop client`).
     Drop,
-    /// The connection went away: a close frame (with its code), EOF or an error.
+    /// The connection went away: a close frame or, on HTTP, the stream's
+    /// end after a disconnect push (with its code), EOF or an error.
     Lost { why: String, code: Option<u16> },
 }
 
@@ -467,11 +467,21 @@ fn lost(why: impl std::fmt::Display) -> Ended {
 /// `drops` is given) the next drop signal; answers pings on the way.
 pub async fn receive(
     h: &mut Hand,
-    c: &mut WsClient,
+    c: &mut Conn,
     rx: &mut Receiver,
     mut drops: Option<&mut watch::Receiver<u32>>,
 ) -> Ended {
     loop {
+        // What is buffered first: the login may have read past its replies.
+        let (got, ended) = take_batch(h, c, rx);
+        h.live.received.fetch_add(got, Relaxed);
+        if let Some(e) = ended {
+            return e;
+        }
+        if let Err(e) = c.flush().await {
+            return lost(e);
+        }
+        c.shrink_idle();
         tokio::select! {
             _ = h.until_stop() => return Ended::Stop,
             r = async { drops.as_mut().expect("drops").changed().await }, if drops.is_some() => {
@@ -486,15 +496,6 @@ pub async fn receive(
                     Ok(_) => {}
                     Err(e) => return lost(e),
                 }
-                let (got, ended) = take_batch(h, c, rx);
-                h.live.received.fetch_add(got, Relaxed);
-                if let Some(e) = ended {
-                    return e;
-                }
-                if let Err(e) = c.flush().await {
-                    return lost(e);
-                }
-                c.shrink_idle();
             }
         }
     }
@@ -503,7 +504,7 @@ pub async fn receive(
 /// Decodes everything buffered: deliveries recorded, pings answered
 /// (queued). Returns the deliveries and, if the batch ended the
 /// connection, how.
-fn take_batch(h: &Hand, c: &mut WsClient, rx: &mut Receiver) -> (u64, Option<Ended>) {
+fn take_batch(h: &Hand, c: &mut Conn, rx: &mut Receiver) -> (u64, Option<Ended>) {
     let now = mono_ns();
     let sec = second_of(h, now);
     let rx_at = c.rx_mono_ns();
@@ -511,30 +512,20 @@ fn take_batch(h: &Hand, c: &mut WsClient, rx: &mut Receiver) -> (u64, Option<End
     let mut ended = None;
     let mut t = h.tally.borrow_mut();
     loop {
-        let text = match c.next_message() {
-            Ok(Some(Message::Text(p))) => p,
-            Ok(Some(Message::Close(f))) => {
-                ended = Some(Ended::Lost {
-                    why: match &f {
-                        Some(f) => format!(
-                            "server sent close {} {}",
-                            f.code,
-                            String::from_utf8_lossy(&f.reason)
-                        ),
-                        None => "server sent close".into(),
-                    },
-                    code: f.map(|f| f.code),
-                });
+        let text = match c.next() {
+            Ok(Some(Incoming::Text(p))) => p,
+            Ok(Some(Incoming::Closed { why, code })) => {
+                ended = Some(Ended::Lost { why, code });
                 break;
             }
-            Ok(Some(_)) => continue,
+            Ok(Some(Incoming::Binary)) => continue,
             Ok(None) => break,
             Err(e) => {
                 ended = Some(lost(e));
                 break;
             }
         };
-        for line in lines(&text) {
+        for line in text.lines() {
             match classify(line) {
                 Line::Push { stamp: Some(s) } => {
                     rx.deliver(&mut t, sec, now, rx_at, s);
@@ -546,7 +537,7 @@ fn take_batch(h: &Hand, c: &mut WsClient, rx: &mut Receiver) -> (u64, Option<End
                     got += 1;
                 }
                 Line::Ping => {
-                    c.queue(OpCode::Text, b"{}");
+                    c.pong();
                     pings += 1;
                 }
                 Line::Push { stamp: None } | Line::Reply { .. } => {}

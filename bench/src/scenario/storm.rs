@@ -33,9 +33,10 @@ use super::pubsub::{
 use crate::centrifuge::{
     classify, pub_offset, subscribe_cmd, subscribe_recover_cmd, subscribe_reply, Line,
 };
-use crate::client::{Rng, WsClient};
+use crate::client::Rng;
 use crate::publish::http::Api;
 use crate::stats::{bump, mono_ns, Round, Tally};
+use crate::transport::Conn;
 use crate::worker::{deadline, Crew, Hand, WorkerCtx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -171,7 +172,9 @@ async fn subscriber(
     let cfg = &sh.cfg;
     let mut rx = Receiver::tracking();
     let cmd = cfg.subscribe(&name, None);
-    let first = h.dial(index, |c| login(c, sh.token.clone(), cmd)).await;
+    let first = h
+        .dial_conn(index, |c| login(c, sh.token.clone(), cmd))
+        .await;
     h.setup_done();
     let Some((mut c, replies)) = first else {
         return;
@@ -234,10 +237,10 @@ async fn subscriber(
 /// Connect, then the subscribe `cmd`; returns the connection and the lines
 /// that came back (the subscribe reply, any early push).
 async fn login(
-    c: WsClient,
+    c: Conn,
     token: Option<String>,
     cmd: Vec<u8>,
-) -> anyhow::Result<(WsClient, Vec<Vec<u8>>)> {
+) -> anyhow::Result<(Conn, Vec<Vec<u8>>)> {
     let mut seen = Vec::new();
     let c = centrifuge_login_with(c, token.as_deref(), &[cmd], |l| seen.push(l.to_vec())).await?;
     Ok((c, seen))
@@ -320,7 +323,7 @@ async fn reconnect(
     rx: &mut Receiver,
     round: Option<usize>,
     noticed: u64,
-) -> Option<WsClient> {
+) -> Option<Conn> {
     let cfg = &sh.cfg;
     let hi = cfg.reconnect_max_s.max(cfg.reconnect_min_s);
     let mut lo = cfg.reconnect_min_s;
