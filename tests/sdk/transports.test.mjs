@@ -5,6 +5,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import { Centrifuge } from 'centrifuge';
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
@@ -400,5 +401,39 @@ test('pings: emulated clients answer them through /emulation and stay; unidirect
     for (const c of clients) c.disconnect();
     uniReq.destroy();
     await srv.stop();
+  }
+});
+
+test('curl reads uni_http_stream and uni_sse', async () => {
+  // curl -N: no buffering; --max-time bounds each; both end when the
+  // server disconnects the client after the publication.
+  const run = (args) => {
+    const p = spawn('curl', ['-sN', '--max-time', '10', ...args]);
+    p.out = '';
+    p.stdout.on('data', (d) => { p.out += d; });
+    p.done = new Promise((r) => p.on('exit', r));
+    return p;
+  };
+  const ndjson = run(['-X', 'POST', '--data-binary', '{}', `${base()}/connection/uni_http_stream`]);
+  const sse = run(['-G', '--data-urlencode', 'cf_connect={}', `${base()}/connection/uni_sse`]);
+  try {
+    const clientOf = (text) => {
+      const m = text.match(/"connect":\{"client":"([^"]+)"/);
+      return m && m[1];
+    };
+    await waitFor(() => clientOf(ndjson.out) && clientOf(sse.out), 5000, 'connect pushes via curl');
+    await api(server, KEY, 'publish', { channel: 'uni:news', data: { via: 'curl' } });
+    await waitFor(() => ndjson.out.includes('"via":"curl"') && sse.out.includes('"via":"curl"'), 5000, 'the publication via curl');
+    for (const p of [ndjson, sse]) {
+      await api(server, KEY, 'disconnect', { user: '', client: clientOf(p.out), disconnect: { code: 3503, reason: 'bye' } });
+    }
+    const codes = await Promise.all([ndjson.done, sse.done]);
+    assert.deepEqual(codes, [0, 0], 'curl saw both streams end cleanly (the last chunk)');
+    assert.match(ndjson.out, /\{"channel":"uni:news","pub":\{"data":\{"via":"curl"\}/);
+    assert.match(sse.out, /data: \{"channel":"uni:news","pub":\{"data":\{"via":"curl"\}/);
+    assert.ok(ndjson.out.trim().endsWith('{"disconnect":{"code":3503,"reason":"bye"}}'), ndjson.out);
+  } finally {
+    ndjson.kill();
+    sse.kill();
   }
 });
