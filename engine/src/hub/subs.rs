@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::mesh::ChannelName;
 use crate::shard::conn::Conn;
-use crate::shard::framing::FrameSet;
+use crate::shard::framing::{FrameSet, Framing};
 
 #[derive(Default)]
 pub struct SubTable {
@@ -142,10 +142,16 @@ impl SubTable {
     pub fn deliver(&self, channel: &str, frame: &Bytes) -> usize {
         match self.channels.get(channel) {
             Some(v) => {
-                // Framed once per transport among the subscribers.
-                let set = FrameSet::new(frame);
+                // WebSocket subscribers share `frame` as it is (the fast
+                // path); the others get their framing's copy, made once
+                // per framing, when the first of them is met.
+                let mut set: Option<FrameSet<'_>> = None;
                 for c in v {
-                    c.send_set(&set);
+                    if c.framing() == Framing::WebSocket {
+                        c.send_framed(frame.clone());
+                    } else {
+                        c.send_set(set.get_or_insert_with(|| FrameSet::new(frame)));
+                    }
                 }
                 v.len()
             }

@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.11297577333839309 (idle check before: 0.012)
+taskset -c 0 ringcast serve --port 18900 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18901 --publisher-port 18902 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --max --in-flight 256 -d 10 --server-pid 31615 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 0.026755701128112482 (idle check before: 0.002)
+taskset -c 0 ringcast serve --port 18903 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18904 --publisher-port 18905 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18903/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --conns-per-addr 5000 --max --in-flight 256 -d 10 --server-pid 31644 --cpu 1 --json --no-progress
