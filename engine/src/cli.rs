@@ -132,7 +132,7 @@ pub struct ServeArgs {
     /// Serve the SSE fallback at /connection/sse (+ /emulation) [default: false].
     #[arg(long, env = "RINGCAST_SSE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub sse: Option<bool>,
-    /// Negotiate permessage-deflate with WebSocket clients that offer it [default: true].
+    /// Negotiate permessage-deflate with WebSocket clients that offer it [default: false].
     #[arg(long, env = "RINGCAST_WEBSOCKET_COMPRESSION", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub websocket_compression: Option<bool>,
     /// Serve unidirectional WebSocket at /connection/uni_websocket [default: false].
