@@ -20,7 +20,7 @@
 
 use std::cell::OnceCell;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::protocol::protobuf;
 use crate::ws::deflate;
@@ -255,17 +255,27 @@ fn unwrap_push(line: &[u8]) -> &[u8] {
 
 /// One HTTP chunk: `<hex size>\r\n<body>\r\n`, the body written by `write`.
 fn chunk(capacity: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
-    let mut body = BytesMut::with_capacity(capacity);
-    write(&mut body);
-    if body.is_empty() {
+    // Room for the longest size line in front, so the body is written in
+    // place once and the size line goes in front of it once it is known.
+    const ROOM: usize = 2 * std::mem::size_of::<usize>() + 2;
+    let mut out = BytesMut::with_capacity(ROOM + capacity + 2);
+    out.put_bytes(0, ROOM);
+    write(&mut out);
+    let len = out.len() - ROOM;
+    if len == 0 {
         // A zero-size chunk would end the body: nothing to send instead.
         return Bytes::new();
     }
-    let size = format!("{:x}\r\n", body.len());
-    let mut out = BytesMut::with_capacity(size.len() + body.len() + 2);
-    out.put_slice(size.as_bytes());
-    out.put_slice(&body);
+    let mut size = [0u8; ROOM];
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, d) in size[..digits].iter_mut().rev().enumerate() {
+        *d = b"0123456789abcdef"[(len >> (4 * i)) & 0xf];
+    }
+    size[digits..digits + 2].copy_from_slice(b"\r\n");
+    let start = ROOM - digits - 2;
+    out[start..ROOM].copy_from_slice(&size[..digits + 2]);
     out.put_slice(b"\r\n");
+    out.advance(start);
     out.freeze()
 }
 

@@ -71,11 +71,6 @@ pub fn negotiate(header_values: &[String]) -> Option<Accepted> {
         .find_map(acceptable)
 }
 
-/// Whether some offer is acceptable.
-pub fn accepts(header_values: &[String]) -> bool {
-    negotiate(header_values).is_some()
-}
-
 /// One offer: `permessage-deflate` and parameters ringcast can honour, each
 /// at most once.
 fn acceptable(offer: &str) -> Option<Accepted> {
@@ -230,7 +225,7 @@ mod tests {
 
     #[test]
     fn offers() {
-        let o = |s: &str| accepts(&[s.to_string()]);
+        let o = |s: &str| negotiate(&[s.to_string()]).is_some();
         assert!(o("permessage-deflate"));
         assert!(o("permessage-deflate; client_max_window_bits"));
         assert!(o(
@@ -260,7 +255,7 @@ mod tests {
         ));
         assert!(!o("permessage-deflate; server_no_context_takeover=1"));
         assert!(!o("x-webkit-deflate-frame"));
-        assert!(!accepts(&[]));
+        assert!(negotiate(&[]).is_none());
     }
 
     #[test]
