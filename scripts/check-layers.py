@@ -27,15 +27,18 @@ ALLOWED = {
     "shard": {"sys", "ws", "protocol"},
     "hub": {"shard", "protocol", "config", "sys"},
     "broker": {"hub", "protocol", "config", "sys"},
-    "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws", "sys"},
-    "api": {"hub", "broker", "protocol", "config", "shard", "sys", "http"},
+    "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws", "sys", "proxy"},
+    # HTTP calls to application backends: the backend thread answers shards
+    # through the hub's calls.
+    "proxy": {"hub", "config", "protocol", "shard", "ws", "sys", "http"},
+    "api": {"hub", "broker", "protocol", "config", "shard", "sys", "http", "proxy"},
     # The client protocol over HTTP: streams, SSE, emulation.
     "transport": {"client", "hub", "protocol", "config", "shard", "sys", "http", "ws"},
     "echo": {"shard", "ws"},
     # One shard of a messaging node: client and api side by side.
-    "node": {"api", "broker", "client", "hub", "shard", "ws", "transport"},
+    "node": {"api", "broker", "client", "hub", "shard", "ws", "transport", "proxy"},
     # The wiring: builds a node from everything.
-    "cli": {"api", "broker", "client", "config", "echo", "hub", "node", "shard"},
+    "cli": {"api", "broker", "client", "config", "echo", "hub", "node", "shard", "proxy"},
     "lib": set(),
     "main": set(),
 }

@@ -447,7 +447,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     ];
     sc.extra_names = vec!["api", "publisher"];
     let (ceiling, fd_limit) = ceiling("serve", &cfg, &sc);
-    let opts = Arc::new(ClientOptions::from_config(&cfg)?);
+    let mut opts = ClientOptions::from_config(&cfg)?;
     if cfg.client.insecure {
         tracing::warn!("client insecure mode: clients connect without a token and may do anything");
     }
@@ -469,6 +469,15 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         cfg.broker.node_name.clone()
     };
+    // Mesh sources beyond the shards: the Redis thread, the backend thread.
+    let redis = cfg.broker.kind == BrokerKind::Redis;
+    let externals = redis as usize + !cfg.proxy.is_empty() as usize;
+    let mesh = Mesh::with_external(sc.shards, externals);
+    opts.proxies = crate::proxy::Proxies::start(&cfg, mesh.clone(), sc.shards + redis as usize)?;
+    if let Some(p) = &opts.proxies {
+        tracing::info!(proxies = ?p.backends.endpoints.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), "application backends");
+    }
+    let opts = Arc::new(opts);
     let node = Arc::new(NodeInfo {
         uid: opts.node_uid.clone(),
         name: name.into(),
@@ -482,7 +491,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let control: ControlHandler = Arc::new(crate::client::admin::apply);
     let (mesh, brokers): (_, BrokerFactory) = match cfg.broker.kind {
         BrokerKind::Memory => (
-            Mesh::new(sc.shards),
+            mesh,
             Arc::new(|| {
                 (
                     Box::new(MemoryBroker::default()) as Box<dyn Broker>,
@@ -491,8 +500,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
             }),
         ),
         BrokerKind::Redis => {
-            // One more mesh source: the Redis thread.
-            let mesh = Mesh::with_external(sc.shards, 1);
+            // Mesh source `shards`: the Redis thread.
             let shared = crate::broker::redis::start(
                 config.clone(),
                 mesh.clone(),

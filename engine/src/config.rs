@@ -26,6 +26,65 @@ pub struct Config {
     pub channel: ChannelOptions,
     /// `[namespace.NAME]`: options of channels named `NAME:...`.
     pub namespace: BTreeMap<String, ChannelOptions>,
+    /// `[proxy.NAME]`: application backends the client protocol calls
+    /// (docs/proxy.md).
+    pub proxy: BTreeMap<String, ProxyEndpoint>,
+    /// Client `rpc` calls: which proxy answers them.
+    pub rpc: RpcSection,
+}
+
+/// One application backend endpoint (`[proxy.NAME]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyEndpoint {
+    /// `http://` or `https://` URL every call of this proxy is POSTed to.
+    #[serde(serialize_with = "redacted_url")]
+    pub endpoint: String,
+    /// Seconds a call may take, waiting for a free connection included.
+    pub timeout: f64,
+    /// Headers of the client's HTTP request (the WebSocket upgrade, or the
+    /// HTTP transport's request) forwarded to the backend, by name.
+    pub http_headers: Vec<String>,
+    /// Headers sent with every call.
+    #[serde(serialize_with = "redacted_map")]
+    pub static_http_headers: BTreeMap<String, String>,
+    /// Calls in flight at once (each on its own keep-alive connection).
+    pub max_in_flight: usize,
+    /// Calls waiting for a connection beyond which a call fails at once
+    /// (counted as `overloaded`).
+    pub max_queue: usize,
+    /// Send the connection's `meta` (from the connect or refresh proxy)
+    /// with this proxy's calls.
+    pub include_connection_meta: bool,
+}
+
+impl Default for ProxyEndpoint {
+    fn default() -> Self {
+        ProxyEndpoint {
+            endpoint: String::new(),
+            timeout: 1.0,
+            http_headers: Vec::new(),
+            static_http_headers: BTreeMap::new(),
+            max_in_flight: 64,
+            max_queue: 10_000,
+            include_connection_meta: false,
+        }
+    }
+}
+
+/// `[rpc]`: client `rpc` calls go to `proxy`; a method named `NS:method`
+/// goes to `[rpc.namespace.NS]`'s proxy instead.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcSection {
+    pub proxy: String,
+    pub namespace: BTreeMap<String, RpcNamespace>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcNamespace {
+    pub proxy: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -98,6 +157,11 @@ pub struct ClientSection {
     pub subscribe_to_user_personal_channel: bool,
     /// The namespace of personal channels ("" : the top level).
     pub user_personal_channel_namespace: String,
+    /// `[proxy.NAME]` asked at connect when the client has no token.
+    pub connect_proxy: String,
+    /// `[proxy.NAME]` asked when a connection set up by the connect proxy
+    /// expires (the server refreshes it; the client is not asked).
+    pub refresh_proxy: String,
 }
 
 impl Default for ClientSection {
@@ -116,6 +180,8 @@ impl Default for ClientSection {
             server_subscriptions: Vec::new(),
             subscribe_to_user_personal_channel: false,
             user_personal_channel_namespace: String::new(),
+            connect_proxy: String::new(),
+            refresh_proxy: String::new(),
         }
     }
 }
@@ -307,6 +373,13 @@ pub struct ChannelOptions {
     pub allow_history_for_client: bool,
     /// `chan#u1,u2` channels: only the listed users may subscribe.
     pub allow_user_limited_channels: bool,
+    /// `[proxy.NAME]` asked when a client subscribes without a token.
+    pub subscribe_proxy: String,
+    /// `[proxy.NAME]` asked before a client's publication is published.
+    pub publish_proxy: String,
+    /// `[proxy.NAME]` asked when a subscription from the subscribe proxy
+    /// expires.
+    pub sub_refresh_proxy: String,
 }
 
 impl Default for ChannelOptions {
@@ -322,6 +395,9 @@ impl Default for ChannelOptions {
             allow_presence_for_client: false,
             allow_history_for_client: false,
             allow_user_limited_channels: false,
+            subscribe_proxy: String::new(),
+            publish_proxy: String::new(),
+            sub_refresh_proxy: String::new(),
         }
     }
 }
@@ -330,6 +406,22 @@ impl ChannelOptions {
     pub fn history_enabled(&self) -> bool {
         self.history_size > 0 && self.history_ttl > 0.0
     }
+}
+
+fn redacted_url<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact(v))
+}
+
+fn redacted_map<S: serde::Serializer>(
+    v: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for k in v.keys() {
+        m.serialize_entry(k, "<redacted>")?;
+    }
+    m.end()
 }
 
 fn redacted_opt<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -536,6 +628,81 @@ impl Config {
                 );
             }
             check_channel(&format!("namespace.{name}"), o)?;
+        }
+        self.validate_proxies()
+    }
+
+    /// `[proxy.*]` and every reference to a proxy name.
+    fn validate_proxies(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        for (name, p) in &self.proxy {
+            let key = format!("proxy.{name}");
+            let scheme = p.endpoint.split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("http" | "https")) || p.endpoint.len() < 10 {
+                return err(
+                    &format!("{key}.endpoint"),
+                    "must be an http:// or https:// URL",
+                );
+            }
+            if !positive(p.timeout) || p.timeout > 300.0 {
+                return err(
+                    &format!("{key}.timeout"),
+                    "must be > 0 and at most 300 seconds",
+                );
+            }
+            if p.max_in_flight == 0 {
+                return err(&format!("{key}.max_in_flight"), "must be at least 1");
+            }
+            let token = |h: &str| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            };
+            for h in &p.http_headers {
+                if !token(h) {
+                    return err(
+                        &format!("{key}.http_headers"),
+                        &format!("{h:?} is not a header name"),
+                    );
+                }
+            }
+            for (h, v) in &p.static_http_headers {
+                if !token(h) || v.bytes().any(|b| b == b'\r' || b == b'\n') {
+                    return err(
+                        &format!("{key}.static_http_headers"),
+                        &format!("{h:?} is not a header name, or its value has a line break"),
+                    );
+                }
+            }
+        }
+        let named = |key: &str, name: &str| -> Result<(), ConfigError> {
+            if name.is_empty() || self.proxy.contains_key(name) {
+                Ok(())
+            } else {
+                Err(ConfigError(format!("{key}: no [proxy.{name}]")))
+            }
+        };
+        named("client.connect_proxy", &self.client.connect_proxy)?;
+        named("client.refresh_proxy", &self.client.refresh_proxy)?;
+        named("rpc.proxy", &self.rpc.proxy)?;
+        for (ns, r) in &self.rpc.namespace {
+            if r.proxy.is_empty() {
+                return err(
+                    &format!("rpc.namespace.{ns}.proxy"),
+                    "names the [proxy.NAME] that answers these methods",
+                );
+            }
+            named(&format!("rpc.namespace.{ns}.proxy"), &r.proxy)?;
+        }
+        let channels = std::iter::once(("channel".to_string(), &self.channel)).chain(
+            self.namespace
+                .iter()
+                .map(|(n, o)| (format!("namespace.{n}"), o)),
+        );
+        for (key, o) in channels {
+            named(&format!("{key}.subscribe_proxy"), &o.subscribe_proxy)?;
+            named(&format!("{key}.publish_proxy"), &o.publish_proxy)?;
+            named(&format!("{key}.sub_refresh_proxy"), &o.sub_refresh_proxy)?;
         }
         Ok(())
     }

@@ -22,6 +22,8 @@ pub struct Request {
     /// `X-Centrifugo-Error-Mode: transport`.
     pub transport_errors: bool,
     pub keep_alive: bool,
+    /// The headers asked for by `parse_keeping`, names lowercase.
+    pub kept: Vec<(String, String)>,
     pub body: Bytes,
 }
 
@@ -48,6 +50,16 @@ impl HttpError {
 
 /// Parses one request from the front of `buf`, consuming it. `Ok(None)`: need more.
 pub fn parse(buf: &mut BytesMut, max_body: usize) -> Result<Option<Request>, HttpError> {
+    parse_keeping(buf, max_body, &[])
+}
+
+/// `parse`, also keeping the headers named in `keep` (lowercase) in
+/// `Request::kept`.
+pub fn parse_keeping(
+    buf: &mut BytesMut,
+    max_body: usize,
+    keep: &[String],
+) -> Result<Option<Request>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
@@ -65,11 +77,15 @@ pub fn parse(buf: &mut BytesMut, max_body: usize) -> Result<Option<Request>, Htt
     let mut api_key = None;
     let mut transport_errors = false;
     let (mut origin, mut content_type, mut cors_headers) = (None, None, None);
+    let mut kept = Vec::new();
     for h in req.headers.iter() {
         let name = h.name;
         let value = std::str::from_utf8(h.value)
             .map_err(|_| HttpError::Malformed)?
             .trim();
+        if keep.iter().any(|k| name.eq_ignore_ascii_case(k)) {
+            kept.push((name.to_ascii_lowercase(), value.to_string()));
+        }
         if name.eq_ignore_ascii_case("content-length") {
             content_length = value.parse().map_err(|_| HttpError::Malformed)?;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -123,6 +139,7 @@ pub fn parse(buf: &mut BytesMut, max_body: usize) -> Result<Option<Request>, Htt
         api_key,
         transport_errors,
         keep_alive,
+        kept,
         body,
     }))
 }

@@ -24,6 +24,7 @@ pub mod http;
 pub mod hub;
 pub mod node;
 pub mod protocol;
+pub mod proxy;
 pub mod shard;
 pub mod sys;
 pub mod transport;

@@ -67,6 +67,7 @@ impl NodeService {
             ceiling: env.ceiling.clone(),
             fd_limit: parts.node.fd_limit,
             control: parts.control.clone(),
+            proxies: parts.client.proxies.clone(),
         });
         if env.id == 0 && hub.broker_name() != "memory" {
             monoio::spawn(crate::api::heartbeat_loop(api.clone()));
@@ -107,6 +108,10 @@ impl Service for NodeService {
 
     fn response_headers(&self) -> &str {
         self.client.response_headers()
+    }
+
+    fn kept_headers(&self) -> &[String] {
+        self.client.kept_headers()
     }
 
     fn open(&self, conn: &Rc<Conn>, req: UpgradeRequest) -> Rc<Session> {

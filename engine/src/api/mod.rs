@@ -63,6 +63,8 @@ pub struct ApiCtx {
     /// Applies a control action to one shard's client sessions (the node
     /// wires in the client layer's).
     pub control: crate::broker::ControlHandler,
+    /// The application backends, for /metrics.
+    pub proxies: Option<Arc<crate::proxy::Proxies>>,
 }
 
 /// Which port an HTTP connection came in on.
@@ -144,6 +146,9 @@ async fn handle(ctx: &ApiCtx, req: Request, port: Port) -> Bytes {
             };
             let mut text = metrics::render(&shards, &p);
             ctx.hub.broker().render_metrics(&mut text);
+            if let Some(p) = &ctx.proxies {
+                p.backends.render_metrics("ringcast_proxy", &mut text);
+            }
             http::response(200, "text/plain; version=0.0.4", text.as_bytes(), keep)
         }
         ("POST", path) if path == "/api" || path.starts_with("/api/") => {

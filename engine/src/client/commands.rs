@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -41,11 +43,14 @@ impl ClientService {
         let connected = s.is_connected();
         match cmd {
             Command::Pong => {}
-            Command::Connect(_) if connected => disconnect(s, codes::BAD_REQUEST_DISCONNECT),
+            Command::Connect(_) if connected || self.proxy_connecting(s) => {
+                disconnect(s, codes::BAD_REQUEST_DISCONNECT)
+            }
             Command::Connect(req) => self.connect(s, id, req, out),
             _ if !connected => disconnect(s, codes::BAD_REQUEST_DISCONNECT),
             Command::Subscribe(req) => self.subscribe(s, id, req, out),
             Command::Unsubscribe(req) => {
+                self.proxy_forget(s, &req.channel);
                 if s.unsubscribe(&req.channel) == Some(SubState::Active) {
                     self.hub.subs.borrow_mut().remove(&req.channel, &s.conn);
                     let client = s.client_id().expect("connected");
@@ -58,11 +63,15 @@ impl ClientService {
                     Ok(o) => o,
                     Err(e) => return reply_error(out, id, e),
                 };
+                // The raw JSON is a slice of the received frame: no copy.
+                let data = frame.slice_ref(req.data.get().as_bytes());
+                if let Some(p) = self.proxy_named(&opts.publish_proxy) {
+                    // The application's backend decides, and may change it.
+                    return self.proxy_publish(s, id, &req.channel, (req.data, data), p);
+                }
                 if !(self.insecure() || opts.allow_publish_for_client) {
                     return reply_error(out, id, codes::PERMISSION_DENIED);
                 }
-                // The raw JSON is a slice of the received frame: no copy.
-                let data = frame.slice_ref(req.data.get().as_bytes());
                 let info = s.with_identity(|i| i.info.clone());
                 let channel: ChannelName = (*req.channel).into();
                 let reply = self.hub.reply_to(s.conn.id, id);
@@ -74,13 +83,13 @@ impl ClientService {
             Command::Ping => reply_empty(out, id, "ping"),
             // No send handler is configured: asynchronous messages are dropped.
             Command::Send(_) => {}
-            Command::Rpc(_) => reply_error(out, id, codes::METHOD_NOT_FOUND),
+            Command::Rpc(req) => self.rpc(s, id, req, out),
             Command::Refresh(req) => self.refresh(s, id, req, out),
             Command::SubRefresh(req) => self.sub_refresh(s, id, req, out),
         }
     }
 
-    fn insecure(&self) -> bool {
+    pub(super) fn insecure(&self) -> bool {
         self.opts.client().insecure
     }
 
@@ -99,7 +108,7 @@ impl ClientService {
 
     /// A channel's options after the name checks: 107 for a bad name, 102 for
     /// an unknown namespace.
-    fn channel(&self, channel: &str) -> Result<&ChannelOptions, ClientError> {
+    pub(super) fn channel(&self, channel: &str) -> Result<&ChannelOptions, ClientError> {
         if channel.is_empty() || channel.len() > self.opts.client().max_channel_length {
             return Err(codes::BAD_REQUEST);
         }
@@ -118,18 +127,59 @@ impl ClientService {
     ) {
         let now = unix_now();
         let token = req.token.as_deref().filter(|t| !t.is_empty());
-        let (user, conn_info, expires_at, channels, subs) = match (token, &self.opts.verifier) {
+        if token.is_none() {
+            // No token: the application's backend decides, if it is asked.
+            if let Some(p) = self.proxy_named(&self.opts.client().connect_proxy) {
+                return self.proxy_connect(s, id, &req, p);
+            }
+        }
+        let creds = match (token, &self.opts.verifier) {
             (Some(t), Some(v)) => match v.verify_connect(t, now) {
                 Ok(c) => match c.ttl(now) {
-                    Ok(_) => (c.user, c.info, c.expires_at, c.channels, c.subs),
+                    Ok(_) => Creds {
+                        user: c.user,
+                        conn_info: c.info,
+                        expires_at: c.expires_at,
+                        channels: c.channels,
+                        subs: c.subs,
+                        data: None,
+                    },
                     Err(e) => return reply_error(out, id, e),
                 },
                 Err(e) => return self.reject(s, id, e.on_connect(), out),
             },
-            _ if self.insecure() => (String::new(), None, None, Vec::new(), Vec::new()),
+            _ if self.insecure() => Creds::default(),
             _ => return disconnect(s, codes::INVALID_TOKEN),
         };
+        self.admit(s, id, creds, &positions(&req.subs), out);
+    }
+
+    /// Connects the session as `creds` say (a verified token, the connect
+    /// proxy's answer, or `--insecure`).
+    pub(super) fn admit(
+        &self,
+        s: &Rc<Session>,
+        id: u32,
+        creds: Creds,
+        positions: &Positions,
+        out: &mut BytesMut,
+    ) {
+        let now = unix_now();
+        let Creds {
+            user,
+            conn_info,
+            expires_at,
+            channels,
+            subs,
+            data,
+        } = creds;
         let client: Arc<str> = new_client_id().into();
+        let client = s
+            .proxy
+            .borrow_mut()
+            .as_mut()
+            .and_then(|p| p.client.take())
+            .unwrap_or(client);
         let user: Arc<str> = user.into();
         if !self.opts.users.admit(&user) {
             return disconnect(s, codes::CONNECTION_LIMIT);
@@ -154,7 +204,10 @@ impl ClientService {
         put_str(&mut head, &client);
         head.put_slice(b",\"version\":");
         put_str(&mut head, crate::VERSION);
-        self.put_expiry(&mut head, expires_at, now);
+        // With a refresh proxy the server refreshes: the client is not told.
+        if self.refresh_proxy().is_none() {
+            self.put_expiry(&mut head, expires_at, now);
+        }
         head.put_slice(b",\"ping\":");
         put_u64(&mut head, self.opts.ping_interval.as_secs().max(1));
         if !framing.is_unidirectional() {
@@ -168,8 +221,12 @@ impl ClientService {
                 put_str(&mut head, &self.opts.node_uid);
             }
         }
+        if let Some(d) = &data {
+            head.put_slice(b",\"data\":");
+            head.put_slice(d.get().as_bytes());
+        }
         let user = s.with_identity(|i| i.user.clone()).expect("connected");
-        let server = self.server_subscriptions(s, &user, channels, &subs, &req.subs);
+        let server = self.server_subscriptions(s, &user, channels, &subs, positions);
         if server.is_empty() {
             sep(out);
             out.put_slice(&head);
@@ -203,7 +260,7 @@ impl ClientService {
         user: &str,
         token_channels: Vec<String>,
         token_subs: &[ServerSub],
-        positions: &HashMap<Cow<'_, str>, ConnectSub<'_>>,
+        positions: &Positions,
     ) -> Vec<(String, PendingSub)> {
         let cfg = self.opts.client();
         let mut names = token_channels;
@@ -225,16 +282,17 @@ impl ClientService {
                 continue;
             }
             let history = opts.history_enabled();
-            let asked = positions.get(ch.as_str()).filter(|p| p.recover && history);
+            let asked = positions.get(ch.as_str()).filter(|p| p.0 && history);
             let sub = PendingSub {
                 chan_info: token_subs
                     .iter()
                     .find(|x| x.channel == ch)
                     .and_then(|x| x.info.clone()),
                 recoverable: history && (opts.force_recovery || asked.is_some()),
-                recover: asked.map(|p| (p.offset, Arc::from(p.epoch.as_deref().unwrap_or("")))),
+                recover: asked.map(|p| (p.1, p.2.clone())),
                 expires_at: 0,
                 reject_unrecovered: false,
+                track: None,
             };
             out.push((ch, sub));
         }
@@ -248,7 +306,7 @@ impl ClientService {
         }
     }
 
-    fn reject(&self, s: &Session, id: u32, r: Rejection, out: &mut BytesMut) {
+    pub(super) fn reject(&self, s: &Session, id: u32, r: Rejection, out: &mut BytesMut) {
         match r {
             Rejection::Error(e) => reply_error(out, id, e),
             Rejection::Disconnect(d) => disconnect(s, d),
@@ -315,11 +373,13 @@ impl ClientService {
             (Some(_), None) if !self.insecure() => {
                 return reply_error(out, id, codes::PERMISSION_DENIED)
             }
+            _ if user_limited_allows(opts, channel, &user) => {}
             _ => {
-                let allowed = self.insecure()
-                    || opts.allow_subscribe_for_client
-                    || user_limited_allows(opts, channel, &user);
-                if !allowed {
+                if let Some(p) = self.proxy_named(&opts.subscribe_proxy) {
+                    // The application's backend decides.
+                    return self.proxy_subscribe(s, id, &req, opts, p);
+                }
+                if !(self.insecure() || opts.allow_subscribe_for_client) {
                     return reply_error(out, id, codes::PERMISSION_DENIED);
                 }
             }
@@ -335,26 +395,46 @@ impl ClientService {
             recover,
             expires_at,
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
+            track: None,
         };
         self.send_subscribe(s, id, channel.into(), sub);
     }
 
     /// Records a pending subscription and asks the channel's owner for it.
-    fn send_subscribe(&self, s: &Rc<Session>, id: u32, channel: ChannelName, sub: PendingSub) {
+    pub(super) fn send_subscribe(
+        &self,
+        s: &Rc<Session>,
+        id: u32,
+        channel: ChannelName,
+        sub: PendingSub,
+    ) {
+        s.add_pending(channel.clone());
+        self.ask_owner(s, id, channel, sub);
+    }
+
+    /// Asks the owner for a subscription already recorded as pending.
+    pub(super) fn ask_owner(
+        &self,
+        s: &Rc<Session>,
+        id: u32,
+        channel: ChannelName,
+        sub: PendingSub,
+    ) {
         let PendingSub {
             chan_info,
             recoverable,
             recover,
             expires_at,
             reject_unrecovered,
+            track,
         } = sub;
-        s.add_pending(channel.clone());
         // Presence keeps who subscribed, where the channel wants it.
-        let tracked = self
-            .opts
-            .config
-            .channel_options(&channel)
-            .is_some_and(|o| o.presence || o.join_leave);
+        let tracked = track.unwrap_or_else(|| {
+            self.opts
+                .config
+                .channel_options(&channel)
+                .is_some_and(|o| o.presence || o.join_leave)
+        });
         // Built only where presence keeps it (ClientInfo with channel info
         // is an allocation per subscribe).
         let member = tracked.then(|| {
@@ -493,17 +573,49 @@ impl ClientService {
 
 /// What a subscribe carries to the channel's owner besides the member.
 #[derive(Default)]
-struct PendingSub {
-    chan_info: Option<String>,
-    recoverable: bool,
-    recover: Option<(u64, Arc<str>)>,
-    expires_at: u64,
-    reject_unrecovered: bool,
+pub(super) struct PendingSub {
+    pub chan_info: Option<String>,
+    pub recoverable: bool,
+    pub recover: Option<(u64, Arc<str>)>,
+    pub expires_at: u64,
+    pub reject_unrecovered: bool,
+    /// Whether presence keeps this subscriber (the subscribe proxy's
+    /// override); `None`: as the channel says.
+    pub track: Option<bool>,
+}
+
+/// Who a connecting client is, from wherever that was decided.
+#[derive(Default)]
+pub(super) struct Creds {
+    pub user: String,
+    /// `info`, raw JSON.
+    pub conn_info: Option<String>,
+    pub expires_at: Option<u64>,
+    /// Server-side subscriptions, by name and with their info.
+    pub channels: Vec<String>,
+    pub subs: Vec<ServerSub>,
+    /// The connect reply's `data`.
+    pub data: Option<Box<RawValue>>,
+}
+
+/// Positions a reconnecting client sent for its server-side subscriptions:
+/// channel → (recover, offset, epoch).
+pub(super) type Positions = HashMap<String, (bool, u64, Arc<str>)>;
+
+/// A connect request's `subs`, owned (they outlive the request when the
+/// connect waits on a proxy).
+pub(super) fn positions(subs: &HashMap<Cow<'_, str>, ConnectSub<'_>>) -> Positions {
+    subs.iter()
+        .map(|(ch, p)| {
+            let epoch: Arc<str> = Arc::from(p.epoch.as_deref().unwrap_or(""));
+            (ch.to_string(), (p.recover, p.offset, epoch))
+        })
+        .collect()
 }
 
 /// Subscribe `flag` bit: an unrecoverable position is error 112
 /// (centrifuge-js sets it for subscriptions with `getState`).
-const FLAG_REJECT_UNRECOVERED: i64 = 2;
+pub(super) const FLAG_REJECT_UNRECOVERED: i64 = 2;
 
 /// A user's personal channel: `ns:#user`, or `#user` at the top level.
 fn personal_channel(namespace: &str, user: &str) -> String {

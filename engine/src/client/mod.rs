@@ -5,6 +5,7 @@
 pub mod admin;
 mod commands;
 pub mod ping;
+pub mod proxy;
 pub mod registry;
 pub mod session;
 pub mod users;
@@ -45,6 +46,8 @@ pub struct ClientOptions {
     /// This node's id: in the connect reply of the HTTP transports, which
     /// name it in `/emulation` requests.
     pub node_uid: Arc<str>,
+    /// The application backends (`[proxy.*]`), once started.
+    pub proxies: Option<Arc<crate::proxy::Proxies>>,
 }
 
 impl ClientOptions {
@@ -67,6 +70,7 @@ impl ClientOptions {
             ping_interval: Duration::from_secs(cfg.client.ping_interval.max(1)),
             pong_timeout: Duration::from_secs_f64(cfg.client.pong_timeout),
             node_uid: format!("{:032x}", fastrand::u128(..)).into(),
+            proxies: None,
         })
     }
 
@@ -104,8 +108,8 @@ impl ClientService {
             presence,
             Rc::new(registry::Registry::default()),
         );
-        monoio::spawn(ping::sweep_loop(hub.clone(), opts.clone()));
         let svc = ClientService { hub, opts };
+        monoio::spawn(ping::sweep_loop(svc.clone()));
         let run = svc.clone();
         registry::Registry::of(&svc.hub).set_emulate(Box::new(move |s, data| {
             let mut s = s.clone();
@@ -123,13 +127,34 @@ impl ClientService {
     /// Opens the session of a connection on an HTTP transport (its
     /// response has begun); the caller then hands it its first payload
     /// (`on_message` for the bidirectional ones, `uni_connect`).
-    pub fn open_transport(&self, conn: &Rc<Conn>) -> Rc<Session> {
+    /// `headers`: the request's, as `kept_headers` asked.
+    pub fn open_transport(&self, conn: &Rc<Conn>, headers: &[(String, String)]) -> Rc<Session> {
         let s = Rc::new(Session::with_transport_session(
             conn.clone(),
             Some(self.new_transport_session()),
         ));
-        registry::Registry::of(&self.hub).insert(s.clone());
+        self.attach(&s, headers);
         s
+    }
+
+    /// Registers a new session, with what its proxy calls need.
+    fn attach(&self, s: &Rc<Session>, headers: &[(String, String)]) {
+        if let Some(p) = &self.opts.proxies {
+            let kept = crate::proxy::keep_headers(
+                &p.kept_headers,
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            *s.proxy.borrow_mut() = Some(proxy::ProxyState::new(kept));
+        }
+        registry::Registry::of(&self.hub).insert(s.clone());
+    }
+
+    /// The request headers a connection keeps (for the proxies).
+    pub fn kept_headers(&self) -> &[String] {
+        self.opts
+            .proxies
+            .as_ref()
+            .map_or(&[], |p| &p.kept_headers[..])
     }
 
     /// A session id that names this shard: `/emulation` finds the session
@@ -148,12 +173,7 @@ impl ClientService {
         };
         let mut out = BytesMut::new();
         self.connect(s, 1, req, &mut out);
-        if let Some(code) = push::error_code(&out) {
-            return disconnect(s, uni_disconnect(code));
-        }
-        if !out.is_empty() {
-            s.conn.reply_text(&out);
-        }
+        self.send_connect_out(s, &out);
     }
 }
 
@@ -218,20 +238,24 @@ impl Service for ClientService {
         }
     }
 
-    fn open(&self, conn: &Rc<Conn>, _req: UpgradeRequest) -> Rc<Session> {
+    fn open(&self, conn: &Rc<Conn>, req: UpgradeRequest) -> Rc<Session> {
         if conn.framing().is_unidirectional() {
-            return self.open_transport(conn);
+            return self.open_transport(conn, &req.kept);
         }
         let s = Rc::new(Session::new(conn.clone()));
-        registry::Registry::of(&self.hub).insert(s.clone());
+        self.attach(&s, &req.kept);
         s
+    }
+
+    fn kept_headers(&self) -> &[String] {
+        ClientService::kept_headers(self)
     }
 
     fn on_message(&self, _conn: &Rc<Conn>, s: &mut Rc<Session>, text: bool, data: Bytes) {
         if s.conn.framing().is_unidirectional() {
             // The first message is the connect request; the client has
             // nothing to say after it.
-            if !s.is_connected() && s.connecting.borrow().is_none() {
+            if !s.is_connected() && s.connecting.borrow().is_none() && !self.proxy_connecting(s) {
                 self.uni_connect(s, &data);
             }
             return;

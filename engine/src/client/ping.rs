@@ -2,18 +2,16 @@
 //! has not answered within the pong timeout is closed with 3012. A connection
 //! that never sends `connect` is closed as stale (3502).
 
-use std::rc::Rc;
-use std::sync::Arc;
-
 use bytes::Bytes;
 
-use super::ClientOptions;
-use crate::hub::Hub;
+use super::ClientService;
 use crate::protocol::codes;
 use crate::shard::framing::FrameSet;
 use crate::ws::frame::{encode, OpCode};
 
-pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
+pub async fn sweep_loop(svc: ClientService) {
+    let (hub, opts) = (svc.hub.clone(), svc.options().clone());
+    let refresh_proxy = svc.refresh_proxy();
     let ping: Bytes = encode(OpCode::Text, b"{}");
     let pong_timeout = opts.pong_timeout.min(opts.ping_interval / 2);
     loop {
@@ -24,12 +22,21 @@ pub async fn sweep_loop(hub: Rc<Hub>, opts: Arc<ClientOptions>) {
         for s in &sessions {
             let expires = s.expires_at.get();
             if s.is_connected() && expires > 0 && now >= expires {
-                // Credentials ran out without a refresh (Centrifugo: 3005).
-                s.conn.close_with(
-                    codes::CONNECTION_EXPIRED.code,
-                    codes::CONNECTION_EXPIRED.reason,
-                );
-            } else if s.is_connected() {
+                match refresh_proxy {
+                    // The server refreshes: ask the application's backend.
+                    Some(p) => svc.proxy_refresh(s, p),
+                    // Credentials ran out without a refresh (Centrifugo: 3005).
+                    None => s.conn.close_with(
+                        codes::CONNECTION_EXPIRED.code,
+                        codes::CONNECTION_EXPIRED.reason,
+                    ),
+                }
+            }
+            if s.is_connected() {
+                if s.conn.is_closing() {
+                    continue;
+                }
+                svc.proxy_sub_refresh_due(s, now);
                 // Unidirectional clients get pings and never answer them.
                 s.awaiting_pong.set(!s.conn.framing().is_unidirectional());
                 s.conn.send_set(&pings);

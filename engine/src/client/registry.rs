@@ -132,7 +132,8 @@ impl Clients for Registry {
         let frame = if reply.id == 0 {
             push::server_subscribe_frame(channel, a.epoch, a.offset)
         } else {
-            encode(OpCode::Text, &subscribe_reply(reply.id, a))
+            let data = super::proxy::take_sub_data(&s, channel);
+            encode(OpCode::Text, &subscribe_reply(reply.id, a, data.as_deref()))
         };
         s.conn.send(frame);
         Some(s.conn.clone())
@@ -253,10 +254,19 @@ fn connect_answered(s: &Session, id: u32, answer: Answer<'_>) -> bool {
 
 /// The subscribe reply: the stream position, and what a recovering
 /// subscriber missed.
-fn subscribe_reply(id: u32, a: &Accepted<'_>) -> BytesMut {
+/// `data`: the subscribe proxy's, for the client.
+fn subscribe_reply(
+    id: u32,
+    a: &Accepted<'_>,
+    data: Option<&serde_json::value::RawValue>,
+) -> BytesMut {
     let mut line = BytesMut::with_capacity(64);
     push::open_result(&mut line, id, "subscribe");
     subscribe_fields(&mut line, a);
+    if let Some(d) = data {
+        line.put_slice(b",\"data\":");
+        line.put_slice(d.get().as_bytes());
+    }
     push::close_result(&mut line);
     line
 }

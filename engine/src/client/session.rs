@@ -47,6 +47,8 @@ pub struct Session {
     /// The session id of an HTTP or unidirectional transport (what
     /// `/emulation` requests name); none on WebSocket.
     pub transport_session: Option<Box<str>>,
+    /// What the proxy calls need (only where `[proxy.*]` is configured).
+    pub proxy: RefCell<Option<Box<super::proxy::ProxyState>>>,
 }
 
 /// A connect reply being put together: its result fields so far, and the
@@ -80,6 +82,7 @@ impl Session {
             subs: RefCell::new(Vec::new()),
             connecting: RefCell::new(None),
             transport_session,
+            proxy: RefCell::new(None),
         }
     }
 

@@ -316,6 +316,18 @@ impl Hub {
         self.broker.publish(self, channel, data, info, done);
     }
 
+    /// Publishes to the current subscribers only (no offset, no history).
+    pub fn publish_without_history(
+        &self,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        done: Done,
+    ) {
+        self.broker
+            .publish_without_history(self, channel, data, info, done);
+    }
+
     /// Publishes and resolves to the stream position.
     pub fn publish_wait(
         self: &Rc<Self>,

@@ -161,6 +161,17 @@ pub trait Broker {
         done: Done,
     );
 
+    /// Publishes to the current subscribers only: no offset, nothing kept
+    /// in history (the publish proxy's `skip_history`).
+    fn publish_without_history(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        done: Done,
+    );
+
     /// Publishes at once, on this shard, when the broker can (the TCP
     /// publisher's fast path); `None`: use `publish`.
     fn publish_here(&self, _hub: &Hub, _channel: &str, _data: &[u8]) -> Option<Position> {

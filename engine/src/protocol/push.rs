@@ -18,13 +18,18 @@ pub fn empty_result(out: &mut BytesMut, id: u32, method: &str) {
 
 /// `{"id":N,"error":{"code":C,"message":"..."}}`
 pub fn error(out: &mut BytesMut, id: u32, e: ClientError) {
+    error_parts(out, id, e.code, e.message, e.is_temporary());
+}
+
+/// A reply error with any code and message (an application backend's).
+pub fn error_parts(out: &mut BytesMut, id: u32, code: u32, message: &str, temporary: bool) {
     out.put_slice(b"{\"id\":");
     put_u64(out, id as u64);
     out.put_slice(b",\"error\":{\"code\":");
-    put_u64(out, e.code as u64);
+    put_u64(out, code as u64);
     out.put_slice(b",\"message\":");
-    put_str(out, e.message);
-    if e.is_temporary() {
+    put_str(out, message);
+    if temporary {
         out.put_slice(b",\"temporary\":true");
     }
     out.put_slice(b"}}");

@@ -41,6 +41,12 @@ pub trait Service: Sized + 'static {
 
     fn outbound_policy(&self) -> OutboundPolicy;
 
+    /// Request headers (names lowercase) the service wants in
+    /// `UpgradeRequest::kept`.
+    fn kept_headers(&self) -> &[String] {
+        &[]
+    }
+
     /// Extra `Name: value\r\n` lines for the 101 response.
     fn response_headers(&self) -> &str {
         ""

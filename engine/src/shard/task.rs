@@ -97,7 +97,11 @@ async fn upgrade<S: Service>(shard: &ShardCtx<S>, stream: &TcpStream) -> Upgrade
     let fd = stream.as_raw_fd();
     let hs = timeout(
         shard.cfg.handshake_timeout,
-        read_upgrade(stream, shard.cfg.max_handshake),
+        read_upgrade(
+            stream,
+            shard.cfg.max_handshake,
+            shard.service.kept_headers(),
+        ),
     );
     let (req, rest) = match hs.await {
         Err(_) => {
@@ -156,6 +160,7 @@ async fn upgrade<S: Service>(shard: &ShardCtx<S>, stream: &TcpStream) -> Upgrade
 async fn read_upgrade(
     stream: &TcpStream,
     max: usize,
+    keep: &[String],
 ) -> Result<(UpgradeRequest, Option<BytesMut>), Option<(HandshakeError, BytesMut)>> {
     let fd = stream.as_raw_fd();
     let mut buf = BytesMut::with_capacity(1024);
@@ -168,7 +173,7 @@ async fn read_upgrade(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => return Err(None),
         }
-        let parsed = match handshake::parse_request(&buf, max) {
+        let parsed = match handshake::parse_request_keeping(&buf, max, keep) {
             Ok(p) => p,
             Err(e) => return Err(Some((e, buf))),
         };

@@ -82,7 +82,7 @@ pub async fn serve<S: Edge>(shard: Rc<ShardCtx<S>>, stream: TcpStream, buf: Byte
     let t = &opts.config.transports;
     let read = timeout(
         shard.cfg.handshake_timeout,
-        read_request(&stream, buf, t.max_request_body),
+        read_request(&stream, buf, t.max_request_body, client.kept_headers()),
     );
     let req = match read.await {
         Err(_) => return answer(&shard, &stream, plain(408, "request timeout", "")).await,
@@ -142,7 +142,7 @@ pub async fn serve<S: Edge>(shard: Rc<ShardCtx<S>>, stream: TcpStream, buf: Byte
         return;
     }
     let conn = new_conn(&shard, framing);
-    let session = client.open_transport(&conn);
+    let session = client.open_transport(&conn, &req.kept);
     if let Err(e) = adopt_stream(&shard, stream, conn.clone(), session.clone(), slot) {
         tracing::warn!(shard = shard.id, error = %e, "could not register a stream");
         return;
@@ -258,10 +258,11 @@ async fn read_request(
     stream: &TcpStream,
     mut buf: BytesMut,
     max_body: usize,
+    keep: &[String],
 ) -> Result<Request, Option<HttpError>> {
     let fd = stream.as_raw_fd();
     loop {
-        match http::parse(&mut buf, max_body) {
+        match http::parse_keeping(&mut buf, max_body, keep) {
             Ok(Some(r)) => return Ok(r),
             Ok(None) => {}
             Err(e) => return Err(Some(e)),

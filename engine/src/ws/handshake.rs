@@ -22,6 +22,9 @@ pub struct UpgradeRequest {
     pub forwarded_for: Option<String>,
     /// `Sec-WebSocket-Extensions` header values, as sent.
     pub extensions: Vec<String>,
+    /// The headers the service asked to keep (`parse_request_keeping`),
+    /// names lowercase.
+    pub kept: Vec<(String, String)>,
 }
 
 /// Why a request is refused, with the HTTP status it gets.
@@ -98,6 +101,16 @@ pub fn parse_request(
     buf: &[u8],
     max_len: usize,
 ) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
+    parse_request_keeping(buf, max_len, &[])
+}
+
+/// `parse_request`, also keeping the headers named in `keep` (lowercase)
+/// in `UpgradeRequest::kept`.
+pub fn parse_request_keeping(
+    buf: &[u8],
+    max_len: usize,
+    keep: &[String],
+) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let n = match req.parse(buf) {
@@ -131,9 +144,13 @@ pub fn parse_request(
     let mut origin = None;
     let mut forwarded_for = None;
     let mut extensions = Vec::new();
+    let mut kept = Vec::new();
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).map_err(|_| HandshakeError::Malformed)?;
         let name = h.name;
+        if keep.iter().any(|k| name.eq_ignore_ascii_case(k)) {
+            kept.push((name.to_ascii_lowercase(), value.trim().to_string()));
+        }
         if name.eq_ignore_ascii_case("upgrade") {
             upgrade |= has_token(value, "websocket");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -183,6 +200,7 @@ pub fn parse_request(
             origin,
             forwarded_for,
             extensions,
+            kept,
         },
         n,
     )))

@@ -98,6 +98,28 @@ impl Broker for MemoryBroker {
         );
     }
 
+    fn publish_without_history(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        done: Done,
+    ) {
+        hub.send(
+            hub.owner_of(&channel),
+            MeshMsg::Run(Box::new(move |owner: &Hub| {
+                MemoryBroker::of(owner).owner_publish_transient(
+                    owner,
+                    channel,
+                    &data,
+                    info.as_deref(),
+                    done,
+                )
+            })),
+        );
+    }
+
     /// When this shard owns `channel`: no travel.
     fn publish_here(&self, hub: &Hub, channel: &str, data: &[u8]) -> Option<super::Position> {
         (hub.owner_of(channel) == hub.shard)
@@ -354,6 +376,36 @@ impl MemoryBroker {
             owned.remove(&channel);
         }
         (epoch, offset)
+    }
+
+    /// A publication for the current subscribers only: no offset (the
+    /// stream does not move, so recovery stays exact), nothing in history.
+    fn owner_publish_transient(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        data: &[u8],
+        info: Option<&[u8]>,
+        done: Done,
+    ) {
+        hub.stats.publications.set(hub.stats.publications.get() + 1);
+        let owned = self.owned.borrow();
+        let position = (NO_EPOCH.with(Arc::clone), 0);
+        complete_publish(hub, done, Ok(position));
+        let Some(ch) = owned.get(&channel).filter(|ch| ch.total > 0) else {
+            return;
+        };
+        let object = push::publication_object(data, info, 0);
+        let frame = push::publication_push(&channel, &object);
+        for s in ch.shards_with_subscribers() {
+            hub.send(
+                s,
+                MeshMsg::Deliver {
+                    channel: channel.clone(),
+                    frame: frame.clone(),
+                },
+            );
+        }
     }
 
     /// Presence of a channel this shard owns, as reply JSON fields.

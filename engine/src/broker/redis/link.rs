@@ -49,6 +49,8 @@ pub(crate) enum Req {
         /// The publication without offset (wire::publication).
         object: Bytes,
         done: Done,
+        /// Kept in the channel's stream (false: delivered only).
+        history: bool,
     },
     Subscribe {
         shard: u16,
@@ -129,6 +131,7 @@ struct PubJob {
     object: Bytes,
     done: Done,
     at: Instant,
+    history: bool,
 }
 
 /// Publishes per pipeline at most (one round trip carries them all).
@@ -434,6 +437,7 @@ impl State {
                 channel,
                 object,
                 done,
+                history,
             } => {
                 let link = self.link_of(&channel);
                 let job = PubJob {
@@ -441,6 +445,7 @@ impl State {
                     object,
                     done,
                     at: Instant::now(),
+                    history,
                 };
                 if link.queued.get() >= PUBLISH_QUEUE_MAX {
                     if !link.full.replace(true) {
@@ -858,7 +863,7 @@ impl State {
     /// Adds `job`'s command to a pipeline.
     fn publish_cmd(&self, pipe: &mut redis::Pipeline, job: &PubJob) {
         let channel = &*job.channel;
-        match self.history_opts(channel) {
+        match self.history_opts(channel).filter(|_| job.history) {
             Some((size, ttl)) => {
                 pipe.cmd("EVALSHA")
                     .arg(self.s_publish.get_hash())
@@ -881,7 +886,7 @@ impl State {
     /// replica).
     async fn publish_one(&self, conn: &mut Conn, job: &PubJob) -> redis::RedisResult<Value> {
         let channel = &*job.channel;
-        match self.history_opts(channel) {
+        match self.history_opts(channel).filter(|_| job.history) {
             Some((size, ttl)) => {
                 self.s_publish
                     .key(self.keys.stream(channel))

@@ -242,20 +242,18 @@ impl Broker for RedisBroker {
         info: Option<Bytes>,
         done: Done,
     ) {
-        hub.stats.publications.set(hub.stats.publications.get() + 1);
-        if !self.up(&channel) {
-            // Fail fast: nothing would be queued behind a dead link.
-            if let Some((dst, msg)) = Hub::publish_result_msg(done, Err(codes::INTERNAL)) {
-                hub.send(dst, msg);
-            }
-            return;
-        }
-        let object = wire::publication(&data, info.as_deref());
-        self.ask(Req::Publish {
-            channel,
-            object,
-            done,
-        });
+        self.publish_to(hub, channel, data, info, done, true)
+    }
+
+    fn publish_without_history(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        done: Done,
+    ) {
+        self.publish_to(hub, channel, data, info, done, false)
     }
 
     fn subscribe(&self, hub: &Hub, req: SubscribeReq) {
@@ -491,5 +489,36 @@ async fn touch_loop(hub: Rc<Hub>, shared: Arc<Shared>, every: Duration) {
         if !entries.is_empty() {
             let _ = shared.tx.send(Req::Touch(entries));
         }
+    }
+}
+
+impl RedisBroker {
+    /// A publish, kept in the channel's stream (`history`) or only
+    /// delivered.
+    fn publish_to(
+        &self,
+        hub: &Hub,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        done: Done,
+        history: bool,
+    ) {
+        hub.stats.publications.set(hub.stats.publications.get() + 1);
+
+        if !self.up(&channel) {
+            // Fail fast: nothing would be queued behind a dead link.
+            if let Some((dst, msg)) = Hub::publish_result_msg(done, Err(codes::INTERNAL)) {
+                hub.send(dst, msg);
+            }
+            return;
+        }
+        let object = wire::publication(&data, info.as_deref());
+        self.ask(Req::Publish {
+            channel,
+            object,
+            done,
+            history,
+        });
     }
 }
