@@ -30,7 +30,7 @@ ALLOWED = {
     "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws", "sys", "proxy"},
     # HTTP calls to application backends: the backend thread answers shards
     # through the hub's calls.
-    "proxy": {"hub", "config", "protocol", "shard", "ws", "sys", "http"},
+    "proxy": {"hub", "broker", "config", "protocol", "shard", "ws", "sys", "http"},
     "api": {"hub", "broker", "protocol", "config", "shard", "sys", "http", "proxy"},
     # The client protocol over HTTP: streams, SSE, emulation.
     "transport": {"client", "hub", "protocol", "config", "shard", "sys", "http", "ws"},

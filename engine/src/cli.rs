@@ -40,6 +40,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run a WebSocket echo server on the same shards and codec.
     Echo(EchoArgs),
+    /// Run as a WebSocket-to-HTTP gateway (mevdschee/ws2api's protocol):
+    /// every connect, message and close is an HTTP request to a backend.
+    Ws2api(Ws2ApiArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -207,6 +210,29 @@ pub struct EchoArgs {
     /// Port [default: 9002].
     #[arg(long, env = "RINGCAST_PORT")]
     pub port: Option<u16>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Ws2ApiArgs {
+    /// The backend's base URL; the client id is appended to it.
+    #[arg(long, env = "RINGCAST_WS2API_BACKEND", default_value = "http://localhost:8000/wsoverhttp/")]
+    pub backend: String,
+    /// Port for clients (`/<id>`) and the backend's pushes (`POST /<id>`).
+    #[arg(long, env = "RINGCAST_PORT", default_value_t = 7001)]
+    pub port: u16,
+    /// Seconds a backend request may take (waiting for a connection included).
+    #[arg(long, env = "RINGCAST_WS2API_TIMEOUT", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Requests in flight to the backend at once (each on its own
+    /// keep-alive connection); more wait, up to `--backend-queue`.
+    #[arg(long, env = "RINGCAST_WS2API_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Requests waiting for a backend connection beyond which new ones fail
+    /// at once (a message then goes unanswered; a connect gets 502).
+    #[arg(long, env = "RINGCAST_WS2API_BACKEND_QUEUE", default_value_t = 100_000)]
+    pub backend_queue: usize,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -413,6 +439,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 max_message,
             })
         }
+        Command::Ws2api(a) => ws2api(a),
         Command::Serve(a) => {
             let mut cfg = a.runtime.load()?;
             a.apply(&mut cfg);
@@ -534,6 +561,47 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     shard::run(sc, ceiling, shutdown, move |env| {
         NodeService::start(env, &parts, brokers())
+    })
+}
+
+/// Runs `ringcast ws2api`.
+fn ws2api(a: Ws2ApiArgs) -> anyhow::Result<()> {
+    use crate::proxy::backend::{Backends, Endpoint};
+    use crate::proxy::ws2api::{Ws2Api, Ws2ApiParts};
+    let cfg = a.runtime.load()?;
+    cfg.validate()?;
+    let url_ok = (a.backend.starts_with("http://") || a.backend.starts_with("https://"))
+        && reqwest::Url::parse(&a.backend).is_ok();
+    if !url_ok {
+        anyhow::bail!("--backend: {:?} is not an http:// or https:// URL", a.backend);
+    }
+    if !(a.timeout.is_finite() && a.timeout > 0.0) || a.max_in_flight == 0 {
+        anyhow::bail!("--timeout must be > 0 and --max-in-flight at least 1");
+    }
+    let sc = shard_config(&cfg, a.port);
+    let (ceiling, _) = ceiling("ws2api", &cfg, &sc);
+    let shutdown = on_signals(sc.shards)?;
+    // One mesh source beyond the shards: the backend thread.
+    let mesh = Mesh::with_external(sc.shards, 1);
+    let endpoint = Endpoint {
+        name: "ws2api".into(),
+        url: a.backend.clone(),
+        timeout: Duration::from_secs_f64(a.timeout),
+        static_headers: Vec::new(),
+        max_in_flight: a.max_in_flight,
+        max_queue: a.backend_queue,
+    };
+    let backends = Backends::start(vec![endpoint], mesh.clone(), sc.shards)?;
+    tracing::info!(backend = %crate::config::redact(&a.backend), "ws2api");
+    let parts = Ws2ApiParts {
+        mesh,
+        max_message: cfg.server.max_message,
+        config: Arc::new(cfg),
+        backends,
+        counters: Arc::default(),
+    };
+    shard::run(sc, ceiling, shutdown, move |env| {
+        std::rc::Rc::new(Ws2Api::start(env, &parts))
     })
 }
 

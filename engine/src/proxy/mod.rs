@@ -3,12 +3,14 @@
 //! - `backend.rs`: the backend thread (pooled keep-alive clients, limits,
 //!   timeouts); a shard hands it a request and awaits the answer.
 //! - `wire.rs`: Centrifugo's proxy protocol, the JSON bodies (no I/O, fuzzed).
+//! - `ws2api.rs`: `ringcast ws2api`, every WebSocket event an HTTP request.
 //!
 //! This file maps `[proxy.NAME]` sections to endpoints and says which client
 //! headers each one forwards.
 
 pub mod backend;
 pub mod wire;
+pub mod ws2api;
 
 use std::rc::Rc;
 use std::sync::Arc;

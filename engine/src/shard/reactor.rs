@@ -499,6 +499,7 @@ fn decode_all<S: Service>(
                     }
                     Message::Pong(_) => shard.service.on_pong(&e.conn, state),
                     Message::Close(frame) => {
+                        shard.service.on_peer_close(&e.conn, state, frame.as_ref());
                         // Echo the peer's code (RFC 6455 §5.5.1), then close.
                         let code = frame.map_or(code::NORMAL, |f| f.code);
                         e.conn.close_with(code, "");

@@ -30,12 +30,21 @@ pub enum OutboundPolicy {
 /// A connection handler for one of the shard's extra listeners.
 pub type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 
+/// An upgrade decision that takes a while (an application backend's word).
+pub type Admission = Pin<Box<dyn Future<Output = Result<(), HandshakeError>>>>;
+
 pub trait Service: Sized + 'static {
     /// Per-connection protocol state, owned by the connection task.
     type State: 'static;
 
     /// Decides on an upgrade before the 101 is sent (routing, limits).
     fn accept(&self, req: &UpgradeRequest) -> Result<(), HandshakeError>;
+
+    /// After `accept`: a decision to wait for before the 101 (within the
+    /// handshake timeout); `None`: none needed.
+    fn admit(&self, _req: &UpgradeRequest) -> Option<Admission> {
+        None
+    }
 
     fn decoder_config(&self) -> DecoderConfig;
 
@@ -63,6 +72,16 @@ pub trait Service: Sized + 'static {
 
     /// A complete text (`text = true`) or binary message.
     fn on_message(&self, conn: &Rc<Conn>, state: &mut Self::State, text: bool, data: Bytes);
+
+    /// The peer sent a close frame (`None`: without a code); the
+    /// connection closes next.
+    fn on_peer_close(
+        &self,
+        _conn: &Rc<Conn>,
+        _state: &mut Self::State,
+        _frame: Option<&crate::ws::close::CloseFrame>,
+    ) {
+    }
 
     /// A pong arrived (the protocol's liveness signal for some services).
     fn on_pong(&self, _conn: &Rc<Conn>, _state: &mut Self::State) {}

@@ -131,6 +131,16 @@ async fn upgrade<S: Service>(shard: &ShardCtx<S>, stream: &TcpStream) -> Upgrade
         reject(shard, stream, e).await;
         return Upgrade::Failed;
     }
+    if let Some(admission) = shard.service.admit(&req) {
+        let verdict = match timeout(shard.cfg.handshake_timeout, admission).await {
+            Ok(v) => v,
+            Err(_) => Err(HandshakeError::BadGateway),
+        };
+        if let Err(e) = verdict {
+            reject(shard, stream, e).await;
+            return Upgrade::Failed;
+        }
+    }
     let framing = shard.service.framing(&req);
     let mut headers = format!(
         "X-Ringcast-Shard: {}\r\n{}",

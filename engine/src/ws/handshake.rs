@@ -46,6 +46,10 @@ pub enum HandshakeError {
     NotFound,
     /// The page's `Origin` is not among the allowed ones (403).
     Forbidden,
+    /// An application backend said no (403).
+    Denied,
+    /// The application backend that decides could not be asked (502).
+    BadGateway,
 }
 
 impl HandshakeError {
@@ -56,7 +60,8 @@ impl HandshakeError {
             HandshakeError::MethodNotAllowed => (405, "Method Not Allowed"),
             HandshakeError::NotUpgrade | HandshakeError::BadVersion => (426, "Upgrade Required"),
             HandshakeError::NotFound => (404, "Not Found"),
-            HandshakeError::Forbidden => (403, "Forbidden"),
+            HandshakeError::Forbidden | HandshakeError::Denied => (403, "Forbidden"),
+            HandshakeError::BadGateway => (502, "Bad Gateway"),
         }
     }
 
@@ -70,6 +75,8 @@ impl HandshakeError {
             HandshakeError::BadKey => "missing or invalid Sec-WebSocket-Key",
             HandshakeError::NotFound => "no WebSocket endpoint at this path",
             HandshakeError::Forbidden => "origin not allowed",
+            HandshakeError::Denied => "forbidden",
+            HandshakeError::BadGateway => "bad gateway",
         }
     }
 
