@@ -40,6 +40,8 @@ setup() {
   { want sdk || want storm; } && { apt_install chromium || return 1; }
   # The Redis broker's tests start their own redis-server / redis-sentinel.
   { want sdk || want storm || want unit; } && { apt_install redis-server redis-sentinel || return 1; }
+  # HAProxy fronts two `ringcast ws2api` nodes (balance uri) in the sdk stage.
+  want sdk && { apt_install haproxy || return 1; }
   # promtool (Debian's prometheus package) lints /metrics in the api and sdk stages.
   { want sdk || want api || want ops; } && { apt_install prometheus || return 1; }
   want ops && { apt_install redis-server || return 1; }

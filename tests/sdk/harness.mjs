@@ -19,8 +19,14 @@ export function ringcastBin() {
 /// (the whole object), `log()` (stderr so far), `alive()`, `stop()` (SIGKILL;
 /// also done when this process exits).
 export async function startServer(args) {
-  const child = spawn(ringcastBin(), ['serve', '--port', '0', '--api-port', '0', '--publisher-port', '0',
-    '--address', '127.0.0.1', '--no-pin', ...args], {
+  return startRingcast(['serve', '--port', '0', '--api-port', '0', '--publisher-port', '0',
+    '--address', '127.0.0.1', '--no-pin', ...args]);
+}
+
+/// Starts the ringcast binary with exactly `argv` (any mode) and resolves
+/// once its ready line names its addresses; the same handle as startServer.
+export async function startRingcast(argv) {
+  const child = spawn(ringcastBin(), argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: 'info' },
   });
