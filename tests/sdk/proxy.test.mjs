@@ -445,3 +445,35 @@ sub_refresh_proxy = "subrefresh"
     await backend.stop();
   }
 });
+
+test('connect proxy on the HTTP transports: uni_http_stream asks the backend with its transport name and forwards the request\'s headers', async () => {
+  const backend = await startBackend(routes());
+  const toml = (await config(backend)).replace('[client]', '[transports]\nuni_http_stream = true\n[client]');
+  const server = await startWithConfig(toml);
+  const ac = new AbortController();
+  try {
+    const res = await fetch(`http://${server.addr}/connection/uni_http_stream`, {
+      method: 'POST',
+      headers: { 'X-Test-Auth': 'from-curl', 'content-type': 'application/json' },
+      body: JSON.stringify({ data: { user: 'zed' } }),
+      signal: ac.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    let text = '';
+    while (!text.includes('\n')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    const first = JSON.parse(text.split('\n')[0]);
+    assert.ok(first.connect, text);
+    assert.deepEqual(first.connect.data, { welcome: first.connect.client }, 'the connect push carries the backend data');
+    const [req] = backend.calls('/connect');
+    assert.deepEqual({ transport: req.body.transport, data: req.body.data, auth: req.headers['x-test-auth'] }, { transport: 'uni_http_stream', data: { user: 'zed' }, auth: 'from-curl' });
+  } finally {
+    ac.abort();
+    await server.stop();
+    await backend.stop();
+  }
+});
