@@ -24,7 +24,7 @@ ALLOWED = {
     "auth": {"protocol", "sys"},
     "config": {"auth", "shard"},
     # The protocol too: a connection's framing may transcode (protobuf).
-    "shard": {"sys", "ws", "protocol"},
+    "shard": {"sys", "ws", "protocol", "http"},
     "hub": {"shard", "protocol", "config", "sys"},
     "broker": {"hub", "protocol", "config", "sys"},
     "client": {"hub", "broker", "protocol", "config", "auth", "shard", "ws", "sys", "proxy"},

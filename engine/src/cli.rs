@@ -217,7 +217,11 @@ pub struct EchoArgs {
 #[derive(Debug, Clone, Args)]
 pub struct Ws2ApiArgs {
     /// The backend's base URL; the client id is appended to it.
-    #[arg(long, env = "RINGCAST_WS2API_BACKEND", default_value = "http://localhost:8000/wsoverhttp/")]
+    #[arg(
+        long,
+        env = "RINGCAST_WS2API_BACKEND",
+        default_value = "http://localhost:8000/wsoverhttp/"
+    )]
     pub backend: String,
     /// Port for clients (`/<id>`) and the backend's pushes (`POST /<id>`).
     #[arg(long, env = "RINGCAST_PORT", default_value_t = 7001)]
@@ -573,7 +577,10 @@ fn ws2api(a: Ws2ApiArgs) -> anyhow::Result<()> {
     let url_ok = (a.backend.starts_with("http://") || a.backend.starts_with("https://"))
         && reqwest::Url::parse(&a.backend).is_ok();
     if !url_ok {
-        anyhow::bail!("--backend: {:?} is not an http:// or https:// URL", a.backend);
+        anyhow::bail!(
+            "--backend: {:?} is not an http:// or https:// URL",
+            a.backend
+        );
     }
     if !(a.timeout.is_finite() && a.timeout > 0.0) || a.max_in_flight == 0 {
         anyhow::bail!("--timeout must be > 0 and --max-in-flight at least 1");

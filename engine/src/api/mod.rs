@@ -6,7 +6,6 @@ pub mod methods;
 pub mod metrics;
 pub mod publisher;
 
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +18,6 @@ use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::json::{put_str, put_u64};
 use crate::shard::ceiling::Ceiling;
-use crate::shard::task::write_all;
-use crate::sys;
 
 /// API settings shared by every shard.
 #[derive(Debug, Clone)]
@@ -85,48 +82,11 @@ pub async fn serve_http(ctx: Rc<ApiCtx>, stream: TcpStream) {
 /// Serves one HTTP connection whose first bytes are already in `buf`: every
 /// complete request in the buffer is answered in order and the answers
 /// written together.
-pub async fn serve_http_from(ctx: Rc<ApiCtx>, stream: TcpStream, mut buf: BytesMut, port: Port) {
-    let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
-    loop {
-        let mut out = BytesMut::new();
-        let mut close = false;
-        loop {
-            match http::parse(&mut buf, ctx.opts.max_body) {
-                Ok(Some(req)) => {
-                    let keep = req.keep_alive;
-                    out.put_slice(&handle(&ctx, req, port).await);
-                    if !keep {
-                        close = true;
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    out.put_slice(&e.response());
-                    close = true;
-                    break;
-                }
-            }
-        }
-        if !out.is_empty() && write_all(&stream, &out).await.is_err() {
-            return;
-        }
-        if close {
-            let _ = sys::shutdown_write(fd);
-            return;
-        }
-        let readable = monoio::time::timeout(ctx.opts.idle_timeout, stream.readable(false)).await;
-        if !matches!(readable, Ok(Ok(()))) {
-            return;
-        }
-        match sys::recv_into(fd, &mut buf, 64 * 1024) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
-        }
-    }
+pub async fn serve_http_from(ctx: Rc<ApiCtx>, stream: TcpStream, buf: BytesMut, port: Port) {
+    let (max_body, idle) = (ctx.opts.max_body, ctx.opts.idle_timeout);
+    let ctx = &ctx;
+    crate::shard::plain::serve_requests(&stream, buf, max_body, idle, |req| handle(ctx, req, port))
+        .await;
 }
 
 async fn handle(ctx: &ApiCtx, req: Request, port: Port) -> Bytes {

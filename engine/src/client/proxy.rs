@@ -128,6 +128,59 @@ impl ClientService {
         })
     }
 
+    /// A command's result from endpoint `p`'s answer; `None` when the
+    /// command is answered already: the backend's error (or 100, when it
+    /// could not answer) is in `out`, or its disconnect closed the
+    /// connection.
+    fn result_of<T>(
+        &self,
+        s: &Session,
+        id: u32,
+        p: usize,
+        what: &str,
+        o: &Outcome,
+        out: &mut BytesMut,
+    ) -> Option<Option<T>>
+    where
+        T: for<'de> serde::Deserialize<'de>,
+    {
+        match self.read::<T>(p, what, o) {
+            Ok(Answer::Result(r)) => Some(r),
+            Ok(Answer::Disconnect { code, reason }) => {
+                s.conn.close_with(code, reason);
+                None
+            }
+            Ok(Answer::Error {
+                code,
+                message,
+                temporary,
+            }) => {
+                error_reply(out, id, code, &message, temporary);
+                None
+            }
+            Err(()) => {
+                reply_error(out, id, codes::INTERNAL);
+                None
+            }
+        }
+    }
+
+    /// The JSON payload of an answer (`data` or `b64data`); `Err` (error 100
+    /// in `out`, counted) when it is not JSON.
+    fn payload_of(
+        &self,
+        p: usize,
+        (raw, b64, what): (&Option<Box<RawValue>>, &Option<String>, &str),
+        id: u32,
+        out: &mut BytesMut,
+    ) -> Result<Option<Box<RawValue>>, ()> {
+        wire::payload(raw, b64, what).map_err(|e| {
+            self.count_malformed(p);
+            tracing::warn!(proxy = %self.proxies().map(|x| x.name(p)).unwrap_or(""), error = %e.0, "proxy answer unusable");
+            reply_error(out, id, codes::INTERNAL);
+        })
+    }
+
     fn count_malformed(&self, p: usize) {
         if let Some(x) = self.proxies() {
             x.count_malformed(p);
@@ -182,20 +235,14 @@ impl ClientService {
             return;
         }
         let mut out = BytesMut::new();
-        match self.read::<wire::ConnectResult>(p, "connect", &o) {
-            Err(()) => reply_error(&mut out, id, codes::INTERNAL),
-            Ok(Answer::Disconnect { code, reason }) => return s.conn.close_with(code, reason),
-            Ok(Answer::Error {
-                code,
-                message,
-                temporary,
-            }) => error_reply(&mut out, id, code, &message, temporary),
+        match self.result_of::<wire::ConnectResult>(s, id, p, "connect", &o, &mut out) {
+            None => {}
             // No result: anonymous where that is allowed, else a bad request.
-            Ok(Answer::Result(None)) if self.insecure() => {
+            Some(None) if self.insecure() => {
                 self.admit(s, id, Creds::default(), positions, &mut out)
             }
-            Ok(Answer::Result(None)) => return disconnect(s, codes::BAD_REQUEST_DISCONNECT),
-            Ok(Answer::Result(Some(r))) => match self.connect_creds(p, r) {
+            Some(None) => return disconnect(s, codes::BAD_REQUEST_DISCONNECT),
+            Some(Some(r)) => match self.connect_creds(p, r) {
                 Ok((creds, meta)) => {
                     if let Some(st) = s.proxy.borrow_mut().as_mut() {
                         st.meta = meta;
@@ -390,22 +437,12 @@ impl ClientService {
             return;
         }
         let mut out = BytesMut::new();
-        let r = match self.read::<wire::SubscribeResult>(p, "subscribe", &o) {
-            Ok(Answer::Result(r)) => r.unwrap_or_default(),
-            Ok(Answer::Disconnect { code, reason }) => return s.conn.close_with(code, reason),
-            other => {
-                s.fail_pending(&channel);
-                match other {
-                    Ok(Answer::Error {
-                        code,
-                        message,
-                        temporary,
-                    }) => error_reply(&mut out, id, code, &message, temporary),
-                    _ => reply_error(&mut out, id, codes::INTERNAL),
-                }
-                return self.send_out(s, &out);
-            }
+        let Some(r) = self.result_of::<wire::SubscribeResult>(s, id, p, "subscribe", &o, &mut out)
+        else {
+            s.fail_pending(&channel);
+            return self.send_out(s, &out);
         };
+        let r = r.unwrap_or_default();
         let Some(opts) = self.opts.config.channel_options(&channel) else {
             s.fail_pending(&channel);
             reply_error(&mut out, id, codes::UNKNOWN_CHANNEL);
@@ -417,18 +454,17 @@ impl ClientService {
             reply_error(&mut out, id, codes::EXPIRED);
             return self.send_out(s, &out);
         }
-        let (info, data) = match (
-            wire::payload(&r.info, &r.b64info, "info"),
-            wire::payload(&r.data, &r.b64data, "data"),
-        ) {
-            (Ok(i), Ok(d)) => (i, d),
-            (Err(e), _) | (_, Err(e)) => {
-                self.count_malformed(p);
-                tracing::warn!(error = %e.0, "subscribe proxy answer unusable");
-                s.fail_pending(&channel);
-                reply_error(&mut out, id, codes::INTERNAL);
-                return self.send_out(s, &out);
-            }
+        let payloads = self
+            .payload_of(p, (&r.info, &r.b64info, "info"), id, &mut out)
+            .and_then(|i| {
+                Ok((
+                    i,
+                    self.payload_of(p, (&r.data, &r.b64data, "data"), id, &mut out)?,
+                ))
+            });
+        let Ok((info, data)) = payloads else {
+            s.fail_pending(&channel);
+            return self.send_out(s, &out);
         };
         let ov = &r.overrides;
         let history = opts.history_enabled();
@@ -608,31 +644,15 @@ impl ClientService {
             return;
         }
         let mut out = BytesMut::new();
-        let r = match self.read::<wire::PublishResult>(p, "publish", &o) {
-            Ok(Answer::Result(r)) => r.unwrap_or_default(),
-            Ok(Answer::Disconnect { code, reason }) => return s.conn.close_with(code, reason),
-            Ok(Answer::Error {
-                code,
-                message,
-                temporary,
-            }) => {
-                error_reply(&mut out, id, code, &message, temporary);
-                return self.send_out(s, &out);
-            }
-            Err(()) => {
-                reply_error(&mut out, id, codes::INTERNAL);
-                return self.send_out(s, &out);
-            }
+        let Some(r) = self.result_of::<wire::PublishResult>(s, id, p, "publish", &o, &mut out)
+        else {
+            return self.send_out(s, &out);
         };
-        let data = match wire::payload(&r.data, &r.b64data, "data") {
+        let r = r.unwrap_or_default();
+        let data = match self.payload_of(p, (&r.data, &r.b64data, "data"), id, &mut out) {
             Ok(Some(d)) => Bytes::from(d.get().to_string()),
             Ok(None) => data,
-            Err(e) => {
-                self.count_malformed(p);
-                tracing::warn!(error = %e.0, "publish proxy answer unusable");
-                reply_error(&mut out, id, codes::INTERNAL);
-                return self.send_out(s, &out);
-            }
+            Err(()) => return self.send_out(s, &out),
         };
         let reply = self.hub.reply_to(s.conn.id, id);
         let done = crate::broker::Done::Client(reply);
@@ -683,32 +703,16 @@ impl ClientService {
             return;
         }
         let mut out = BytesMut::new();
-        match self.read::<wire::RpcResult>(p, "rpc", &o) {
-            Ok(Answer::Result(r)) => {
-                let r = r.unwrap_or_default();
-                match wire::payload(&r.data, &r.b64data, "data") {
-                    Ok(data) => {
-                        push::open_result(&mut out, id, "rpc");
-                        if let Some(d) = data {
-                            out.put_slice(b"\"data\":");
-                            out.put_slice(d.get().as_bytes());
-                        }
-                        push::close_result(&mut out);
-                    }
-                    Err(e) => {
-                        self.count_malformed(p);
-                        tracing::warn!(error = %e.0, "rpc proxy answer unusable");
-                        reply_error(&mut out, id, codes::INTERNAL);
-                    }
+        if let Some(r) = self.result_of::<wire::RpcResult>(s, id, p, "rpc", &o, &mut out) {
+            let r = r.unwrap_or_default();
+            if let Ok(data) = self.payload_of(p, (&r.data, &r.b64data, "data"), id, &mut out) {
+                push::open_result(&mut out, id, "rpc");
+                if let Some(d) = data {
+                    out.put_slice(b"\"data\":");
+                    out.put_slice(d.get().as_bytes());
                 }
+                push::close_result(&mut out);
             }
-            Ok(Answer::Disconnect { code, reason }) => return s.conn.close_with(code, reason),
-            Ok(Answer::Error {
-                code,
-                message,
-                temporary,
-            }) => error_reply(&mut out, id, code, &message, temporary),
-            Err(()) => reply_error(&mut out, id, codes::INTERNAL),
         }
         self.send_out(s, &out);
     }

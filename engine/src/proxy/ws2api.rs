@@ -20,13 +20,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
 use super::backend::{Backends, Method, Outcome, Request};
@@ -38,9 +37,8 @@ use crate::protocol::codes::ClientError;
 use crate::shard::ceiling::Slot;
 use crate::shard::conn::Conn;
 use crate::shard::service::{Admission, LocalFuture, OutboundPolicy, Service};
-use crate::shard::task::{frame, write_all};
+use crate::shard::task::frame;
 use crate::shard::{ShardCtx, ShardEnv};
-use crate::sys;
 use crate::ws::close::CloseFrame;
 use crate::ws::handshake::{HandshakeError, UpgradeRequest};
 use crate::ws::DecoderConfig;
@@ -77,11 +75,31 @@ impl Counters {
                 v.load(Ordering::Relaxed)
             );
         };
-        counter("connections_opened", "WebSocket connections the backend accepted.", &self.connections_opened);
-        counter("connections_closed", "WebSocket connections ended.", &self.connections_closed);
-        counter("requests_started", "Requests to the backend (connect GET, message POST, close DELETE).", &self.requests_started);
-        counter("requests_failed", "Requests to the backend without a 200 answer.", &self.requests_failed);
-        counter("requests_succeeded", "Requests to the backend answered 200.", &self.requests_succeeded);
+        counter(
+            "connections_opened",
+            "WebSocket connections the backend accepted.",
+            &self.connections_opened,
+        );
+        counter(
+            "connections_closed",
+            "WebSocket connections ended.",
+            &self.connections_closed,
+        );
+        counter(
+            "requests_started",
+            "Requests to the backend (connect GET, message POST, close DELETE).",
+            &self.requests_started,
+        );
+        counter(
+            "requests_failed",
+            "Requests to the backend without a 200 answer.",
+            &self.requests_failed,
+        );
+        counter(
+            "requests_succeeded",
+            "Requests to the backend answered 200.",
+            &self.requests_succeeded,
+        );
         let open = self
             .connections_opened
             .load(Ordering::Relaxed)
@@ -226,7 +244,12 @@ impl Ws2Api {
     }
 
     /// A request to the backend for `id`, counted.
-    fn ask(&self, method: Method, id: &str, body: Bytes) -> impl std::future::Future<Output = Outcome> {
+    fn ask(
+        &self,
+        method: Method,
+        id: &str,
+        body: Bytes,
+    ) -> impl std::future::Future<Output = Outcome> {
         Counters::add(&self.counters.requests_started);
         let call = self.backends.call(
             &self.hub,
@@ -254,13 +277,18 @@ impl Ws2Api {
     /// Registers `c` here and claims its id at the id's home shard (which
     /// closes an older connection with the id, wherever it is).
     fn claim(&self, c: &Rc<Client>) {
-        let old = self.registry.local.borrow_mut().insert(c.id.clone(), c.clone());
+        let old = self
+            .registry
+            .local
+            .borrow_mut()
+            .insert(c.id.clone(), c.clone());
         if let Some(old) = old.filter(|o| o.conn.id != c.conn.id) {
             // Put back below by the home shard's word; close it now.
             old.replaced.set(true);
             old.conn.close_with(REPLACED.0, REPLACED.1);
         }
-        let (id, here, conn): (Box<str>, usize, u64) = (c.id.as_ref().into(), self.hub.shard, c.conn.id);
+        let (id, here, conn): (Box<str>, usize, u64) =
+            (c.id.as_ref().into(), self.hub.shard, c.conn.id);
         self.hub.send(
             self.home(&id),
             MeshMsg::Run(Box::new(move |home: &Hub| {
@@ -289,7 +317,8 @@ impl Ws2Api {
                 local.remove(&c.id);
             }
         }
-        let (id, here, conn): (Box<str>, usize, u64) = (c.id.as_ref().into(), self.hub.shard, c.conn.id);
+        let (id, here, conn): (Box<str>, usize, u64) =
+            (c.id.as_ref().into(), self.hub.shard, c.conn.id);
         self.hub.send(
             self.home(&id),
             MeshMsg::Run(Box::new(move |home: &Hub| {
@@ -308,7 +337,11 @@ impl Ws2Api {
         let at = self
             .hub
             .call(self.home(id), move |home: &Hub| {
-                Registry::of(home).directory.borrow().get(key.as_ref()).copied()
+                Registry::of(home)
+                    .directory
+                    .borrow()
+                    .get(key.as_ref())
+                    .copied()
             })
             .await;
         let Some((shard, conn)) = at else {
@@ -316,7 +349,9 @@ impl Ws2Api {
         };
         let key: Box<str> = id.into();
         self.hub
-            .call(shard, move |h: &Hub| Registry::of(h).deliver(&key, conn, &body))
+            .call(shard, move |h: &Hub| {
+                Registry::of(h).deliver(&key, conn, &body)
+            })
             .await
     }
 
@@ -333,48 +368,13 @@ impl Ws2Api {
         }
     }
 
-    async fn serve_http(self: Rc<Self>, stream: TcpStream, mut buf: BytesMut) {
-        let _ = stream.set_nodelay(true);
-        let fd = stream.as_raw_fd();
-        loop {
-            let mut out = BytesMut::new();
-            let mut close = false;
-            loop {
-                match crate::http::parse(&mut buf, self.max_message) {
-                    Ok(Some(req)) => {
-                        let keep = req.keep_alive;
-                        out.put_slice(&self.handle_http(req).await);
-                        if !keep {
-                            close = true;
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        out.put_slice(&e.response());
-                        close = true;
-                        break;
-                    }
-                }
-            }
-            if !out.is_empty() && write_all(&stream, &out).await.is_err() {
-                return;
-            }
-            if close {
-                let _ = sys::shutdown_write(fd);
-                return;
-            }
-            let idle = monoio::time::timeout(Duration::from_secs(90), stream.readable(false)).await;
-            if !matches!(idle, Ok(Ok(()))) {
-                return;
-            }
-            match sys::recv_into(fd, &mut buf, 64 * 1024) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
+    async fn serve_http(self: Rc<Self>, stream: TcpStream, buf: BytesMut) {
+        let me = &self;
+        let idle = Duration::from_secs(90);
+        crate::shard::plain::serve_requests(&stream, buf, self.max_message, idle, |req| {
+            me.handle_http(req)
+        })
+        .await;
     }
 
     async fn handle_http(&self, req: crate::http::Request) -> Bytes {
@@ -494,7 +494,9 @@ impl Service for Rc<Ws2Api> {
     }
 
     fn on_peer_close(&self, _conn: &Rc<Conn>, c: &mut Rc<Client>, frame: Option<&CloseFrame>) {
-        let reason = frame.map_or(String::new(), |f| String::from_utf8_lossy(&f.reason).into_owned());
+        let reason = frame.map_or(String::new(), |f| {
+            String::from_utf8_lossy(&f.reason).into_owned()
+        });
         *c.peer_reason.borrow_mut() = Some(reason);
     }
 
@@ -522,7 +524,12 @@ impl Service for Rc<Ws2Api> {
             || (method == "POST" && client_id(path).is_some())
     }
 
-    fn serve_plain(shard: Rc<ShardCtx<Self>>, stream: TcpStream, buf: BytesMut, slot: Slot) -> LocalFuture {
+    fn serve_plain(
+        shard: Rc<ShardCtx<Self>>,
+        stream: TcpStream,
+        buf: BytesMut,
+        slot: Slot,
+    ) -> LocalFuture {
         let me = shard.service.clone();
         Box::pin(async move {
             me.serve_http(stream, buf).await;

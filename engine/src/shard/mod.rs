@@ -7,6 +7,7 @@ pub mod conn;
 pub mod driver;
 pub mod framing;
 pub mod listener;
+pub mod plain;
 pub(crate) mod reactor;
 pub mod service;
 pub mod shutdown;
