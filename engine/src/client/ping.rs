@@ -40,7 +40,9 @@ pub async fn sweep_loop(svc: ClientService) {
                 // Unidirectional clients get pings and never answer them.
                 s.awaiting_pong.set(!s.conn.framing().is_unidirectional());
                 s.conn.send_set(&pings);
-            } else {
+            } else if !svc.proxy_connecting(s) {
+                // (One waiting for the connect proxy is not stale: the
+                // proxy's timeout bounds that wait.)
                 let n = s.unconnected_sweeps.get() + 1;
                 s.unconnected_sweeps.set(n);
                 if n >= 2 {

@@ -8,7 +8,10 @@
 //! Limits per endpoint: at most `max_in_flight` requests at once (so at
 //! most that many connections to it), at most `max_queue` waiting behind
 //! them (beyond: `Outcome::Overloaded` at once, without a request), and one
-//! deadline for queueing and the request together (`timeout`).
+//! deadline for queueing and the request together (`timeout`). A request
+//! the caller stopped waiting for keeps its slot until it ends (at most
+//! `abandon_after`): a slow backend is not sent more work because it is
+//! slow, and a call with almost no time left is not sent at all.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::hub::call::Call;
 use crate::hub::mesh::{Mesh, MeshMsg};
@@ -215,7 +218,7 @@ struct Thread {
     shared: Arc<Backends>,
     clients: Vec<reqwest::Client>,
     urls: Vec<reqwest::Url>,
-    permits: Vec<Rc<Semaphore>>,
+    permits: Vec<Arc<Semaphore>>,
     mesh: Arc<Mesh>,
     src: usize,
     out: RefCell<Vec<Vec<MeshMsg>>>,
@@ -234,6 +237,10 @@ async fn run(
     for e in &shared.endpoints {
         let client = reqwest::Client::builder()
             .http1_only()
+            // A request the caller gave up on runs on (holding its slot, so
+            // a slow backend never gets more than max_in_flight requests at
+            // once), but not forever.
+            .timeout(abandon_after(e.timeout))
             .pool_max_idle_per_host(e.max_in_flight)
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(e.timeout)
@@ -242,7 +249,7 @@ async fn run(
             .expect("an HTTP client (TLS roots)");
         clients.push(client);
         urls.push(reqwest::Url::parse(&e.url).expect("endpoint URLs are checked at load"));
-        permits.push(Rc::new(Semaphore::new(e.max_in_flight.max(1))));
+        permits.push(Arc::new(Semaphore::new(e.max_in_flight.max(1))));
     }
     let t = Rc::new(Thread {
         out: RefCell::new((0..mesh.shards()).map(|_| Vec::new()).collect()),
@@ -266,10 +273,7 @@ impl Thread {
         let e = &self.shared.endpoints[i];
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + e.timeout);
-        let outcome = match tokio::time::timeout_at(deadline, self.request(req)).await {
-            Ok(o) => o,
-            Err(_) => Outcome::Timeout,
-        };
+        let outcome = self.run_within(req, deadline, e.timeout).await;
         let m = &self.shared.metrics[i];
         m.pending.fetch_sub(1, Ordering::AcqRel);
         m.count(&outcome, Some(started.elapsed()));
@@ -279,9 +283,49 @@ impl Thread {
         self.answer(shard, call, outcome);
     }
 
+    /// Waits for a slot, sends, and answers by `deadline`. A request that
+    /// has been sent keeps its slot until it ends, even past the deadline:
+    /// giving the slot to the next request would put more load on a
+    /// backend that is already slow (and open another connection to it).
+    async fn run_within(
+        self: &Rc<Self>,
+        req: Request,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Outcome {
+        let i = req.endpoint;
+        let permit = match tokio::time::timeout_at(
+            deadline,
+            self.permits[i].clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(p) => p.expect("never closed"),
+            Err(_) => return Outcome::Timeout,
+        };
+        // Too little time left to be answered: not worth a request (a queue
+        // of calls running out together would otherwise each open and drop
+        // a connection).
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left < (timeout / 10).min(Duration::from_millis(100)) {
+            return Outcome::Timeout;
+        }
+        let (tx, rx) = oneshot::channel();
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            let o = me.request(req).await;
+            drop(permit);
+            let _ = tx.send(o);
+        });
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(_)) => Outcome::Unreachable("request dropped".into()),
+            Err(_) => Outcome::Timeout,
+        }
+    }
+
     async fn request(&self, req: Request) -> Outcome {
         let i = req.endpoint;
-        let _permit = self.permits[i].acquire().await.expect("never closed");
         let e = &self.shared.endpoints[i];
         let url = match &req.suffix {
             None => self.urls[i].clone(),
@@ -338,6 +382,12 @@ impl Thread {
             }
         }
     }
+}
+
+/// How long a request may run at all (the caller's answer comes at its
+/// timeout; the request itself is abandoned here).
+fn abandon_after(timeout: Duration) -> Duration {
+    (timeout * 3).max(Duration::from_secs(5))
 }
 
 /// An error with its causes ("connection refused" is a few levels down).
