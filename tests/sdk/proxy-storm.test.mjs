@@ -212,3 +212,31 @@ test('connect storm beyond max_queue = 100: the overflow gets error 100 at once 
     await backend.stop();
   }
 });
+
+test('a backend slower than the timeout: calls time out for the clients, but the backend never has more than max_in_flight requests or connections (a timed-out request keeps its slot until it ends)', { timeout: 30000 }, async () => {
+  const backend = await startBackend({ '/connect': ({ body }) => ({ delay: 1500, json: { result: { user: body.client } } }) });
+  const server = await startWithConfig(toml(backend, { name: 'slow', maxInFlight: 2, timeout: 0.5 }));
+  let clients = [];
+  try {
+    // 30 clients, a connect every 50 ms: each call times out at 0.5 s
+    // while the backend takes 1.5 s.
+    clients = await openClients(`ws://${server.addr}/connection/websocket`, 30, 2, 10000);
+    const answers = [];
+    for (const [i, ws] of clients.entries()) {
+      ws.on('message', (m) => answers.push(JSON.parse(String(m).split('\n')[0])));
+      ws.send(JSON.stringify({ id: 1, connect: { data: { n: i } } }));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await waitFor(() => answers.length === clients.length, 10000, () => `every client answered (${answers.length})`);
+    assert.ok(answers.every((a) => a.error?.code === 100 && a.error?.temporary === true), JSON.stringify(answers.slice(0, 3)));
+    assert.ok(backend.peak <= 2, `backend saw ${backend.peak} requests at once`);
+    assert.ok(backend.socketsSeen <= 2, `backend saw ${backend.socketsSeen} connections`);
+    assert.ok(backend.requests.length < clients.length, `calls with no time left were not sent (${backend.requests.length} sent)`);
+    const text = await metrics(server);
+    assert.equal(metric(text, 'ringcast_proxy_requests_total', { proxy: 'slow', result: 'timeout' }), clients.length);
+  } finally {
+    await closeAll(clients);
+    await server.stop();
+    await backend.stop();
+  }
+});
