@@ -2,9 +2,12 @@
 //! real tokens made by jsonwebtoken and the test keys in `tests/keys/`
 //! (generated for these tests only; see the README there).
 
+mod common;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use common::{hmac_jwt, hmac_jwt_raw, hmac_sign, sign_jwt};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use proptest::prelude::*;
 use ringcast::auth::{
     Alg, AuthConfig, ConfigError, InvalidReason, Rejection, TokenError, Verifier,
@@ -55,34 +58,32 @@ fn verifier(cfg: AuthConfig) -> Verifier {
     Verifier::new(&cfg).expect("valid config")
 }
 
-fn hs(alg: Algorithm, secret: &[u8], claims: &Value) -> String {
-    encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret)).unwrap()
-}
-
 fn hs256(claims: &Value) -> String {
-    hs(Algorithm::HS256, SECRET.as_bytes(), claims)
+    common::hs256(SECRET, claims)
 }
 
 fn rs(alg: Algorithm, private_pem: &str, claims: &Value) -> String {
     let key = EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap();
-    encode(&Header::new(alg), claims, &key).unwrap()
+    sign_jwt(alg, &key, claims)
 }
 
 fn es(alg: Algorithm, private_pem: &str, claims: &Value) -> String {
     let key = EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap();
-    encode(&Header::new(alg), claims, &key).unwrap()
+    sign_jwt(alg, &key, claims)
 }
 
 fn b64(s: &str) -> String {
     URL_SAFE_NO_PAD.encode(s)
 }
 
-/// `header.payload.signature` from raw JSON strings, HMAC-signed.
-fn hs_raw(alg: Algorithm, secret: &[u8], header: &str, payload: &str) -> String {
-    let msg = format!("{}.{}", b64(header), b64(payload));
-    let sig =
-        jsonwebtoken::crypto::sign(msg.as_bytes(), &EncodingKey::from_secret(secret), alg).unwrap();
-    format!("{msg}.{sig}")
+/// `header.payload.signature` from raw JSON strings, signed with SECRET.
+fn hs_raw(header: &str, payload: &str) -> String {
+    hmac_jwt_raw(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        header.as_bytes(),
+        payload.as_bytes(),
+    )
 }
 
 fn user_claims() -> Value {
@@ -96,7 +97,7 @@ fn user_claims() -> Value {
 fn valid_hmac_tokens_all_sizes() {
     let v = verifier(cfg_hmac());
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-        let t = hs(alg, SECRET.as_bytes(), &user_claims());
+        let t = hmac_jwt(alg, SECRET.as_bytes(), &user_claims());
         let c = v
             .verify_connect(&t, NOW)
             .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
@@ -278,7 +279,7 @@ fn expire_at_decides_connection_lifetime() {
 #[test]
 fn wrong_signature() {
     let v = verifier(cfg_hmac());
-    let t = hs(Algorithm::HS256, b"another-secret", &user_claims());
+    let t = hmac_jwt(Algorithm::HS256, b"another-secret", &user_claims());
     assert_eq!(
         v.verify_connect(&t, NOW),
         Err(invalid(InvalidReason::BadSignature))
@@ -427,7 +428,7 @@ fn hs_rs_key_confusion_is_rejected() {
     .iter()
     .flat_map(|pem| {
         [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
-            .map(|alg| hs(alg, pem.as_bytes(), &claims))
+            .map(|alg| hmac_jwt(alg, pem.as_bytes(), &claims))
     })
     .collect();
 
@@ -452,7 +453,7 @@ fn hs_rs_key_confusion_is_rejected() {
     }
     // Same for ECDSA's PEM.
     let ec = verifier(cfg_ec256());
-    let t = hs(Algorithm::HS256, EC256_PUBLIC.as_bytes(), &claims);
+    let t = hmac_jwt(Algorithm::HS256, EC256_PUBLIC.as_bytes(), &claims);
     assert_eq!(
         ec.verify_connect(&t, NOW),
         Err(invalid(InvalidReason::AlgorithmNotAllowed))
@@ -740,7 +741,7 @@ fn separate_subscription_keys() {
     assert_eq!(v.subscription_algorithms().len(), 6);
     let claims = sub_claims("42", "ch");
     // Subscription keys verify subscription tokens...
-    let by_sub_secret = hs(Algorithm::HS256, SUB_SECRET.as_bytes(), &claims);
+    let by_sub_secret = hmac_jwt(Algorithm::HS256, SUB_SECRET.as_bytes(), &claims);
     assert!(v
         .verify_subscription(&by_sub_secret, "42", "c", "ch", NOW)
         .is_ok());
@@ -758,7 +759,7 @@ fn separate_subscription_keys() {
         v.verify_connect(&conn, NOW),
         Err(invalid(InvalidReason::AlgorithmNotAllowed))
     );
-    let conn = hs(Algorithm::HS256, SUB_SECRET.as_bytes(), &user_claims());
+    let conn = hmac_jwt(Algorithm::HS256, SUB_SECRET.as_bytes(), &user_claims());
     assert_eq!(
         v.verify_connect(&conn, NOW),
         Err(invalid(InvalidReason::BadSignature))
@@ -829,30 +830,16 @@ fn malformed_tokens() {
         ("é.é.é".into(), InvalidReason::Malformed),
         // Signed, but the payload is not base64 / not JSON / not an object.
         (
-            {
-                let msg = format!("{}.%%%", b64(hdr));
-                let sig = jsonwebtoken::crypto::sign(
-                    msg.as_bytes(),
-                    &EncodingKey::from_secret(SECRET.as_bytes()),
-                    Algorithm::HS256,
-                )
-                .unwrap();
-                format!("{msg}.{sig}")
-            },
+            hmac_sign(
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+                &format!("{}.%%%", b64(hdr)),
+            ),
             InvalidReason::Malformed,
         ),
-        (
-            hs_raw(Algorithm::HS256, SECRET.as_bytes(), hdr, "{not json"),
-            InvalidReason::BadClaims,
-        ),
-        (
-            hs_raw(Algorithm::HS256, SECRET.as_bytes(), hdr, "[1,2,3]"),
-            InvalidReason::BadClaims,
-        ),
-        (
-            hs_raw(Algorithm::HS256, SECRET.as_bytes(), hdr, "null"),
-            InvalidReason::BadClaims,
-        ),
+        (hs_raw(hdr, "{not json"), InvalidReason::BadClaims),
+        (hs_raw(hdr, "[1,2,3]"), InvalidReason::BadClaims),
+        (hs_raw(hdr, "null"), InvalidReason::BadClaims),
     ];
     for (t, want) in cases {
         assert_eq!(v.verify_connect(&t, NOW), Err(invalid(want)), "{t:?}");
@@ -914,13 +901,7 @@ proptest! {
     fn signed_arbitrary_payloads_never_panic(payload in prop::collection::vec(any::<u8>(), 0..200)) {
         // Well signed, arbitrary payload bytes: the claims parser must cope.
         let v = verifier(cfg_hmac());
-        let msg = format!("{}.{}", b64(r#"{"alg":"HS256"}"#), URL_SAFE_NO_PAD.encode(&payload));
-        let sig = jsonwebtoken::crypto::sign(
-            msg.as_bytes(),
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-            Algorithm::HS256,
-        ).unwrap();
-        let t = format!("{msg}.{sig}");
+        let t = hmac_jwt_raw(Algorithm::HS256, SECRET.as_bytes(), br#"{"alg":"HS256"}"#, &payload);
         let _ = v.verify_connect(&t, NOW);
         let _ = v.verify_subscription(&t, "", "c", "ch", NOW);
     }
@@ -1062,7 +1043,7 @@ fn verification_cost() {
     per_op("HS256 verify_connect", 200_000, || {
         assert!(v.verify_connect(std::hint::black_box(&t), NOW).is_ok());
     });
-    let bad = hs(Algorithm::HS256, b"wrong", &claims);
+    let bad = hmac_jwt(Algorithm::HS256, b"wrong", &claims);
     per_op("HS256 bad signature", 200_000, || {
         assert!(v.verify_connect(std::hint::black_box(&bad), NOW).is_err());
     });

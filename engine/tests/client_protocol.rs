@@ -1,75 +1,22 @@
 //! The Centrifugo JSON protocol over real sockets against `ringcast serve`.
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
 
-struct Client {
-    s: TcpStream,
-    pending: std::collections::VecDeque<Value>,
-    id: String,
+fn connect(server: &Server) -> Proto {
+    Proto::connected(server, None).0
 }
 
-impl Client {
-    fn connect(server: &Server) -> Client {
-        let (s, _) = ws_connect(server.addr, "/connection/websocket");
-        let mut c = Client {
-            s,
-            pending: Default::default(),
-            id: String::new(),
-        };
-        c.send(r#"{"id":1,"connect":{"name":"test"}}"#);
-        let r = c.reply(1);
-        assert!(r["connect"]["client"].as_str().unwrap().len() == 36, "{r}");
-        c.id = r["connect"]["client"].as_str().unwrap().to_string();
-        c
-    }
-
-    /// Skips pushes until one of `kind` (join/leave) about client `who`.
-    fn next_join_leave(&mut self, kind: &str, who: &str) -> Value {
-        loop {
-            let v = self.next();
-            if v["push"][kind]["info"]["client"] == who {
-                return v;
-            }
-        }
-    }
-
-    fn send(&mut self, text: &str) {
-        self.s
-            .write_all(&client_frame(true, 1, text.as_bytes()))
-            .unwrap();
-    }
-
-    /// Next JSON object from the server (frames may carry several lines).
-    fn next(&mut self) -> Value {
-        loop {
-            if let Some(v) = self.pending.pop_front() {
-                return v;
-            }
-            let (_, op, p) = read_frame(&mut self.s).expect("frame");
-            assert_eq!(op, 1, "expected text, got opcode {op}: {p:?}");
-            for line in std::str::from_utf8(&p).unwrap().lines() {
-                self.pending.push_back(serde_json::from_str(line).unwrap());
-            }
-        }
-    }
-
-    /// The reply with this id; pushes seen meanwhile are kept for `next`.
-    fn reply(&mut self, id: u64) -> Value {
-        let mut skipped = vec![];
-        loop {
-            let v = self.next();
-            if v["id"] == id {
-                for s in skipped.into_iter().rev() {
-                    self.pending.push_front(s);
-                }
-                return v;
-            }
-            skipped.push(v);
+/// Skips lines until a `kind` (join/leave) push in `channel` about client
+/// `who`.
+fn join_leave(c: &mut Proto, channel: &str, kind: &str, who: &str) -> Value {
+    loop {
+        let v = c.push(channel, kind);
+        if v["info"]["client"] == who {
+            return v;
         }
     }
 }
@@ -83,13 +30,15 @@ fn serve(extra: &[&str]) -> Server {
 #[test]
 fn subscribe_publish_across_shards_in_order() {
     let server = serve(&[]);
-    let mut subs: Vec<Client> = (0..12).map(|_| Client::connect(&server)).collect();
+    let mut subs: Vec<Proto> = (0..12).map(|_| connect(&server)).collect();
     for c in subs.iter_mut() {
+        // A client id is a UUID.
+        assert_eq!(c.client.len(), 36, "{}", c.client);
         c.send(r#"{"id":2,"subscribe":{"channel":"news"}}"#);
         let r = c.reply(2);
         assert!(r.get("error").is_none(), "{r}");
     }
-    let mut publisher = Client::connect(&server);
+    let mut publisher = connect(&server);
     for i in 0..50 {
         publisher.send(&format!(
             r#"{{"id":{},"publish":{{"channel":"news","data":{{"n":{i}}}}}}}"#,
@@ -119,7 +68,7 @@ fn subscribe_publish_across_shards_in_order() {
 #[test]
 fn replies_batched_errors_and_limits() {
     let server = serve(&[]);
-    let mut c = Client::connect(&server);
+    let mut c = connect(&server);
     // Two commands in one frame: both answered.
     c.send("{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}\n{\"id\":3,\"subscribe\":{\"channel\":\"a\"}}");
     let r2 = c.reply(2);
@@ -151,48 +100,42 @@ fn replies_batched_errors_and_limits() {
 #[test]
 fn junk_json_disconnects_with_3501() {
     let server = serve(&[]);
-    let mut c = Client::connect(&server);
+    let mut c = connect(&server);
     c.send("this is not json");
-    assert_eq!(expect_close(&mut c.s), 3501);
+    c.expect_closed_with(3501);
     // Commands before connect are a bad request too.
-    let (mut s, _) = ws_connect(server.addr, "/connection/websocket");
-    s.write_all(&client_frame(
-        true,
-        1,
-        br#"{"id":1,"subscribe":{"channel":"a"}}"#,
-    ))
-    .unwrap();
-    assert_eq!(expect_close(&mut s), 3501);
+    let mut c = Proto::open(&server);
+    c.send(r#"{"id":1,"subscribe":{"channel":"a"}}"#);
+    c.expect_closed_with(3501);
     // An empty text frame (and one of blank lines) carries no command.
-    for empty in [&b""[..], b"\n\r\n \n"] {
-        let mut c = Client::connect(&server);
-        c.s.write_all(&client_frame(true, 1, empty)).unwrap();
-        assert_eq!(expect_close(&mut c.s), 3501, "{empty:?}");
+    for empty in ["", "\n\r\n \n"] {
+        let mut c = connect(&server);
+        c.send(empty);
+        let (code, lines) = c.close_code();
+        assert_eq!(code, 3501, "{empty:?}: lines before the close: {lines:?}");
     }
 }
 
 #[test]
 fn without_insecure_connect_is_refused_with_3500() {
     let server = Server::start("serve", &["--shards", "1"]);
-    let (mut s, _) = ws_connect(server.addr, "/connection/websocket");
-    s.write_all(&client_frame(true, 1, br#"{"id":1,"connect":{}}"#))
-        .unwrap();
-    assert_eq!(expect_close(&mut s), 3500);
+    let mut c = Proto::open(&server);
+    c.send(r#"{"id":1,"connect":{}}"#);
+    c.expect_closed_with(3500);
 }
 
 #[test]
 fn presence_lists_subscribers_and_forgets_them() {
     let server = serve(&["--join-leave"]);
-    let mut a = Client::connect(&server);
-    let mut b = Client::connect(&server);
+    let mut a = connect(&server);
+    let mut b = connect(&server);
     a.send(r#"{"id":2,"subscribe":{"channel":"room"}}"#);
     a.reply(2);
     b.send(r#"{"id":2,"subscribe":{"channel":"room"}}"#);
     b.reply(2);
     // a sees b join.
-    let b_id = b.id.clone();
-    let join = a.next_join_leave("join", &b_id);
-    assert_eq!(join["push"]["channel"], "room");
+    let b_id = b.client.clone();
+    join_leave(&mut a, "room", "join", &b_id);
     a.send(r#"{"id":3,"presence":{"channel":"room"}}"#);
     let p = a.reply(3);
     assert_eq!(
@@ -203,7 +146,7 @@ fn presence_lists_subscribers_and_forgets_them() {
     a.send(r#"{"id":4,"presence_stats":{"channel":"room"}}"#);
     assert_eq!(a.reply(4)["presence_stats"]["num_clients"], 2);
     drop(b);
-    a.next_join_leave("leave", &b_id);
+    join_leave(&mut a, "room", "leave", &b_id);
     a.send(r#"{"id":5,"presence_stats":{"channel":"room"}}"#);
     assert_eq!(a.reply(5)["presence_stats"]["num_clients"], 1);
 }
@@ -211,29 +154,19 @@ fn presence_lists_subscribers_and_forgets_them() {
 #[test]
 fn unanswered_pings_close_with_3012() {
     let server = serve(&["--ping-interval", "1", "--pong-timeout", "0.3"]);
-    let mut quiet = Client::connect(&server);
-    let mut polite = Client::connect(&server);
-    // polite answers every ping; quiet never does.
-    let start = std::time::Instant::now();
-    let mut pings = 0;
-    while start.elapsed() < std::time::Duration::from_millis(2500) {
-        polite
-            .s
-            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
-            .unwrap();
-        if let Ok((_, 1, p)) = read_frame(&mut polite.s) {
-            if p == b"{}" {
-                pings += 1;
-                polite.send("{}");
-            }
-        }
-    }
-    assert!(pings >= 2, "pings seen: {pings}");
-    assert_eq!(expect_close(&mut quiet.s), 3012);
-    polite
-        .s
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
+    let mut quiet = connect(&server);
+    quiet.auto_pong = false;
+    let mut polite = connect(&server);
+    // polite answers every ping; quiet never does. A second ping means
+    // polite outlived the pong check after the first.
+    polite.pump_until(Duration::from_secs(20), "two server pings", |c| {
+        c.pings >= 2
+    });
+    // quiet got one ping, left it unanswered, and was closed at that pong
+    // check: no sweep pings a closing connection.
+    let (code, lines) = quiet.close_code();
+    assert_eq!(code, 3012, "lines before the close: {lines:?}");
+    assert_eq!(lines, [json!({})], "one ping, then the close");
     polite.send(r#"{"id":9,"ping":{}}"#);
     assert_eq!(polite.reply(9), json!({"id":9,"ping":{}}));
 }
@@ -250,11 +183,11 @@ fn rss_kb(pid: u32) -> u64 {
 #[test]
 fn ten_thousand_subscribes_on_one_connection_are_bounded() {
     let server = serve(&[]);
-    let mut bystander = Client::connect(&server);
+    let mut bystander = connect(&server);
     bystander.send(r#"{"id":2,"subscribe":{"channel":"calm"}}"#);
     bystander.reply(2);
     let before = rss_kb(server.child.id());
-    let mut c = Client::connect(&server);
+    let mut c = connect(&server);
     // 10,000 subscribe commands, 100 per frame.
     for batch in 0..100 {
         let frame: Vec<String> = (0..100)

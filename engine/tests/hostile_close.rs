@@ -7,9 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
+use serde_json::json;
 
 /// A client socket with a tiny receive buffer, so the server's writes to it
 /// block early.
@@ -20,33 +21,10 @@ fn small_window_ws(addr: SocketAddr) -> TcpStream {
         .unwrap();
     let mut s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(upgrade_request("/connection/websocket").as_bytes())
-        .unwrap();
+    s.write_all(upgrade_request(WS_PATH).as_bytes()).unwrap();
     let head = read_http_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s
-}
-
-fn send_text(s: &mut TcpStream, text: &str) {
-    s.write_all(&client_frame(true, 1, text.as_bytes()))
-        .unwrap();
-}
-
-/// Reads frames until one whose text contains `needle`.
-fn wait_for(s: &mut TcpStream, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let (_, op, p) = read_frame(s).expect("frame");
-        if op == 1 && String::from_utf8_lossy(&p).contains(needle) {
-            return;
-        }
-    }
-    panic!("no frame containing {needle}");
-}
-
-fn connect_client(s: &mut TcpStream) {
-    send_text(s, r#"{"id":1,"connect":{"name":"t"}}"#);
-    wait_for(s, r#""id":1"#);
 }
 
 /// Splits a server byte stream into frames. Returns the opcodes and the
@@ -105,30 +83,29 @@ fn parse_stream(raw: &[u8]) -> Result<(Vec<u8>, Option<u16>), String> {
 #[test]
 fn slow_consumer_gets_a_well_formed_3008() {
     let server = Server::start("serve", &["--shards", "1", "--insecure"]);
-    let mut slow = small_window_ws(server.addr);
-    connect_client(&mut slow);
-    send_text(&mut slow, r#"{"id":2,"subscribe":{"channel":"c"}}"#);
-    wait_for(&mut slow, r#""id":2"#);
+    let mut slow = Proto::over(small_window_ws(server.addr));
+    let r = slow.connect(None);
+    assert!(r["connect"].is_object(), "{r}");
+    let r = slow.call("subscribe", json!({"channel": "c"}));
+    assert!(r["subscribe"].is_object(), "{r}");
 
-    let (mut publisher, _) = ws_connect(server.addr, "/connection/websocket");
-    connect_client(&mut publisher);
+    let (mut publisher, _) = Proto::connected(&server, None);
     // 8 MB of 4 kB publications: more than the socket buffers (at most
     // 4 MB send + the small receive window) and the 1 MiB queue together.
     let blob = "y".repeat(4000);
     for i in 0..2000 {
-        send_text(
-            &mut publisher,
-            &format!(
-                r#"{{"id":{},"publish":{{"channel":"c","data":{{"b":"{blob}"}}}}}}"#,
-                10 + i
-            ),
-        );
+        publisher
+            .send_json(&json!({"id": 10 + i, "publish": {"channel": "c", "data": {"b": blob}}}));
     }
-    wait_for(&mut publisher, r#""id":2009"#);
+    for i in 0..2000 {
+        let r = publisher.reply(10 + i);
+        assert!(r.get("error").is_none(), "{r}");
+    }
 
     // Now read it all, well within the 3 s close timeout.
     let mut raw = Vec::new();
-    slow.read_to_end(&mut raw)
+    slow.into_stream()
+        .read_to_end(&mut raw)
         .expect("the server closes after its close frame");
     let (ops, close) = parse_stream(&raw).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(close, Some(3008), "{} frames, no 3008 close", ops.len());

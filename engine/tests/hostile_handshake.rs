@@ -8,8 +8,6 @@ use std::io::Write;
 
 use common::*;
 
-const WS_PATH: &str = "/connection/websocket";
-
 fn request(method: &str, path: &str, version: &str, headers: &[&str]) -> Vec<u8> {
     let mut r = format!("{method} {path} {version}\r\nHost: localhost\r\n");
     for h in headers {

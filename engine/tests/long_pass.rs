@@ -10,46 +10,29 @@
 //! runs. The reactor reads input between slices of the pass, so the second
 //! publication's acknowledgement must reach the publisher before the first
 //! publication reaches the observer. Before that change it waited for the end
-//! of the pass. The observer then gets both publications, in order.
+//! of the pass. The observer then gets both publications, in order. Which
+//! socket got its data first is told by the kernel's receive timestamps
+//! (`Stamped`), not by when the test's threads woke up.
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
-use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
 
 use common::*;
+use serde_json::{json, Value};
 
 const SUBSCRIBERS: usize = 4000;
 
-fn subscribe(server: &Server, channel: &str) -> TcpStream {
-    subscribed(server.addr, channel)
+fn publish_cmd(id: u32, n: u32) -> String {
+    json!({"id": id, "publish": {"channel": "lp", "data": {"n": n}}}).to_string()
 }
 
-/// A connected client that publishes (and subscribes to nothing).
-fn publisher(server: &Server) -> TcpStream {
-    let (mut s, _) = ws_connect(server.addr, "/connection/websocket");
-    s.write_all(&client_frame(true, 1, br#"{"id":1,"connect":{}}"#))
-        .unwrap();
-    await_reply(&mut s, 1);
-    s
-}
-
-fn publish(s: &mut TcpStream, id: u32, n: u32) {
-    let cmd = format!("{{\"id\":{id},\"publish\":{{\"channel\":\"lp\",\"data\":{{\"n\":{n}}}}}}}");
-    s.write_all(&client_frame(true, 1, cmd.as_bytes())).unwrap();
-}
-
-/// Reads until a reply with `id` arrives.
-fn await_reply(s: &mut TcpStream, id: u32) {
-    let want = format!("\"id\":{id}");
+/// Reads lines until the reply with `id`; it must not be an error.
+fn stamped_reply(s: &mut Stamped, id: u32) -> StampedLine {
     loop {
-        let (_, _, p) = read_frame(s).expect("publisher connection lost");
-        let text = String::from_utf8(p).unwrap();
-        assert!(!text.contains("\"error\""), "publish refused: {text}");
-        if text.lines().any(|l| l.contains(&want)) {
-            return;
+        let l = s.line();
+        if l.v["id"] == id {
+            assert!(l.v.get("error").is_none(), "publish refused: {}", l.v);
+            return l;
         }
     }
 }
@@ -58,76 +41,55 @@ fn await_reply(s: &mut TcpStream, id: u32) {
 fn ack_leaves_during_a_long_flush_pass() {
     let server = Server::start("serve", &["--insecure", "--shards", "1"]);
     // Held open, never read: two small frames each fit their socket buffers.
-    let _crowd: Vec<TcpStream> = (0..SUBSCRIBERS).map(|_| subscribe(&server, "lp")).collect();
-    let mut observer = subscribe(&server, "lp");
-    let mut publisher = publisher(&server);
+    let _crowd: Vec<Proto> = (0..SUBSCRIBERS)
+        .map(|_| Proto::subscribed(&server, "lp"))
+        .collect();
+    let mut observer = Stamped::new(Proto::subscribed(&server, "lp").into_stream());
+    let mut publisher = Stamped::new(Proto::connected(&server, None).0.into_stream());
 
-    let (tx, rx) = mpsc::channel();
-    let watcher = thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut first_at = None;
-        while got.len() < 2 {
-            let (_, _, p) = read_frame(&mut observer).expect("observer connection lost");
-            let text = String::from_utf8(p).unwrap();
-            for line in text.lines().filter(|l| l.contains("\"pub\"")) {
-                first_at.get_or_insert_with(Instant::now);
-                let at = line.find("\"n\":").expect("data") + 4;
-                got.push(line[at..at + 1].to_string());
-            }
-        }
-        tx.send((first_at.unwrap(), got)).unwrap();
-    });
+    // The observer reads as the publications come (so no later data merges
+    // with them and moves their stamps).
+    let watcher = thread::spawn(move || [observer.line(), observer.line()]);
 
-    publish(&mut publisher, 10, 1);
-    await_reply(&mut publisher, 10);
-    publish(&mut publisher, 11, 2);
-    await_reply(&mut publisher, 11);
-    let second_acked = Instant::now();
+    publisher.send(&publish_cmd(10, 1));
+    stamped_reply(&mut publisher, 10);
+    publisher.send(&publish_cmd(11, 2));
+    let second_ack = stamped_reply(&mut publisher, 11);
 
-    let (first_seen, got) = rx.recv().unwrap();
-    watcher.join().unwrap();
+    let [first, second] = watcher.join().unwrap();
+    let n = |l: &StampedLine| l.v["push"]["pub"]["data"]["n"].clone();
     assert_eq!(
-        got,
-        ["1", "2"],
-        "the observer gets both publications in order"
+        [n(&first), n(&second)],
+        [json!(1), json!(2)],
+        "the observer gets both publications in order: {first:?} {second:?}"
     );
+    assert_eq!(first.v["push"]["channel"], "lp", "{first:?}");
     eprintln!(
         "second ack {:?} before the first publication reached the last subscriber",
-        first_seen.saturating_duration_since(second_acked)
+        first.first.saturating_sub(second_ack.last)
     );
     assert!(
-        second_acked < first_seen,
+        second_ack.last < first.first,
         "the second publication's ack came {:?} after the first publication reached \
          the last subscriber: acks wait for the end of the flush pass",
-        second_acked - first_seen
+        second_ack.last - first.first
     );
 }
 
 /// Publishes `n` publications in one burst (so a pass has several frames
 /// for every subscriber), waits for their acknowledgements, and checks the
 /// observer gets all, in order.
-fn publish_and_observe(publisher: &mut TcpStream, observer: &mut TcpStream, n: u32) {
+fn publish_and_observe(publisher: &mut Proto, observer: &mut Proto, n: u32) {
     for i in 1..=n {
-        publish(publisher, 100 + i, i);
+        publisher.send(&publish_cmd(100 + i, i));
     }
-    let mut acked = 0;
-    while acked < n {
-        let (_, _, p) = read_frame(publisher).expect("publisher connection lost");
-        let text = String::from_utf8(p).unwrap();
-        assert!(!text.contains("\"error\""), "publish refused: {text}");
-        acked += text.lines().filter(|l| l.contains("\"id\":1")).count() as u32;
+    for i in 1..=n {
+        let r: Value = publisher.reply(u64::from(100 + i));
+        assert!(r.get("error").is_none(), "publish refused: {r}");
     }
-    let mut got = 0;
-    while got < n {
-        let (_, _, p) = read_frame(observer).expect("observer connection lost");
-        let text = String::from_utf8(p).unwrap();
-        for line in text.lines().filter(|l| l.contains("\"pub\"")) {
-            got += 1;
-            assert!(
-                line.contains(&format!("\"n\":{got}}}")),
-                "publication {got} out of order: {line}"
-            );
-        }
+    for i in 1..=n {
+        let p = observer.push("lp", "pub");
+        assert_eq!(p["data"]["n"], i, "publication {i} out of order: {p}");
     }
 }
 
@@ -149,9 +111,11 @@ fn a_pass_of_a_few_frames_each_to_thousands_holds_the_next() {
             ],
         );
         // Over the 4,096-connection threshold; one frame each per pass.
-        let _crowd: Vec<TcpStream> = (0..4200).map(|_| subscribe(&server, "lp")).collect();
-        let mut observer = subscribe(&server, "lp");
-        let mut publisher = publisher(&server);
+        let _crowd: Vec<Proto> = (0..4200)
+            .map(|_| Proto::subscribed(&server, "lp"))
+            .collect();
+        let mut observer = Proto::subscribed(&server, "lp");
+        let (mut publisher, _) = Proto::connected(&server, None);
         // One frame per connection: waiting would batch nothing.
         publish_and_observe(&mut publisher, &mut observer, 1);
         assert_eq!(server.metric("ringcast_flush_holds_total"), 0.0);
