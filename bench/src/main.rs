@@ -68,7 +68,9 @@ enum Cmd {
 
 #[derive(Debug, Args)]
 struct HoldArgs {
-    /// Server to load (ws://host:port/path).
+    /// Server to load (ws://host:port/path). With `--protocol raw`, `{i}`
+    /// in the path is replaced by the connection's index (a path of its
+    /// own per connection: `ws://127.0.0.1:7001/c{i}` for ws2api).
     #[arg(long, default_value = "ws://127.0.0.1:8000/connection/websocket")]
     url: String,
     /// Connections to open.
@@ -88,7 +90,9 @@ struct HoldArgs {
 
 #[derive(Debug, Args)]
 struct EchoArgs {
-    /// Echo server to load (ws://host:port/path).
+    /// Echo server to load (ws://host:port/path); `{i}` in the path is
+    /// replaced by the connection's index (ws2api: `ws://HOST:PORT/c{i}`
+    /// with `--text`).
     #[arg(long, default_value = "ws://127.0.0.1:9002/")]
     url: String,
     /// Connections.
@@ -435,6 +439,17 @@ fn real_main() -> anyhow::Result<ExitCode> {
         bail!("--duration must be positive");
     }
     let target = Target::parse(&url)?;
+    let raw_ws = match &scenario {
+        Scenario::Echo(_) => true,
+        Scenario::Hold(h) => h.protocol == Protocol::Raw,
+        _ => false,
+    };
+    if target.per_conn() && !raw_ws {
+        bail!(
+            "`{}` in --url is for echo and hold --protocol raw only",
+            net::CONN_INDEX
+        );
+    }
     let spread = Spread::new(&target, c.source_base, c.conns_per_addr, c.no_spread)?;
     let channel_prefix = c.channel_prefix.clone().unwrap_or_else(|| {
         match scenario {

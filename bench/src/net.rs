@@ -13,6 +13,9 @@ use std::os::fd::AsRawFd;
 use anyhow::{bail, Context};
 use tokio::net::{TcpSocket, TcpStream};
 
+/// In `--url`'s path: replaced by the connection's index.
+pub const CONN_INDEX: &str = "{i}";
+
 /// Where the load goes: `ws://host:port/path`.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -64,6 +67,21 @@ impl Target {
             host: authority.to_string(),
             path: path.to_string(),
         })
+    }
+
+    /// This target for connection `index`: `{i}` in the path replaced by
+    /// the index (`ws://127.0.0.1:7001/c{i}` → `/c0`, `/c1`, …: a path,
+    /// hence an id, of its own per connection, as ws2api wants).
+    pub fn for_conn(&self, index: usize) -> Target {
+        Target {
+            path: self.path.replace(CONN_INDEX, &index.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the path has `{i}` (see [`Target::for_conn`]).
+    pub fn per_conn(&self) -> bool {
+        self.path.contains(CONN_INDEX)
     }
 
     pub fn is_loopback_v4(&self) -> bool {
@@ -213,6 +231,13 @@ mod tests {
         let t = Target::parse_scheme("http://127.0.0.1:9000/api", "http").unwrap();
         assert_eq!(t.addr.port(), 9000);
         assert_eq!(t.path, "/api");
+        let t = Target::parse("ws://127.0.0.1:7001/c{i}").unwrap();
+        assert!(t.per_conn());
+        assert_eq!(t.for_conn(42).path, "/c42");
+        assert_eq!(t.for_conn(42).host, "127.0.0.1:7001");
+        let t = Target::parse("ws://127.0.0.1:7001/same").unwrap();
+        assert!(!t.per_conn());
+        assert_eq!(t.for_conn(3).path, "/same");
     }
 
     #[test]

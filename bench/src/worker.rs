@@ -263,14 +263,20 @@ pub struct Hand {
 }
 
 impl Hand {
-    /// Dials WebSocket connection `index` at `--url` and runs `login` on
-    /// it (echo, raw hold, client-protocol publishers).
+    /// Dials WebSocket connection `index` at `--url` (`{i}` in its path
+    /// replaced by `index`) and runs `login` on it (echo, raw hold,
+    /// client-protocol publishers).
     pub async fn dial<T, F, Fut>(&mut self, index: usize, login: F) -> Option<T>
     where
         F: FnOnce(WsClient) -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
-        let target = self.dialer.target.clone();
+        let t = &self.dialer.target;
+        let target = if t.per_conn() {
+            t.for_conn(index)
+        } else {
+            t.clone()
+        };
         self.establish(index, move |src, rng| ws_open(target, src, rng, login))
             .await
     }

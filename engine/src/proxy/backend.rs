@@ -218,6 +218,8 @@ struct Thread {
     shared: Arc<Backends>,
     clients: Vec<reqwest::Client>,
     urls: Vec<reqwest::Url>,
+    /// `http://` endpoints: the lean client (`plain.rs`).
+    plain: Vec<Option<super::plain::PlainPool>>,
     permits: Vec<Arc<Semaphore>>,
     mesh: Arc<Mesh>,
     src: usize,
@@ -234,6 +236,7 @@ async fn run(
     let mut clients = Vec::new();
     let mut urls = Vec::new();
     let mut permits = Vec::new();
+    let mut plain = Vec::new();
     for e in &shared.endpoints {
         let client = reqwest::Client::builder()
             .http1_only()
@@ -248,7 +251,9 @@ async fn run(
             .build()
             .expect("an HTTP client (TLS roots)");
         clients.push(client);
-        urls.push(reqwest::Url::parse(&e.url).expect("endpoint URLs are checked at load"));
+        let url = reqwest::Url::parse(&e.url).expect("endpoint URLs are checked at load");
+        plain.push(super::plain::PlainPool::new(&url, e.timeout));
+        urls.push(url);
         permits.push(Arc::new(Semaphore::new(e.max_in_flight.max(1))));
     }
     let t = Rc::new(Thread {
@@ -256,6 +261,7 @@ async fn run(
         shared,
         clients,
         urls,
+        plain,
         permits,
         mesh,
         src,
@@ -327,6 +333,20 @@ impl Thread {
     async fn request(&self, req: Request) -> Outcome {
         let i = req.endpoint;
         let e = &self.shared.endpoints[i];
+        if let Some(pool) = &self.plain[i] {
+            let headers = req.headers_with(&e.static_headers);
+            let sent = pool.request(
+                req.method,
+                req.suffix.as_deref(),
+                &headers,
+                req.content_type,
+                req.body,
+            );
+            return match tokio::time::timeout(abandon_after(e.timeout), sent).await {
+                Ok(o) => o,
+                Err(_) => Outcome::Timeout,
+            };
+        }
         let url = match &req.suffix {
             None => self.urls[i].clone(),
             Some(s) => match reqwest::Url::parse(&format!("{}{s}", e.url)) {
@@ -390,8 +410,18 @@ fn abandon_after(timeout: Duration) -> Duration {
     (timeout * 3).max(Duration::from_secs(5))
 }
 
+impl Request {
+    /// The endpoint's static headers, then the forwarded ones.
+    fn headers_with(&self, statics: &[(String, String)]) -> Vec<(String, String)> {
+        if statics.is_empty() {
+            return self.headers.clone();
+        }
+        statics.iter().chain(self.headers.iter()).cloned().collect()
+    }
+}
+
 /// An error with its causes ("connection refused" is a few levels down).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -9,6 +9,7 @@
 //! headers each one forwards.
 
 pub mod backend;
+mod plain;
 pub mod wire;
 pub mod ws2api;
 
