@@ -59,9 +59,12 @@ function routes() {
       if (mode === 'reject') return { json: { error: { code: 4002, message: 'not this' } } };
       if (mode === 'rewrite') return { json: { result: { data: { text: String(body.data.text).toUpperCase(), by: body.user } } } };
       if (mode === 'skip') return { json: { result: { skip_history: true } } };
+      if (mode === 'bye') return { json: { disconnect: { code: 4503, reason: 'no publishing' } } };
+      if (mode === 'slow') return { delay: 1500, json: {} };
+      if (mode === 'fail') return { status: 502, text: 'bad gateway' };
       return { json: {} };
     },
-    '/rpc': ({ body, headers }) => ({
+    '/rpc': ({ body, headers }) => (body.method === 'bye' ? { json: { disconnect: { code: 4504, reason: 'rpc says bye' } } } : {
       json: { result: { data: { method: body.method, got: body.data ?? null, user: body.user, meta: body.meta ?? null, auth: headers['x-test-auth'] ?? null } } },
     }),
     '/billing': ({ body }) => {
@@ -115,6 +118,12 @@ subscribe_proxy = "subscribe"
 publish_proxy = "publish"
 [namespace.downsub]
 subscribe_proxy = "down"
+[namespace.downpub]
+allow_subscribe_for_client = true
+publish_proxy = "down"
+[namespace.slowpub]
+allow_subscribe_for_client = true
+publish_proxy = "slow"
 [namespace.slowsub]
 subscribe_proxy = "slow"
 ${extra}
@@ -473,6 +482,70 @@ test('connect proxy on the HTTP transports: uni_http_stream asks the backend wit
     assert.deepEqual({ transport: req.body.transport, data: req.body.data, auth: req.headers['x-test-auth'] }, { transport: 'uni_http_stream', data: { user: 'zed' }, auth: 'from-curl' });
   } finally {
     ac.abort();
+    await server.stop();
+    await backend.stop();
+  }
+});
+
+test('publish and rpc proxies failing: a 502, a timeout or a dead backend is error 100 for that call and the connection goes on; a disconnect answer closes it', async () => {
+  const backend = await startBackend(routes());
+  const server = await startWithConfig(await config(backend));
+  const c = client(server, { user: 'gil' });
+  try {
+    await connected(c);
+    const room = c.newSubscription('chat:pub');
+    await subscribed(room);
+    await assert.rejects(room.publish({ mode: 'fail' }), (e) => e.code === 100, 'a 502 from the backend');
+    const down = c.newSubscription('downpub:x');
+    await subscribed(down);
+    await assert.rejects(down.publish({ n: 1 }), (e) => e.code === 100, 'publish proxy down');
+    const slow = c.newSubscription('slowpub:x');
+    await subscribed(slow);
+    await assert.rejects(slow.publish({ n: 1 }), (e) => e.code === 100, 'publish proxy timing out');
+    assert.deepEqual((await room.history({ limit: 10 })).publications, [], 'nothing failed was published');
+    assert.equal(c.state, 'connected');
+
+    // The backend's disconnect, from the rpc proxy and from the publish proxy.
+    let closed = new Promise((resolve) => c.once('disconnected', resolve));
+    c.rpc('bye', {}).catch(() => {});
+    let ctx = await closed;
+    assert.deepEqual({ code: ctx.code, reason: ctx.reason }, { code: 4504, reason: 'rpc says bye' });
+    await connected(c);
+    const again = c.getSubscription('chat:pub');
+    await waitFor(() => again.state === 'subscribed', 5000, 'resubscribed');
+    closed = new Promise((resolve) => c.once('disconnected', resolve));
+    again.publish({ mode: 'bye' }).catch(() => {});
+    ctx = await closed;
+    assert.deepEqual({ code: ctx.code, reason: ctx.reason }, { code: 4503, reason: 'no publishing' });
+  } finally {
+    c.disconnect();
+    await server.stop();
+    await backend.stop();
+  }
+});
+
+test('commands in the same frame as a proxied connect wait for it and then run in order', async () => {
+  const backend = await startBackend(routes());
+  backend.routes['/connect'] = ({ body }) => ({ delay: 200, json: { result: { user: body.data.user } } });
+  const server = await startWithConfig(await config(backend));
+  const ws = new WebSocket(server.url);
+  try {
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    const replies = [];
+    ws.on('message', (m) => { for (const l of String(m).split('\n')) if (l) replies.push(JSON.parse(l)); });
+    ws.send([
+      { id: 1, connect: { data: { user: 'hal' } } },
+      { id: 2, subscribe: { channel: 'chat:batched' } },
+      { id: 3, rpc: { method: 'echo', data: { x: 1 } } },
+    ].map((c) => JSON.stringify(c)).join('\n'));
+    await waitFor(() => replies.filter((r) => r.id).length === 3, 5000, () => `three replies (${JSON.stringify(replies)})`);
+    const byId = Object.fromEntries(replies.filter((r) => r.id).map((r) => [r.id, r]));
+    assert.ok(byId[1].connect?.client, JSON.stringify(byId[1]));
+    assert.deepEqual(byId[2].subscribe?.data, { hello: 'chat:batched' });
+    assert.equal(byId[3].rpc?.data?.user, 'hal');
+    assert.equal(replies.findIndex((r) => r.id === 1), 0, 'the connect reply first');
+  } finally {
+    ws.terminate();
     await server.stop();
     await backend.stop();
   }

@@ -177,6 +177,44 @@ impl ClientService {
     }
 }
 
+impl ClientService {
+    /// Runs a frame's JSON command lines, replies gathered in `out`. While
+    /// the connect waits on its proxy, the lines after it wait too (a
+    /// client may send its subscribes in the connect's frame) and run once
+    /// it is answered.
+    pub(crate) fn run_lines(&self, s: &Rc<Session>, data: Bytes, mut out: BytesMut) {
+        let mut commands = 0;
+        for line in command::lines(&data) {
+            commands += 1;
+            if self.proxy_connecting(s) {
+                let at = line.as_ptr() as usize - data.as_ptr() as usize;
+                if !self.stash(s, data.slice(at..)) {
+                    return disconnect(s, codes::TOO_MANY_REQUESTS_DISCONNECT);
+                }
+                break;
+            }
+            match command::parse(line) {
+                Ok((id, cmd)) => self.handle(s, id, cmd, &data, &mut out),
+                Err(ParseError::BadRequest { id }) if id != 0 => {
+                    reply_error(&mut out, id, codes::BAD_REQUEST)
+                }
+                Err(_) => disconnect(s, codes::BAD_REQUEST_DISCONNECT),
+            }
+            if s.conn.is_closing() {
+                return;
+            }
+        }
+        if commands == 0 {
+            // An empty frame (or only blank lines) carries no command: a
+            // bad request, as in Centrifugo.
+            return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
+        }
+        if !out.is_empty() {
+            s.conn.reply_text(&out);
+        }
+    }
+}
+
 /// The session a `/emulation` request names is on this shard (the shard is
 /// the id's prefix).
 pub fn shard_of_session(session: &str) -> Option<usize> {
@@ -301,28 +339,7 @@ impl Service for ClientService {
             data
         };
         s.awaiting_pong.set(false);
-        let mut commands = 0;
-        for line in command::lines(&data) {
-            commands += 1;
-            match command::parse(line) {
-                Ok((id, cmd)) => self.handle(s, id, cmd, &data, &mut out),
-                Err(ParseError::BadRequest { id }) if id != 0 => {
-                    reply_error(&mut out, id, codes::BAD_REQUEST)
-                }
-                Err(_) => disconnect(s, codes::BAD_REQUEST_DISCONNECT),
-            }
-            if s.conn.is_closing() {
-                return;
-            }
-        }
-        if commands == 0 {
-            // An empty frame (or only blank lines) carries no command: a
-            // bad request, as in Centrifugo.
-            return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
-        }
-        if !out.is_empty() {
-            s.conn.reply_text(&out);
-        }
+        self.run_lines(s, data, out);
     }
 
     fn pump(&self) {

@@ -50,7 +50,12 @@ pub struct ProxyState {
     pub sub_expiry: Vec<(ChannelName, u64, bool)>,
     /// The subscribe proxy's `data` for a reply still to go.
     pub sub_data: Vec<(ChannelName, Box<RawValue>)>,
+    /// Command lines that came while the connect waited on its proxy.
+    pub queued: Vec<Bytes>,
 }
+
+/// Frames a connect waiting on its proxy may have waiting behind it.
+const MAX_QUEUED: usize = 32;
 
 impl ProxyState {
     pub fn new(headers: Option<Box<Headers>>) -> Box<Self> {
@@ -77,6 +82,18 @@ impl ClientService {
 
     pub(super) fn refresh_proxy(&self) -> Option<usize> {
         self.proxy_named(&self.opts.client().refresh_proxy)
+    }
+
+    /// Keeps command lines until the connect's proxy answers; false when
+    /// too many wait.
+    pub(super) fn stash(&self, s: &Session, lines: Bytes) -> bool {
+        let mut st = s.proxy.borrow_mut();
+        let Some(st) = st.as_mut() else { return false };
+        if st.queued.len() >= MAX_QUEUED {
+            return false;
+        }
+        st.queued.push(lines);
+        true
     }
 
     /// Whether a connect proxy call is in flight for `s`.
@@ -253,6 +270,20 @@ impl ClientService {
             },
         }
         self.send_connect_out(s, &out);
+        // What came behind the connect runs now (a failed connect: the
+        // client closes, nothing more is run for it).
+        let queued = s
+            .proxy
+            .borrow_mut()
+            .as_mut()
+            .map(|st| std::mem::take(&mut st.queued))
+            .unwrap_or_default();
+        for lines in queued {
+            if !s.is_connected() || s.conn.is_closing() {
+                break;
+            }
+            self.run_lines(s, lines, BytesMut::new());
+        }
     }
 
     /// The credentials in a connect result, and its `meta`.
