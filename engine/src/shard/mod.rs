@@ -133,13 +133,21 @@ fn bind_all(cfg: &ShardConfig) -> std::io::Result<Vec<std::net::TcpListener>> {
         .collect()
 }
 
-/// Resolves port 0 to a concrete free port, so every shard binds the same one.
-fn resolve_port(addr: &mut SocketAddr) -> std::io::Result<()> {
-    if addr.port() == 0 {
-        let probe = listener::bind_reuseport(*addr, 1)?;
-        *addr = probe.local_addr()?;
+/// Resolves port 0 to a concrete free port, so every shard binds the same
+/// one. The returned socket holds the port (bound, not listening) until
+/// the shards have bound it: dropped before, the next port-0 address of
+/// the process could be given the same port, and the kernel would then
+/// spread one port's connections over two services' listeners.
+fn resolve_port(addr: &mut SocketAddr) -> std::io::Result<Option<socket2::Socket>> {
+    if addr.port() != 0 {
+        return Ok(None);
     }
-    Ok(())
+    let probe = listener::bound_reuseport(*addr)?;
+    *addr = probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("not an inet socket"))?;
+    Ok(Some(probe))
 }
 
 /// Starts the shards and blocks until they have all stopped (after
@@ -155,9 +163,10 @@ where
     S: Service,
     F: Fn(&ShardEnv) -> S + Send + Sync + 'static,
 {
-    resolve_port(&mut cfg.listen)?;
+    let mut held = Vec::new();
+    held.extend(resolve_port(&mut cfg.listen)?);
     for a in cfg.extra_listen.iter_mut() {
-        resolve_port(a)?;
+        held.extend(resolve_port(a)?);
     }
     let cfg = Arc::new(cfg);
     let make_service = Arc::new(make_service);
@@ -224,6 +233,8 @@ where
             Err(_) => anyhow::bail!("a shard exited during start-up"),
         }
     }
+    // Every shard listens on its ports now: the placeholders can go.
+    drop(held);
     let extra: Vec<String> = cfg.extra_listen.iter().map(|a| a.to_string()).collect();
     tracing::info!(listen = %cfg.listen, extra = ?extra, shards = cfg.shards, "listening");
     println!("{}", ready_line(&cfg));
