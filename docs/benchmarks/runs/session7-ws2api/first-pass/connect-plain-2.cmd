@@ -1,0 +1,6 @@
+# 2026-12-06T17:56:49Z  git 5d5c815e9d1fabe61d5d7c9056a0de7f9ccab7ab (11 paths modified in the working tree)
+# host other load before (cores busy over 3 s): 2.000
+# layout: server cpu 0, backend cpu 1 (1 thread(s)), load cpu 1
+taskset -c 1 /tmp/tmp.bkyRs12aNH/peer-http-backend --port 0 --threads 1   # -> 127.0.0.1:38843
+taskset -c 0 /tmp/tmp.bkyRs12aNH/ringcast serve --port 19117 --api-port 19118 --publisher-port 19119 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-key bench-key
+timeout 300 /tmp/tmp.bkyRs12aNH/ringcast-bench hold --url ws://127.0.0.1:19117/connection/websocket --channels 0 -n 15000 -d 2 --conns-per-addr 5000 --server-pid 1670 --cpu 1 --json --no-progress

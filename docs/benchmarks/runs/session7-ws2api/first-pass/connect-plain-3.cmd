@@ -1,0 +1,6 @@
+# 2026-12-06T18:00:08Z  git 5d5c815e9d1fabe61d5d7c9056a0de7f9ccab7ab (11 paths modified in the working tree)
+# host other load before (cores busy over 3 s): 0.003
+# layout: server cpu 0, backend cpu 1 (1 thread(s)), load cpu 1
+taskset -c 1 /tmp/tmp.bkyRs12aNH/peer-http-backend --port 0 --threads 1   # -> 127.0.0.1:34833
+taskset -c 0 /tmp/tmp.bkyRs12aNH/ringcast serve --port 19124 --api-port 19125 --publisher-port 19126 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-key bench-key
+timeout 300 /tmp/tmp.bkyRs12aNH/ringcast-bench hold --url ws://127.0.0.1:19124/connection/websocket --channels 0 -n 15000 -d 2 --conns-per-addr 5000 --server-pid 9212 --cpu 1 --json --no-progress
