@@ -45,7 +45,8 @@
 # SERVER_CPU, BACKEND_CPU, LOAD_CPU, BACKEND_THREADS, MAX_OTHER (0.15),
 # HOLD_N (15000),
 # HOLD_D (5), HOLD_SMALL (5000), ECHO_C (100), ECHO_W (16), ECHO_S (100), ECHO_D (10),
-# CONNECT_N (15000), CONNECT_D (2), CONNS_PER_ADDR (5000).
+# CONNECT_N (15000), CONNECT_D (2), CONNS_PER_ADDR (5000), WS2API_ARGS
+# (more arguments for `ringcast ws2api`, e.g. "--max-in-flight 16").
 # Every bench command is bounded by `timeout`; all processes are stopped
 # at exit. All traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -56,7 +57,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 : "${PORT:=19100}" "${SERVER_CPU:=0}" "${BACKEND_CPU:=1}" "${LOAD_CPU:=1}" "${BACKEND_THREADS:=1}"
 : "${MAX_OTHER:=0.15}" "${HOLD_N:=15000}" "${HOLD_D:=5}" "${ECHO_C:=100}" "${ECHO_W:=16}"
 : "${ECHO_S:=100}" "${ECHO_D:=10}" "${CONNECT_N:=15000}" "${CONNECT_D:=2}" "${CONNS_PER_ADDR:=5000}"
-: "${HOLD_SMALL:=5000}"
+: "${HOLD_SMALL:=5000}" "${WS2API_ARGS:=}"
 
 OUT=$TARGET/bench-ws2api RUNS=3 ONLY=hold,echo,connect BUILD=1 QUIET_WAIT=60 RETRIES=3
 while [ $# -gt 0 ]; do
@@ -167,11 +168,14 @@ trap 'exit 130' INT TERM
 # start_backend NAME: the peer on a free port; sets BACKEND_ADDR.
 start_backend() {
   local log=$OUT/$1.backend.log
+  # Removed first: the new process truncates it only once it runs, and
+  # until then it would still name the last attempt's backend.
+  rm -f "$log"
   taskset -c "$BACKEND_CPU" "$BIN/peer-http-backend" --port 0 --threads "$BACKEND_THREADS" >"$log" 2>&1 &
   BACKEND_PID=$!
   for _ in $(seq 50); do
     BACKEND_ADDR=$(head -1 "$log" 2>/dev/null || true)
-    [[ $BACKEND_ADDR == *:* ]] && return 0
+    [[ $BACKEND_ADDR == *:* ]] && port_busy "${BACKEND_ADDR##*:}" && return 0
     sleep 0.1
   done
   echo "the backend did not start" >&2; cat "$log" >&2; exit 4
@@ -252,16 +256,14 @@ bench() {
 # most RETRIES times; the last attempt's files stay, NAME.cmd lists all.
 attempts() {
   local name=$1; shift
-  local log a
-  log=$(mktemp)
+  local log="" a
   for a in $(seq "$RETRIES"); do
     "$@"
-    echo "# attempt $a: other load before $QUIET, foreign load during the bench $FOREIGN cores" >>"$log"
+    log+="# attempt $a: other load before $QUIET, foreign load during the bench $FOREIGN cores"$'\n'
     awk -v x="$FOREIGN" -v m="$MAX_OTHER" 'BEGIN{exit !(x <= m)}' && break
     [ "$a" -lt "$RETRIES" ] && echo "   $name: foreign load $FOREIGN cores, again" >&2
   done
-  cat "$log" >>"$OUT/$name.cmd"
-  rm -f "$log"
+  printf '%s' "$log" >>"$OUT/$name.cmd"
 }
 
 has() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -275,8 +277,9 @@ ws2api_once() {   # ws2api_once NAME BENCH-ARGS (with @WS@)
   start_backend "$name"
   local p; p=$(free_port 1); PORT=$((p + 1))
   WANT_PORTS=("$p")
+  # shellcheck disable=SC2086 # WS2API_ARGS: words on purpose
   start_server "$name" ws2api --backend "http://$BACKEND_ADDR/ws/" --port "$p" \
-    --address 127.0.0.1 --shards 1 --no-pin
+    --address 127.0.0.1 --shards 1 --no-pin $WS2API_ARGS
   bench "$name" "${@//@WS@/ws://127.0.0.1:$p}"
   drain_ws2api "$p" >"$OUT/$name.counters"
   stop_all
