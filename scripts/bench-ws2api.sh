@@ -163,7 +163,10 @@ stop_pid() {
 }
 stop_all() { stop_pid "$SERVER_PID"; SERVER_PID=""; stop_pid "$BACKEND_PID"; BACKEND_PID=""; }
 trap 'stop_all; rm -rf "$RUN_BIN" "$TIMES_FILE"' EXIT
-trap 'exit 130' INT TERM
+for sig in INT TERM HUP; do
+  # shellcheck disable=SC2064 # the signal's name now
+  trap "echo 'bench-ws2api: stopped by SIG$sig' >&2; exit 130" $sig
+done
 
 # start_backend NAME: the peer on a free port; sets BACKEND_ADDR.
 start_backend() {

@@ -1,0 +1,7 @@
+# 2026-12-06T19:24:51Z  git 44fc9ea8c0372960f69e10ce955b2f833d3bbccc (1 paths modified in the working tree)
+# host other load before (cores busy over 3 s): 0.023
+# layout: server cpu 0, backend cpu 1 (1 thread(s)), load cpu 1
+taskset -c 1 /tmp/tmp.x8HGfHLuC0/peer-http-backend --port 0 --threads 1   # -> 127.0.0.1:43263
+taskset -c 0 /tmp/tmp.x8HGfHLuC0/ringcast serve --port 19107 --api-port 19108 --publisher-port 19109 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-key bench-key --config /work/main/docs/benchmarks/runs/session7-ws2api/pass3/connect-proxy-1.toml
+timeout 300 /tmp/tmp.x8HGfHLuC0/ringcast-bench hold --url ws://127.0.0.1:19107/connection/websocket --channels 0 -n 15000 -d 2 --conns-per-addr 5000 --server-pid 23879 --cpu 1 --json --no-progress
+# attempt 1: other load before 0.023, foreign load during the bench 0.078 cores
