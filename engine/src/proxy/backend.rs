@@ -201,11 +201,10 @@ impl Backends {
             shard: hub.shard,
             call: id,
         };
-        if let Err(e) = self.tx.send(job) {
+        if self.tx.send(job).is_err() {
             // The thread is gone (only at process exit).
             m.pending.fetch_sub(1, Ordering::AcqRel);
             let o = Outcome::Unreachable("backend thread stopped".into());
-            drop(e);
             hub.calls.resolve(id, Box::new(o));
         }
         call

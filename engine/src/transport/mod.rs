@@ -138,9 +138,12 @@ pub async fn serve<S: Edge>(shard: Rc<ShardCtx<S>>, stream: TcpStream, buf: Byte
         }
     };
     // What outlives the request is copied out and the request (its read
-    // buffer) freed before the connection's long-lived state is allocated:
-    // freed the other way round, every stream left a hole of a read buffer
-    // among live allocations (measured: 1.7 KB more RSS per held stream).
+    // buffer) freed before the connection's long-lived state is allocated,
+    // so the buffer's memory can be reused for that state rather than left
+    // as a hole among live allocations. Measured with 4,000 idle SSE streams
+    // (debug build, one shard, RSS per stream): 3,182 B before, 3,064 B
+    // after; the rest of the gap to WebSocket is other transient allocations
+    // of the request (issue 15's note).
     let body = Bytes::copy_from_slice(&body);
     let kept = std::mem::take(&mut req.kept);
     drop(req);
