@@ -23,6 +23,29 @@ pub fn subscribe_cmd(id: u64, channel: &str) -> Vec<u8> {
     format!("{{\"id\":{id},\"subscribe\":{{\"channel\":{ch}}}}}").into_bytes()
 }
 
+/// A subscribe asking for fossil deltas.
+pub fn subscribe_delta_cmd(id: u64, channel: &str) -> Vec<u8> {
+    serde_json::to_vec(
+        &serde_json::json!({"id": id, "subscribe": {"channel": channel, "delta": "fossil"}}),
+    )
+    .expect("json")
+}
+
+/// A fossil subscriber's publication push: `data` is a string, the
+/// payload or a delta against `base` (the last payload, updated here).
+/// Returns our stamp in the payload.
+pub fn delta_stamp(line: &[u8], base: &mut Vec<u8>) -> Option<Stamp> {
+    let v: Value = serde_json::from_slice(line).ok()?;
+    let p = &v["push"]["pub"];
+    let text = p["data"].as_str()?.as_bytes();
+    *base = if p["delta"] == true {
+        ringcast::protocol::fossil::apply(base, text).ok()?
+    } else {
+        text.to_vec()
+    };
+    stamp_of(&serde_json::from_slice(base).ok()?)
+}
+
 /// A subscribe asking for a recoverable subscription; with `recover`
 /// (offset, epoch) it asks for the publications missed since that position
 /// (Centrifugo client protocol v2: `recoverable`, `recover`, `offset`,

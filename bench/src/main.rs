@@ -146,6 +146,11 @@ struct FanoutArgs {
     /// and loopback) and socket → read (the bench's own queueing).
     #[arg(long)]
     rx_timestamps: bool,
+    /// Subscribers ask for fossil deltas (`delta: "fossil"`; the channels'
+    /// namespace must allow them) and decode each publication, as the SDKs
+    /// do; the report gives the push bytes per delivery.
+    #[arg(long)]
+    delta: bool,
     /// How publications reach the server.
     #[arg(long, value_enum, default_value_t = PublisherKind::Client)]
     publisher: PublisherKind,
@@ -589,6 +594,7 @@ fn fanout_config(a: FanoutArgs) -> anyhow::Result<Parsed> {
     )?;
     let mut cfg = subscribers_for(a.subscribers, load, &a.drain, smoke);
     cfg.rx_timestamps = a.rx_timestamps;
+    cfg.delta = a.delta;
     Ok((Scenario::Fanout(cfg), a.url, a.transport.kind, a.common))
 }
 
@@ -677,6 +683,7 @@ fn subscribers_for(
         load,
         quiet_s: drain.secs(smoke).0,
         rx_timestamps: false,
+        delta: false,
     }
 }
 

@@ -219,6 +219,8 @@ pub struct Tally {
     pub publish_acked: u64,
     pub publish_errors: u64,
     pub delivered: u64,
+    /// Bytes of the publication pushes received (the lines, unframed).
+    pub push_bytes: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
     /// Publications the rate schedule wanted but the window did not allow.
@@ -384,6 +386,7 @@ impl Tally {
         self.publish_acked += o.publish_acked;
         self.publish_errors += o.publish_errors;
         self.delivered += o.delivered;
+        self.push_bytes += o.push_bytes;
         self.duplicates += o.duplicates;
         self.out_of_order += o.out_of_order;
         self.rate_deficit += o.rate_deficit;

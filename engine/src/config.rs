@@ -380,6 +380,13 @@ pub struct ChannelOptions {
     /// `[proxy.NAME]` asked when a subscription from the subscribe proxy
     /// expires.
     pub sub_refresh_proxy: String,
+    /// Delta encodings subscribers may ask for (`delta` in subscribe):
+    /// `["fossil"]` or none.
+    pub allowed_delta_types: Vec<String>,
+    /// Publications go to delta subscribers as fossil deltas against the
+    /// one before (when that makes them smaller). Needs
+    /// `allowed_delta_types`.
+    pub delta_publish: bool,
 }
 
 impl Default for ChannelOptions {
@@ -398,6 +405,8 @@ impl Default for ChannelOptions {
             subscribe_proxy: String::new(),
             publish_proxy: String::new(),
             sub_refresh_proxy: String::new(),
+            allowed_delta_types: Vec::new(),
+            delta_publish: false,
         }
     }
 }
@@ -405,6 +414,16 @@ impl Default for ChannelOptions {
 impl ChannelOptions {
     pub fn history_enabled(&self) -> bool {
         self.history_size > 0 && self.history_ttl > 0.0
+    }
+
+    /// Subscribers may ask for fossil deltas.
+    pub fn fossil_allowed(&self) -> bool {
+        self.allowed_delta_types.iter().any(|t| t == "fossil")
+    }
+
+    /// Publications are sent as deltas to the subscribers that asked.
+    pub fn delta_on(&self) -> bool {
+        self.delta_publish && self.fossil_allowed()
     }
 }
 
@@ -612,6 +631,16 @@ impl Config {
             }
             if o.force_recovery && !o.history_enabled() {
                 return Err(ConfigError(format!("{key}.force_recovery: needs history")));
+            }
+            if let Some(t) = o.allowed_delta_types.iter().find(|t| *t != "fossil") {
+                return Err(ConfigError(format!(
+                    "{key}.allowed_delta_types: unknown type {t:?} (\"fossil\" is the one there is)"
+                )));
+            }
+            if o.delta_publish && !o.fossil_allowed() {
+                return Err(ConfigError(format!(
+                    "{key}.delta_publish: needs allowed_delta_types = [\"fossil\"]"
+                )));
             }
             Ok(())
         };

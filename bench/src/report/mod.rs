@@ -126,6 +126,8 @@ pub struct FanoutOut {
     pub delivered_per_s: f64,
     /// First to last delivery received, seconds.
     pub delivery_span_s: f64,
+    /// Bytes of publication pushes received per delivery.
+    pub push_bytes_per_delivery: f64,
     /// Window-based: deliveries (including those drained after the
     /// window) / window length. Overstates a server that queues without
     /// bound; kept for comparison with older reports.
@@ -306,6 +308,11 @@ impl Report {
                         0.0
                     },
                     delivery_span_s: span,
+                    push_bytes_per_delivery: if t.delivered > 0 {
+                        t.push_bytes as f64 / t.delivered as f64
+                    } else {
+                        0.0
+                    },
                     delivered_per_window_s: t.delivered as f64 / window_s,
                     drain_s: if t.delivery_span.is_empty() {
                         0.0

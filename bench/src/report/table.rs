@@ -150,6 +150,10 @@ impl Report {
                 ),
             );
             row(
+                "push bytes / delivery",
+                format!("{:.1}", f.push_bytes_per_delivery),
+            );
+            row(
                 "lost / dup / reordered",
                 format!("{} / {} / {}", f.lost, f.duplicated, f.out_of_order),
             );

@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-use super::centrifuge_login;
 use super::pubsub::{finish_window, receive, spawn_publishers, Ended, PublisherLoad, Receiver};
+use super::{centrifuge_login, centrifuge_login_with};
+use crate::centrifuge::subscribe_delta_cmd;
 use crate::stats::Tally;
 use crate::worker::{Crew, Hand, WorkerCtx};
 
@@ -21,6 +22,8 @@ pub struct FanoutConfig {
     /// Subscribers keep the kernel's receive timestamps, to split the
     /// latency at the subscriber's socket.
     pub rx_timestamps: bool,
+    /// Subscribers take fossil deltas.
+    pub delta: bool,
 }
 
 pub async fn run(mut ctx: WorkerCtx, cfg: FanoutConfig) -> Tally {
@@ -30,8 +33,8 @@ pub async fn run(mut ctx: WorkerCtx, cfg: FanoutConfig) -> Tally {
         let channel = (index % cfg.load.channels.max(1)) as u32;
         let name = plan.channel(channel as usize);
         let token = plan.token.clone();
-        let stamps = cfg.rx_timestamps;
-        crew.spawn(move |hand| subscriber(hand, index, channel, name, token, stamps));
+        let (stamps, delta) = (cfg.rx_timestamps, cfg.delta);
+        crew.spawn(move |hand| subscriber(hand, index, channel, name, token, stamps, delta));
     }
     let running = spawn_publishers(&mut crew, &ctx, &cfg.load, cfg.subscribers);
     crew.setup_done().await;
@@ -59,10 +62,16 @@ async fn subscriber(
     name: String,
     token: Option<String>,
     stamps: bool,
+    delta: bool,
 ) {
     let c = h
         .dial_conn(index, |c| async move {
-            centrifuge_login(c, token.as_deref(), std::slice::from_ref(&name)).await
+            if delta {
+                let sub = [subscribe_delta_cmd(2, &name)];
+                centrifuge_login_with(c, token.as_deref(), &sub, |_| {}).await
+            } else {
+                centrifuge_login(c, token.as_deref(), std::slice::from_ref(&name)).await
+            }
         })
         .await;
     h.setup_done();
@@ -74,6 +83,7 @@ async fn subscriber(
     }
     count_subscriber(&h, channel);
     let mut rx = Receiver::default();
+    rx.delta = delta.then(Vec::new);
     let ended = receive(&mut h, &mut c, &mut rx, None).await;
     rx.settle_into(&mut h.tally.borrow_mut());
     match ended {

@@ -36,7 +36,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::Plan;
-use crate::centrifuge::{classify, pub_offset, write_data, Line, Stamp};
+use crate::centrifuge::{classify, delta_stamp, pub_offset, write_data, Line, Stamp};
 use crate::pace::{Pace, Schedule, Timer};
 use crate::publish::{Ack, PublishConfig, Publisher};
 use crate::stats::{bump, mono_ns, stream_key, SeqCheck, Tally};
@@ -398,6 +398,8 @@ pub struct Receiver {
     pub offset: u64,
     /// Epoch of the subscription, from the last subscribe reply.
     pub epoch: String,
+    /// A fossil subscriber's last payload (None: a plain subscriber).
+    pub delta: Option<Vec<u8>>,
 }
 
 impl Receiver {
@@ -527,7 +529,19 @@ fn take_batch(h: &Hand, c: &mut Conn, rx: &mut Receiver) -> (u64, Option<Ended>)
         };
         for line in text.lines() {
             match classify(line) {
+                Line::Push { stamp: None } if rx.delta.is_some() => {
+                    t.push_bytes += line.len() as u64;
+                    let base = rx.delta.as_mut().expect("delta");
+                    match delta_stamp(line, base) {
+                        Some(s) => {
+                            rx.deliver(&mut t, sec, now, rx_at, s);
+                            got += 1;
+                        }
+                        None => bad += 1,
+                    }
+                }
                 Line::Push { stamp: Some(s) } => {
+                    t.push_bytes += line.len() as u64;
                     rx.deliver(&mut t, sec, now, rx_at, s);
                     if rx.track_offset {
                         if let Some(o) = pub_offset(line) {

@@ -134,6 +134,7 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
             recover: None,
             expires_at: 0,
             reject_unrecovered: false,
+            delta: false,
         });
         n += 1;
     }

@@ -293,6 +293,7 @@ impl ClientService {
                 expires_at: 0,
                 reject_unrecovered: false,
                 track: None,
+                delta: false,
             };
             out.push((ch, sub));
         }
@@ -343,6 +344,10 @@ impl ClientService {
         let opts = match self.channel(channel) {
             Ok(o) => o,
             Err(e) => return reply_error(out, id, e),
+        };
+        let Some(delta) = delta_wanted(&req, opts) else {
+            // An encoding no SDK sends (Centrifugo: bad request).
+            return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
         };
         if s.sub_state(channel)
             .is_some_and(|st| st != SubState::Cancelled)
@@ -396,6 +401,7 @@ impl ClientService {
             expires_at,
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
             track: None,
+            delta,
         };
         self.send_subscribe(s, id, channel.into(), sub);
     }
@@ -427,6 +433,7 @@ impl ClientService {
             expires_at,
             reject_unrecovered,
             track,
+            delta,
         } = sub;
         // Presence keeps who subscribed, where the channel wants it.
         let tracked = track.unwrap_or_else(|| {
@@ -459,6 +466,7 @@ impl ClientService {
             recover,
             expires_at,
             reject_unrecovered,
+            delta,
         });
     }
 
@@ -582,6 +590,19 @@ pub(super) struct PendingSub {
     /// Whether presence keeps this subscriber (the subscribe proxy's
     /// override); `None`: as the channel says.
     pub track: Option<bool>,
+    /// The subscriber takes fossil deltas.
+    pub delta: bool,
+}
+
+/// Whether a subscribe gets fossil deltas: asked for and allowed by the
+/// namespace (asked for where it is not: a plain subscription, as in
+/// Centrifugo). None: an unknown encoding.
+pub(super) fn delta_wanted(req: &SubscribeRequest<'_>, opts: &ChannelOptions) -> Option<bool> {
+    match req.delta.as_deref() {
+        None | Some("") => Some(false),
+        Some("fossil") => Some(opts.fossil_allowed()),
+        Some(_) => None,
+    }
 }
 
 /// Who a connecting client is, from wherever that was decided.

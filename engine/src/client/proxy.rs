@@ -423,6 +423,8 @@ impl ClientService {
         let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone())) else {
             return;
         };
+        // An unknown encoding was refused before the proxy was asked.
+        let delta = super::commands::delta_wanted(req, opts).unwrap_or(false);
         let meta = self.meta(s, p);
         let body = wire::body(&wire::SubscribeRequest {
             base: base(s, &client),
@@ -441,6 +443,7 @@ impl ClientService {
             recover: (history && req.recover)
                 .then(|| (req.offset, Arc::from(req.epoch.as_deref().unwrap_or("")))),
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
+            delta,
         };
         let call = self.post(s, p, body);
         let (svc, s) = (self.clone(), s.clone());
@@ -524,6 +527,7 @@ impl ClientService {
             expires_at,
             reject_unrecovered: asked.reject_unrecovered,
             track: Some(presence || join_leave),
+            delta: asked.delta,
         };
         self.ask_owner(s, id, channel, sub);
     }
@@ -754,6 +758,7 @@ struct Asked {
     recoverable: bool,
     recover: Option<(u64, Arc<str>)>,
     reject_unrecovered: bool,
+    delta: bool,
 }
 
 /// A backend's error for a command, as the client gets it.

@@ -281,9 +281,16 @@ fn subscribe_fields(line: &mut BytesMut, a: &Accepted<'_>) {
         line.put_slice(b",\"expires\":true,\"ttl\":");
         crate::protocol::json::put_u64(line, a.expires_at.saturating_sub(crate::sys::unix_now()));
     }
+    if a.delta {
+        line.put_slice(b",\"delta\":true");
+    }
     if let Some(r) = &a.recovery {
         line.put_slice(b",\"was_recovering\":true");
         match r {
+            Recovery::Recovered(pubs) if a.delta => {
+                line.put_slice(b",\"recovered\":true,\"publications\":");
+                push::put_array(line, &crate::protocol::delta::recovered(pubs));
+            }
             Recovery::Recovered(pubs) => {
                 line.put_slice(b",\"recovered\":true,\"publications\":");
                 push::put_array(line, pubs);

@@ -48,10 +48,13 @@ pub enum MeshMsg {
         done: super::seam::Done,
     },
     // From the owner.
-    /// An encoded push frame for every local subscriber of `channel`.
+    /// An encoded push frame for every local subscriber of `channel`; for
+    /// a publication in a namespace with deltas, what the delta
+    /// subscribers get (`None`: they get `frame` too).
     Deliver {
         channel: ChannelName,
         frame: Bytes,
+        delta: Option<Arc<crate::protocol::delta::DeltaFrames>>,
     },
     /// The owner accepted a subscription at this stream position. `reply.id`
     /// 0 marks a server-side subscription (answered with a push).
@@ -67,6 +70,7 @@ pub enum MeshMsg {
         /// Handed back for presence, once the subscription is active.
         member: Option<Member>,
         reject_unrecovered: bool,
+        delta: bool,
     },
     /// A client publish's result, for its connection.
     Published {

@@ -26,6 +26,7 @@ use self::seam::{
 use self::subs::SubTable;
 use crate::config::{ChannelOptions, Config};
 use crate::protocol::codes::ClientError;
+use crate::protocol::delta::DeltaFrames;
 use crate::shard::conn::Conn;
 
 /// Outbox → mesh → handle rounds one `pump` runs at most.
@@ -45,6 +46,8 @@ pub struct Accepted<'a> {
     pub member: Option<Member>,
     /// The subscriber wants error 112 rather than `recovered: false`.
     pub reject_unrecovered: bool,
+    /// The subscriber takes fossil deltas.
+    pub delta: bool,
 }
 
 /// The client layer as the hub sees it: the sessions of this shard's
@@ -86,7 +89,7 @@ const CATCHUP_MAX: usize = 16 * 1024;
 #[derive(Default)]
 struct Catchup {
     waiting: u32,
-    pubs: Vec<(u64, Bytes)>,
+    pubs: Vec<(u64, Bytes, Option<Arc<DeltaFrames>>)>,
     overflow: bool,
 }
 
@@ -242,7 +245,24 @@ impl Hub {
             m @ (MeshMsg::Subscribe(_) | MeshMsg::Unsubscribe { .. } | MeshMsg::Publish { .. }) => {
                 self.broker.receive(self, m)
             }
-            MeshMsg::Deliver { channel, frame } => {
+            MeshMsg::Deliver {
+                channel,
+                frame,
+                delta: Some(df),
+            } => {
+                let n = self
+                    .subs
+                    .borrow_mut()
+                    .deliver_publication(&channel, &frame, Some(&df));
+                self.stats
+                    .deliveries
+                    .set(self.stats.deliveries.get() + n as u64);
+            }
+            MeshMsg::Deliver {
+                channel,
+                frame,
+                delta: None,
+            } => {
                 let n = self.subs.borrow().deliver(&channel, &frame);
                 self.stats
                     .deliveries
@@ -258,6 +278,7 @@ impl Hub {
                 expires_at,
                 member,
                 reject_unrecovered,
+                delta,
             } => {
                 let a = Accepted {
                     epoch: &epoch,
@@ -267,6 +288,7 @@ impl Hub {
                     recovery,
                     member,
                     reject_unrecovered,
+                    delta,
                 };
                 self.on_subscribed(channel, reply, a);
             }
@@ -415,7 +437,22 @@ impl Hub {
         let clients = self.clients().clone();
         match clients.activate(&channel, reply, &a) {
             Some(conn) => {
-                self.subs.borrow_mut().add(channel.clone(), conn.clone());
+                if a.delta {
+                    // It holds the last recovered publication (sent in full
+                    // or as a chain of deltas), or nothing to build on.
+                    let had = match &a.recovery {
+                        Some(Recovery::Recovered(pubs)) => pubs
+                            .last()
+                            .and_then(|o| crate::protocol::delta::parts(o))
+                            .map_or(0, |p| p.offset),
+                        _ => 0,
+                    };
+                    self.subs
+                        .borrow_mut()
+                        .add_delta(channel.clone(), conn.clone(), had);
+                } else {
+                    self.subs.borrow_mut().add(channel.clone(), conn.clone());
+                }
                 if let Some(m) = a.member {
                     self.presence.add(self, channel, m);
                 }
@@ -456,10 +493,22 @@ impl Hub {
         };
         let ok = !c.overflow;
         if let (Some(conn), true) = (conn, ok) {
-            for (offset, frame) in &c.pubs {
+            let mut had = self.subs.borrow().delta_had_of(channel, conn);
+            for (offset, frame, delta) in &c.pubs {
                 if *offset > top {
-                    conn.send(frame.clone());
+                    match (had, delta) {
+                        (Some(h), Some(df)) => {
+                            conn.send(df.for_base(h).clone());
+                            had = Some(*offset);
+                        }
+                        _ => {
+                            conn.send(frame.clone());
+                        }
+                    }
                 }
+            }
+            if let Some(h) = had {
+                self.subs.borrow_mut().delta_had(channel, conn, h);
             }
         }
         c.waiting -= 1;
@@ -477,13 +526,21 @@ impl Hub {
 
     /// A publication from an asynchronous broker: delivered to the local
     /// subscribers, and kept for subscribes still in flight.
-    pub fn deliver_publication(&self, channel: &str, offset: u64, frame: &Bytes) {
+    pub fn deliver_publication(
+        &self,
+        channel: &str,
+        offset: u64,
+        frame: &Bytes,
+        delta: Option<Arc<DeltaFrames>>,
+    ) {
         let n = if offset > 0 {
             self.subs
                 .borrow_mut()
-                .deliver_positioned(channel, offset, frame)
+                .deliver_positioned(channel, offset, frame, delta.as_deref())
         } else {
-            self.subs.borrow().deliver(channel, frame)
+            self.subs
+                .borrow_mut()
+                .deliver_publication(channel, frame, delta.as_deref())
         };
         self.stats
             .deliveries
@@ -491,7 +548,7 @@ impl Hub {
         if offset > 0 {
             if let Some(c) = self.catchup.borrow_mut().get_mut(channel) {
                 if c.pubs.len() < CATCHUP_MAX {
-                    c.pubs.push((offset, frame.clone()));
+                    c.pubs.push((offset, frame.clone(), delta));
                 } else {
                     c.overflow = true;
                 }

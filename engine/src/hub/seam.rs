@@ -53,6 +53,8 @@ pub struct SubscribeReq {
     pub expires_at: u64,
     /// An unrecoverable position is an error 112, not a subscription.
     pub reject_unrecovered: bool,
+    /// The subscriber takes fossil deltas (its namespace allows them).
+    pub delta: bool,
 }
 
 /// A history read: publications after `since` (from the start when `None`),

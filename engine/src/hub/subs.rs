@@ -1,5 +1,11 @@
 //! A shard's local subscription table: channel → the connections on this shard
 //! subscribed to it. Fan-out walks one vector per publication.
+//!
+//! Subscribers that asked for fossil deltas (`delta: "fossil"`) sit in a
+//! vector of their own with the offset of the last publication each got:
+//! they take one of the two shared pushes of [`DeltaFrames`], the delta when
+//! they hold the publication before it, else the full payload. Plain
+//! subscribers never see that check.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -7,19 +13,54 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::mesh::ChannelName;
+use crate::protocol::delta::DeltaFrames;
 use crate::shard::conn::Conn;
 use crate::shard::framing::{FrameSet, Framing};
+
+/// A delta subscriber and the offset of the last publication it got (0:
+/// none it can build on).
+struct DeltaSub {
+    conn: Rc<Conn>,
+    had: u64,
+}
+
+/// A subscriber held back until the channel passes offset `top`; `delta`
+/// carries a delta subscriber's last offset.
+struct Ahead {
+    conn: Rc<Conn>,
+    top: u64,
+    delta: Option<u64>,
+}
 
 #[derive(Default)]
 pub struct SubTable {
     channels: HashMap<ChannelName, Vec<Rc<Conn>>, ahash::RandomState>,
+    /// The fossil-delta subscribers.
+    delta: HashMap<ChannelName, Vec<DeltaSub>, ahash::RandomState>,
     /// Subscribers whose stream position is ahead of what this shard has
     /// delivered of the channel (a broker whose reads and publications come
     /// over different connections): each gets publications after its
-    /// offset, then joins `channels`.
-    ahead: HashMap<ChannelName, Vec<(Rc<Conn>, u64)>, ahash::RandomState>,
+    /// offset, then joins `channels` (or `delta`).
+    ahead: HashMap<ChannelName, Vec<Ahead>, ahash::RandomState>,
     /// The highest offset delivered per channel (positioned deliveries).
     last: HashMap<ChannelName, u64, ahash::RandomState>,
+}
+
+/// Takes `conn` out of `map[channel]` (matched by `of`), dropping an emptied
+/// entry.
+fn take_from<T>(
+    map: &mut HashMap<ChannelName, Vec<T>, ahash::RandomState>,
+    channel: &str,
+    conn: &Rc<Conn>,
+    of: impl Fn(&T) -> &Rc<Conn>,
+) -> Option<T> {
+    let v = map.get_mut(channel)?;
+    let pos = v.iter().position(|t| Rc::ptr_eq(of(t), conn))?;
+    let t = v.swap_remove(pos);
+    if v.is_empty() {
+        map.remove(channel);
+    }
+    Some(t)
 }
 
 impl SubTable {
@@ -27,29 +68,40 @@ impl SubTable {
         self.channels.entry(channel).or_default().push(conn);
     }
 
+    /// Adds a fossil-delta subscriber that holds publication `had` (0: none).
+    pub fn add_delta(&mut self, channel: ChannelName, conn: Rc<Conn>, had: u64) {
+        self.delta
+            .entry(channel)
+            .or_default()
+            .push(DeltaSub { conn, had });
+    }
+
+    /// Delta subscriber `conn`'s last publication; None when it is a plain
+    /// subscriber.
+    pub fn delta_had_of(&self, channel: &str, conn: &Rc<Conn>) -> Option<u64> {
+        self.delta
+            .get(channel)
+            .and_then(|v| v.iter().find(|d| Rc::ptr_eq(&d.conn, conn)))
+            .map(|d| d.had)
+    }
+
+    /// Records that delta subscriber `conn` got publication `had` (sent to it
+    /// outside the fan-out: a catch-up).
+    pub fn delta_had(&mut self, channel: &str, conn: &Rc<Conn>, had: u64) {
+        if let Some(d) = self
+            .delta
+            .get_mut(channel)
+            .and_then(|v| v.iter_mut().find(|d| Rc::ptr_eq(&d.conn, conn)))
+        {
+            d.had = had;
+        }
+    }
+
     /// Removes `conn` from `channel`; returns whether it was there.
     pub fn remove(&mut self, channel: &str, conn: &Rc<Conn>) -> bool {
-        let mut found = false;
-        if let Some(v) = self.channels.get_mut(channel) {
-            if let Some(pos) = v.iter().position(|c| Rc::ptr_eq(c, conn)) {
-                v.swap_remove(pos);
-                found = true;
-                if v.is_empty() {
-                    self.channels.remove(channel);
-                }
-            }
-        }
-        if !found {
-            if let Some(v) = self.ahead.get_mut(channel) {
-                if let Some(pos) = v.iter().position(|(c, _)| Rc::ptr_eq(c, conn)) {
-                    v.swap_remove(pos);
-                    found = true;
-                    if v.is_empty() {
-                        self.ahead.remove(channel);
-                    }
-                }
-            }
-        }
+        let found = take_from(&mut self.channels, channel, conn, |c| c).is_some()
+            || take_from(&mut self.delta, channel, conn, |d| &d.conn).is_some()
+            || take_from(&mut self.ahead, channel, conn, |a| &a.conn).is_some();
         self.forget_if_empty(channel);
         found
     }
@@ -58,18 +110,31 @@ impl SubTable {
     pub fn take(&mut self, channel: &str) -> Vec<Rc<Conn>> {
         let mut all = self.channels.remove(channel).unwrap_or_default();
         all.extend(
+            self.delta
+                .remove(channel)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| d.conn),
+        );
+        all.extend(
             self.ahead
                 .remove(channel)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(c, _)| c),
+                .map(|a| a.conn),
         );
         self.last.remove(channel);
         all
     }
 
+    fn has(&self, channel: &str) -> bool {
+        self.channels.contains_key(channel)
+            || self.delta.contains_key(channel)
+            || self.ahead.contains_key(channel)
+    }
+
     fn forget_if_empty(&mut self, channel: &str) {
-        if !self.channels.contains_key(channel) && !self.ahead.contains_key(channel) {
+        if !self.has(channel) {
             self.last.remove(channel);
         }
     }
@@ -81,43 +146,57 @@ impl SubTable {
         if self.last.get(channel).copied().unwrap_or(0) >= top {
             return;
         }
-        let Some(v) = self.channels.get_mut(channel) else {
+        let held = if let Some(c) = take_from(&mut self.channels, channel, conn, |c| c) {
+            Ahead {
+                conn: c,
+                top,
+                delta: None,
+            }
+        } else if let Some(d) = take_from(&mut self.delta, channel, conn, |d| &d.conn) {
+            Ahead {
+                conn: d.conn,
+                top,
+                delta: Some(d.had),
+            }
+        } else {
             return;
         };
-        let Some(pos) = v.iter().position(|c| Rc::ptr_eq(c, conn)) else {
-            return;
-        };
-        let (name, _) = self.channels.get_key_value(channel).expect("present");
-        let name = name.clone();
-        let v = self.channels.get_mut(channel).expect("present");
-        let conn = v.swap_remove(pos);
-        if v.is_empty() {
-            self.channels.remove(channel);
-        }
-        self.ahead.entry(name).or_default().push((conn, top));
+        self.ahead.entry(channel.into()).or_default().push(held);
     }
 
     /// Queues publication `offset` of `channel` for every subscriber whose
     /// position is behind it; returns how many.
-    pub fn deliver_positioned(&mut self, channel: &str, offset: u64, frame: &Bytes) -> usize {
+    pub fn deliver_positioned(
+        &mut self,
+        channel: &str,
+        offset: u64,
+        frame: &Bytes,
+        delta: Option<&DeltaFrames>,
+    ) -> usize {
         if let Some(v) = self.ahead.get_mut(channel) {
             let mut joined = Vec::new();
-            v.retain(|(c, top)| {
-                let behind = offset > *top;
+            v.retain_mut(|a| {
+                let behind = offset > a.top;
                 if behind {
-                    joined.push(c.clone());
+                    joined.push(Ahead {
+                        conn: a.conn.clone(),
+                        top: a.top,
+                        delta: a.delta,
+                    });
                 }
                 !behind
             });
             if v.is_empty() {
                 self.ahead.remove(channel);
             }
-            if !joined.is_empty() {
-                let name: ChannelName = channel.into();
-                self.channels.entry(name).or_default().extend(joined);
+            for a in joined {
+                match a.delta {
+                    None => self.add(channel.into(), a.conn),
+                    Some(had) => self.add_delta(channel.into(), a.conn, had),
+                }
             }
         }
-        if self.channels.contains_key(channel) || self.ahead.contains_key(channel) {
+        if self.has(channel) {
             match self.last.get_mut(channel) {
                 Some(l) => *l = (*l).max(offset),
                 None => {
@@ -125,33 +204,84 @@ impl SubTable {
                 }
             }
         }
-        self.deliver(channel, frame)
+        self.deliver_publication(channel, frame, delta)
     }
 
-    /// The local subscribers of `channel`.
-    pub fn conns(&self, channel: &str) -> &[Rc<Conn>] {
-        self.channels.get(channel).map_or(&[], Vec::as_slice)
+    /// Every local subscriber of `channel`, plain and delta (presence).
+    pub fn conns(&self, channel: &str) -> Vec<&Rc<Conn>> {
+        let plain = self.channels.get(channel).map_or(&[][..], Vec::as_slice);
+        let delta = self.delta.get(channel).map_or(&[][..], Vec::as_slice);
+        plain.iter().chain(delta.iter().map(|d| &d.conn)).collect()
     }
 
-    /// Channels with local subscribers.
+    /// Channels with local subscribers (plain or delta).
     pub fn names(&self) -> impl Iterator<Item = &ChannelName> {
-        self.channels.keys()
+        self.channels.keys().chain(
+            self.delta
+                .keys()
+                .filter(|k| !self.channels.contains_key(*k)),
+        )
     }
 
-    /// Queues `frame` for every local subscriber of `channel`; returns how many.
+    /// Queues `frame` (a push that is the same for everyone: join, leave)
+    /// for every local subscriber of `channel`; returns how many.
     pub fn deliver(&self, channel: &str, frame: &Bytes) -> usize {
+        let mut set = None;
+        let mut n = self.deliver_plain(channel, frame, &mut set);
+        if let Some(v) = self.delta.get(channel) {
+            for d in v {
+                send(&d.conn, frame, &mut set);
+            }
+            n += v.len();
+        }
+        n
+    }
+
+    /// Queues a publication: `frame` for the plain subscribers, and for the
+    /// delta subscribers the form of `delta` each can take (the plain frame
+    /// when the publication came without one: its namespace has no deltas).
+    pub fn deliver_publication(
+        &mut self,
+        channel: &str,
+        frame: &Bytes,
+        delta: Option<&DeltaFrames>,
+    ) -> usize {
+        let mut set = None;
+        let mut n = self.deliver_plain(channel, frame, &mut set);
+        if let Some(v) = self.delta.get_mut(channel) {
+            n += v.len();
+            match delta {
+                Some(df) => {
+                    let (mut full_set, mut patch_set) = (None, None);
+                    for d in v {
+                        match &df.patch {
+                            Some(p) if df.builds_on(d.had) => send(&d.conn, p, &mut patch_set),
+                            _ => send(&d.conn, &df.full, &mut full_set),
+                        }
+                        d.had = df.offset;
+                    }
+                }
+                None => {
+                    for d in v {
+                        send(&d.conn, frame, &mut set);
+                        d.had = 0;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    fn deliver_plain<'a>(
+        &self,
+        channel: &str,
+        frame: &'a Bytes,
+        set: &mut Option<FrameSet<'a>>,
+    ) -> usize {
         match self.channels.get(channel) {
             Some(v) => {
-                // WebSocket subscribers share `frame` as it is (the fast
-                // path); the others get their framing's copy, made once
-                // per framing, when the first of them is met.
-                let mut set: Option<FrameSet<'_>> = None;
                 for c in v {
-                    if c.framing() == Framing::WebSocket {
-                        c.send_framed(frame.clone());
-                    } else {
-                        c.send_set(set.get_or_insert_with(|| FrameSet::new(frame)));
-                    }
+                    send(c, frame, set);
                 }
                 v.len()
             }
@@ -161,15 +291,35 @@ impl SubTable {
 
     pub fn channels(&self) -> usize {
         self.channels.len()
+            + self
+                .delta
+                .keys()
+                .filter(|k| !self.channels.contains_key(*k))
+                .count()
     }
 
     pub fn total_subscriptions(&self) -> usize {
         self.channels.values().map(Vec::len).sum::<usize>()
+            + self.delta.values().map(Vec::len).sum::<usize>()
             + self.ahead.values().map(Vec::len).sum::<usize>()
     }
 
     pub fn subscribers(&self, channel: &str) -> usize {
-        self.channels.get(channel).map_or(0, Vec::len) + self.ahead.get(channel).map_or(0, Vec::len)
+        self.channels.get(channel).map_or(0, Vec::len)
+            + self.delta.get(channel).map_or(0, Vec::len)
+            + self.ahead.get(channel).map_or(0, Vec::len)
+    }
+}
+
+/// Queues `frame` for `c`: WebSocket subscribers share it as it is (the
+/// fast path); the others get their framing's copy, made once per framing
+/// (in `set`) when the first of them is met.
+#[inline]
+fn send<'a>(c: &Rc<Conn>, frame: &'a Bytes, set: &mut Option<FrameSet<'a>>) {
+    if c.framing() == Framing::WebSocket {
+        c.send_framed(frame.clone());
+    } else {
+        c.send_set(set.get_or_insert_with(|| FrameSet::new(frame)));
     }
 }
 
@@ -202,31 +352,31 @@ mod tests {
         let ch: ChannelName = "c".into();
         t.add(ch.clone(), old.clone());
         let f = |o: u64| Bytes::from(format!("pub {o}"));
-        assert_eq!(t.deliver_positioned("c", 5, &f(5)), 1);
+        assert_eq!(t.deliver_positioned("c", 5, &f(5), None), 1);
         // `new` was told position 7: 6 and 7 may still arrive here.
         t.add(ch.clone(), new.clone());
         t.hold_until("c", &new, 7);
         assert_eq!(t.subscribers("c"), 2);
         assert_eq!(
-            t.deliver_positioned("c", 6, &f(6)),
+            t.deliver_positioned("c", 6, &f(6), None),
             1,
             "6 only to the old one"
         );
-        assert_eq!(t.deliver_positioned("c", 7, &f(7)), 1);
+        assert_eq!(t.deliver_positioned("c", 7, &f(7), None), 1);
         assert!(!new.has_output());
-        assert_eq!(t.deliver_positioned("c", 8, &f(8)), 2, "8 to both");
+        assert_eq!(t.deliver_positioned("c", 8, &f(8), None), 2, "8 to both");
         assert!(new.has_output());
         // Position at or behind what was delivered: nothing to hold.
         let late = Rc::new(Conn::new(3, 0));
         t.add(ch.clone(), late.clone());
         t.hold_until("c", &late, 8);
-        assert_eq!(t.deliver_positioned("c", 9, &f(9)), 3);
+        assert_eq!(t.deliver_positioned("c", 9, &f(9), None), 3);
         // A held subscriber can leave before it catches up.
         let gone = Rc::new(Conn::new(4, 0));
         t.add(ch.clone(), gone.clone());
         t.hold_until("c", &gone, 20);
         assert!(t.remove("c", &gone));
-        assert_eq!(t.deliver_positioned("c", 21, &f(21)), 3);
+        assert_eq!(t.deliver_positioned("c", 21, &f(21), None), 3);
         assert_eq!(t.take("c").len(), 3);
         assert_eq!(t.channels(), 0);
     }

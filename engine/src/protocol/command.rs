@@ -84,6 +84,9 @@ pub struct SubscribeRequest<'a> {
     pub recoverable: bool,
     #[serde(default)]
     pub join_leave: bool,
+    /// The delta encoding the subscriber can take: `fossil` (or none).
+    #[serde(borrow, default)]
+    pub delta: Option<Cow<'a, str>>,
     /// Bits: 1 channel compaction, 2 reject an unrecoverable position
     /// (error 112 instead of a subscription with `recovered: false`).
     #[serde(default)]

@@ -2,6 +2,8 @@
 
 pub mod codes;
 pub mod command;
+pub mod delta;
+pub mod fossil;
 pub mod json;
 pub mod protobuf;
 pub mod publisher;

@@ -302,10 +302,9 @@ pub struct ClientInfo {
 }
 
 #[derive(Clone, PartialEq, Message, Deserialize)]
-#[serde(default)]
+#[serde(default, from = "PublicationJson")]
 pub struct Publication {
     #[prost(bytes = "vec", tag = "4")]
-    #[serde(deserialize_with = "raw_in")]
     pub data: Vec<u8>,
     #[prost(message, optional, tag = "5")]
     pub info: Option<ClientInfo>,
@@ -319,6 +318,43 @@ pub struct Publication {
     pub time: i64,
     #[prost(string, tag = "10")]
     pub channel: String,
+}
+
+/// A publication as the engine writes it. For a fossil-delta subscriber
+/// (`delta` present, true or false) `data` is a JSON string holding the
+/// bytes: the payload, or the delta; protobuf carries those bytes as they
+/// are.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PublicationJson {
+    data: Option<Box<RawValue>>,
+    info: Option<ClientInfo>,
+    offset: u64,
+    tags: HashMap<String, String>,
+    delta: Option<bool>,
+    time: i64,
+    channel: String,
+}
+
+impl From<PublicationJson> for Publication {
+    fn from(p: PublicationJson) -> Publication {
+        let raw = p.data.as_deref().map_or("", RawValue::get);
+        let data = match p.delta {
+            Some(_) => serde_json::from_str::<String>(raw)
+                .map(String::into_bytes)
+                .unwrap_or_else(|_| raw.as_bytes().to_vec()),
+            None => raw.as_bytes().to_vec(),
+        };
+        Publication {
+            data,
+            info: p.info,
+            offset: p.offset,
+            tags: p.tags,
+            delta: p.delta.unwrap_or(false),
+            time: p.time,
+            channel: p.channel,
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Message, Deserialize)]
@@ -629,5 +665,22 @@ mod tests {
         let c = Reply::decode_length_delimited(&mut buf).unwrap();
         assert_eq!(c, Reply::default(), "the ping");
         assert!(buf.is_empty());
+    }
+    #[test]
+    fn delta_publications_carry_their_bytes() {
+        // A fossil subscriber's pushes: the payload, then a delta, as strings.
+        let json = br#"{"push":{"channel":"c","pub":{"data":"{\"a\":1}","offset":1,"delta":false}}}
+{"push":{"channel":"c","pub":{"data":"7\n3:abc0@0,1;","offset":2,"delta":true}}}
+{"id":3,"subscribe":{"delta":true,"epoch":"e","offset":2}}"#;
+        let wire = encode_replies(json);
+        let mut buf = &wire[..];
+        let full = Reply::decode_length_delimited(&mut buf).unwrap();
+        let p = full.push.unwrap().publication.unwrap();
+        assert_eq!((p.data.as_slice(), p.delta), (&br#"{"a":1}"#[..], false));
+        let d = Reply::decode_length_delimited(&mut buf).unwrap();
+        let p = d.push.unwrap().publication.unwrap();
+        assert_eq!((p.data.as_slice(), p.delta), (&b"7\n3:abc0@0,1;"[..], true));
+        let r = Reply::decode_length_delimited(&mut buf).unwrap();
+        assert!(r.subscribe.unwrap().delta);
     }
 }

@@ -226,6 +226,7 @@ impl MemoryBroker {
             recover,
             expires_at,
             reject_unrecovered,
+            delta,
         } = req;
         let mut owned = self.owned.borrow_mut();
         let ch = owned
@@ -258,6 +259,7 @@ impl MemoryBroker {
                 expires_at,
                 member,
                 reject_unrecovered,
+                delta,
             },
         );
     }
@@ -316,6 +318,7 @@ impl MemoryBroker {
                 MeshMsg::Deliver {
                     channel: channel.clone(),
                     frame: frame.clone(),
+                    delta: None,
                 },
             );
         }
@@ -354,6 +357,7 @@ impl MemoryBroker {
         ch.offset += 1;
         let (epoch, offset) = (ch.epoch.clone(), ch.offset);
         complete_publish(hub, done, Ok((epoch.clone(), offset)));
+        let delta = ch.delta_frames(&channel, data, info, offset);
         if ch.total > 0 || ch.history.is_some() {
             let object = push::publication_object(data, info, offset);
             if ch.total > 0 {
@@ -364,6 +368,7 @@ impl MemoryBroker {
                         MeshMsg::Deliver {
                             channel: channel.clone(),
                             frame: frame.clone(),
+                            delta: delta.clone(),
                         },
                     );
                 }
@@ -389,12 +394,13 @@ impl MemoryBroker {
         done: Done,
     ) {
         hub.stats.publications.set(hub.stats.publications.get() + 1);
-        let owned = self.owned.borrow();
+        let mut owned = self.owned.borrow_mut();
         let position = (NO_EPOCH.with(Arc::clone), 0);
         complete_publish(hub, done, Ok(position));
-        let Some(ch) = owned.get(&channel).filter(|ch| ch.total > 0) else {
+        let Some(ch) = owned.get_mut(&channel).filter(|ch| ch.total > 0) else {
             return;
         };
+        let delta = ch.delta_frames(&channel, data, info, 0);
         let object = push::publication_object(data, info, 0);
         let frame = push::publication_push(&channel, &object);
         for s in ch.shards_with_subscribers() {
@@ -403,6 +409,7 @@ impl MemoryBroker {
                 MeshMsg::Deliver {
                     channel: channel.clone(),
                     frame: frame.clone(),
+                    delta: delta.clone(),
                 },
             );
         }

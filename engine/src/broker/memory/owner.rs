@@ -9,6 +9,7 @@ use bytes::{BufMut, BytesMut};
 use super::history::History;
 use crate::config::ChannelOptions;
 use crate::hub::mesh::Member;
+use crate::protocol::delta::{self, Base, DeltaFrames};
 use crate::protocol::json::{put_str, put_u64};
 
 pub struct OwnedChannel {
@@ -23,6 +24,12 @@ pub struct OwnedChannel {
     pub history: Option<History>,
     pub presence_on: bool,
     pub join_leave: bool,
+    /// Subscribers may take fossil deltas: the last payload is kept
+    /// (`delta_base`) and every publication is also encoded for them.
+    pub fossil: bool,
+    /// Publications are sent to them as deltas (`delta_publish`).
+    pub delta_publish: bool,
+    pub delta_base: Option<Base>,
 }
 
 impl OwnedChannel {
@@ -41,6 +48,9 @@ impl OwnedChannel {
             }),
             presence_on: opts.presence,
             join_leave: opts.join_leave,
+            fossil: opts.fossil_allowed(),
+            delta_publish: opts.delta_on(),
+            delta_base: None,
         }
     }
 
@@ -59,6 +69,37 @@ impl OwnedChannel {
             .enumerate()
             .filter(|(_, &n)| n > 0)
             .map(|(i, _)| i)
+    }
+
+    /// What the delta subscribers get of a publication (None when the
+    /// namespace has no deltas); a positioned one becomes the next base.
+    pub fn delta_frames(
+        &mut self,
+        channel: &str,
+        data: &[u8],
+        info: Option<&[u8]>,
+        offset: u64,
+    ) -> Option<Arc<DeltaFrames>> {
+        if !self.fossil {
+            return None;
+        }
+        let df = (self.total > 0).then(|| {
+            Arc::new(delta::frames(
+                channel,
+                data,
+                info,
+                offset,
+                self.delta_base.as_ref(),
+                self.delta_publish,
+            ))
+        });
+        if offset > 0 {
+            self.delta_base = Some(Base {
+                offset,
+                data: bytes::Bytes::copy_from_slice(data),
+            });
+        }
+        df
     }
 
     /// `"presence":{"<client>":<info>,...}` body for a presence reply.

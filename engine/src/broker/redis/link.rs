@@ -33,7 +33,7 @@ use crate::config::{BrokerSection, Config};
 use crate::hub::mesh::{ChannelName, Mesh, MeshMsg};
 use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError};
-use crate::protocol::push;
+use crate::protocol::{delta, push};
 
 /// Channels per SUBSCRIBE command when a link (re)subscribes everything.
 const SUBSCRIBE_BATCH: usize = 512;
@@ -174,6 +174,13 @@ struct Chan {
     history: bool,
     /// The SUBSCRIBE was acknowledged on the current connection.
     active: bool,
+    /// The namespace lets subscribers take fossil deltas (and sends
+    /// publications as deltas: `delta_publish`).
+    fossil: bool,
+    delta_publish: bool,
+    /// The last positioned payload this node saw, and its epoch: the base of
+    /// the next delta.
+    delta_base: Option<(Arc<str>, delta::Base)>,
 }
 
 struct State {
@@ -669,12 +676,18 @@ impl State {
     fn count(&self, channel: &ChannelName, shard: usize, n: u32, history: bool) {
         let mut chans = self.chans.borrow_mut();
         let shards = self.mesh.shards();
-        let ch = chans.entry(channel.clone()).or_insert_with(|| Chan {
-            shards: vec![0; shards],
-            total: 0,
-            last: None,
-            history,
-            active: false,
+        let ch = chans.entry(channel.clone()).or_insert_with(|| {
+            let opts = self.cfg.channel_options(channel);
+            Chan {
+                shards: vec![0; shards],
+                total: 0,
+                last: None,
+                history,
+                active: false,
+                fossil: opts.is_some_and(|o| o.fossil_allowed()),
+                delta_publish: opts.is_some_and(|o| o.delta_on()),
+                delta_base: None,
+            }
         });
         ch.shards[shard] += n;
         ch.total += n;
@@ -1679,9 +1692,10 @@ impl State {
                     self.insufficient(&name);
                 }
                 let frame = push::publication_push(&name, &wire::with_offset(object, offset));
+                let delta = self.delta_frames(&name, object, offset, epoch);
                 for dst in self.shards_of(&name) {
-                    let (n, f) = (name.clone(), frame.clone());
-                    self.run_on(dst, move |h| h.deliver_publication(&n, offset, &f));
+                    let (n, f, d) = (name.clone(), frame.clone(), delta.clone());
+                    self.run_on(dst, move |h| h.deliver_publication(&n, offset, &f, d));
                 }
             }
             ChannelMsg::Join(info) | ChannelMsg::Leave(info) => {
@@ -1693,6 +1707,37 @@ impl State {
                 }
             }
         }
+    }
+
+    /// What the delta subscribers of `channel` get of a publication (None
+    /// when its namespace has no deltas); a positioned one becomes the
+    /// next base.
+    fn delta_frames(
+        &self,
+        channel: &str,
+        object: &[u8],
+        offset: u64,
+        epoch: &str,
+    ) -> Option<Arc<delta::DeltaFrames>> {
+        let mut chans = self.chans.borrow_mut();
+        let c = chans.get_mut(channel).filter(|c| c.fossil)?;
+        let delta::Parts { data, info, .. } = delta::parts(object)?;
+        let base = c
+            .delta_base
+            .as_ref()
+            .filter(|(e, _)| **e == *epoch)
+            .map(|(_, b)| b);
+        let df = delta::frames(channel, data, info, offset, base, c.delta_publish);
+        if offset > 0 {
+            c.delta_base = Some((
+                epoch.into(),
+                delta::Base {
+                    offset,
+                    data: Bytes::copy_from_slice(data),
+                },
+            ));
+        }
+        Some(Arc::new(df))
     }
 
     /// Records a publication's position; true when it does not follow the

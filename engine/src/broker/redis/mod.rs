@@ -265,6 +265,7 @@ impl Broker for RedisBroker {
             recover,
             expires_at,
             reject_unrecovered,
+            delta,
         } = req;
         if !self.up(&channel) {
             return hub.on_subscribe_failed(&channel, reply, codes::INTERNAL);
@@ -289,6 +290,7 @@ impl Broker for RedisBroker {
                         recovery: read.recovery,
                         member,
                         reject_unrecovered,
+                        delta,
                     };
                     let conn = h.on_subscribed(name.clone(), reply, a);
                     if !h.catchup_close(&name, read.top, conn.as_ref()) {
