@@ -3,7 +3,8 @@
 // same publications as a plain one, live, across recovery and over the
 // Redis broker between nodes; the deltas are really used (the SDK's own
 // deltaStats); where the namespace does not allow deltas the subscription
-// is plain; an unknown delta type is a bad request (3501).
+// is plain; an unknown delta type is a bad request (3501); a tags filter is
+// refused (107).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Centrifuge } from 'centrifuge';
@@ -127,7 +128,7 @@ test('the protobuf build takes deltas as bytes', async () => {
   c.disconnect();
 });
 
-test('a namespace without deltas gives a plain subscription; an unknown type is a bad request', async () => {
+test('a namespace without deltas gives a plain subscription; an unknown type is a bad request; a tags filter is refused', async () => {
   const c = client(server.url);
   await connect(c);
   const d = await subscribe(c, 'plain:x', { delta: 'fossil' });
@@ -143,6 +144,16 @@ test('a namespace without deltas gives a plain subscription; an unknown type is 
   const closed = new Promise((r) => ws.once('close', (code) => r(code)));
   ws.send('{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"board:x","delta":"xdelta"}}');
   assert.equal(await closed, 3501);
+  // A tags filter (Centrifugo 6's `tf`): ringcast has none yet, so it
+  // answers as Centrifugo does where a namespace does not allow one: 107.
+  const ws2 = new WebSocket(server.url);
+  await new Promise((r) => ws2.once('open', r));
+  const lines = [];
+  ws2.on('message', (m) => lines.push(...String(m).split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+  ws2.send('{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"board:y","tf":{"key":"k","cmp":"eq","val":"v"}}}');
+  await waitFor(() => lines.some((l) => l.id === 2), 5000, 'subscribe reply');
+  assert.deepEqual(lines.find((l) => l.id === 2).error, { code: 107, message: 'bad request' });
+  ws2.close();
 });
 
 test('over the Redis broker: a delta subscriber on one node decodes publications made on another, across recovery', { timeout: 30000 }, async () => {

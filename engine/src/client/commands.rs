@@ -349,6 +349,11 @@ impl ClientService {
             // An encoding no SDK sends (Centrifugo: bad request).
             return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
         };
+        if req.tf.is_some_and(|f| f.get() != "null") {
+            // What Centrifugo answers where a namespace does not allow tags
+            // filters: ringcast has none yet (docs/protocol.md, "Tags filter").
+            return reply_error(out, id, codes::BAD_REQUEST);
+        }
         if s.sub_state(channel)
             .is_some_and(|st| st != SubState::Cancelled)
         {

@@ -87,6 +87,9 @@ pub struct SubscribeRequest<'a> {
     /// The delta encoding the subscriber can take: `fossil` (or none).
     #[serde(borrow, default)]
     pub delta: Option<Cow<'a, str>>,
+    /// A tags filter (Centrifugo 6); ringcast has none, so one is refused.
+    #[serde(borrow, default)]
+    pub tf: Option<&'a RawValue>,
     /// Bits: 1 channel compaction, 2 reject an unrecoverable position
     /// (error 112 instead of a subscription with `recovered: false`).
     #[serde(default)]
