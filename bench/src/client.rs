@@ -31,6 +31,9 @@ pub struct WsClient {
     wbuf: BytesMut,
     decoder: Decoder,
     mask: [u8; 4],
+    /// The protobuf client protocol (`--transport protobuf`): commands go
+    /// out as binary frames, replies come in as them (see `protobuf.rs`).
+    pub protobuf: bool,
 }
 
 /// A TCP stream with its read buffer: what every client connection of the
@@ -87,6 +90,7 @@ impl WsClient {
             wbuf: BytesMut::new(),
             decoder: Decoder::new(),
             mask: rng.next_u32().to_ne_bytes(),
+            protobuf: false,
         };
         c.upgrade(target, rng)
             .await

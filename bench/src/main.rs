@@ -8,6 +8,7 @@ mod client;
 mod net;
 mod pace;
 mod procstat;
+mod protobuf;
 mod publish;
 mod report;
 mod run;

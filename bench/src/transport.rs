@@ -52,6 +52,10 @@ pub enum Transport {
     /// Server-sent events at `/connection/sse`.
     #[value(name = "sse")]
     Sse,
+    /// WebSocket at `--url` with `?format=protobuf`: the protobuf client
+    /// protocol (binary frames).
+    #[value(name = "protobuf")]
+    Protobuf,
 }
 
 impl Transport {
@@ -60,6 +64,7 @@ impl Transport {
             Transport::WebSocket => "websocket",
             Transport::HttpStream => "http_stream",
             Transport::Sse => "sse",
+            Transport::Protobuf => "protobuf",
         }
     }
 }
@@ -89,6 +94,10 @@ impl Endpoint {
         let at = |path: String| Target { path, ..ws.clone() };
         let target = match transport {
             Transport::WebSocket => ws.clone(),
+            Transport::Protobuf => {
+                let sep = if ws.path.contains('?') { '&' } else { '?' };
+                at(format!("{}{sep}format=protobuf", ws.path))
+            }
             Transport::HttpStream => at(format!("{prefix}/connection/http_stream")),
             Transport::Sse => at(format!("{prefix}/connection/sse")),
         };
@@ -102,7 +111,7 @@ impl Endpoint {
     /// The URL the connections open (for the report).
     pub fn url(&self) -> String {
         let scheme = match self.transport {
-            Transport::WebSocket => "ws",
+            Transport::WebSocket | Transport::Protobuf => "ws",
             _ => "http",
         };
         format!("{scheme}://{}{}", self.target.host, self.target.path)
@@ -142,6 +151,14 @@ impl Payload {
     }
 }
 
+/// A command the protobuf transport cannot carry: a bench bug, loud.
+fn no_protobuf_form(cmd: &[u8]) {
+    panic!(
+        "no protobuf form for command {}",
+        String::from_utf8_lossy(cmd)
+    );
+}
+
 /// The value of an SSE `data:` line (`None` for other fields and comments).
 fn sse_data(line: &[u8]) -> Option<&[u8]> {
     let v = line.strip_prefix(b"data:")?;
@@ -158,9 +175,12 @@ impl Conn {
         rng: &mut Rng,
     ) -> anyhow::Result<Conn> {
         match ep.transport {
-            Transport::WebSocket => WsClient::connect(&ep.target, src, rng)
+            Transport::WebSocket | Transport::Protobuf => WsClient::connect(&ep.target, src, rng)
                 .await
-                .map(Conn::Ws)
+                .map(|mut c| {
+                    c.protobuf = ep.transport == Transport::Protobuf;
+                    Conn::Ws(c)
+                })
                 .map_err(|e| anyhow::anyhow!("{e}")),
             Transport::HttpStream | Transport::Sse => {
                 let sock = Sock::connect(&ep.target, src)
@@ -185,6 +205,10 @@ impl Conn {
     /// Queues one command (a JSON object) for the next flush.
     pub fn queue(&mut self, cmd: &[u8]) {
         match self {
+            Conn::Ws(c) if c.protobuf => match crate::protobuf::command(cmd) {
+                Some(bin) => c.queue(OpCode::Binary, &bin),
+                None => no_protobuf_form(cmd),
+            },
             Conn::Ws(c) => c.queue(OpCode::Text, cmd),
             Conn::Http(c) => {
                 if !c.out.is_empty() {
@@ -226,6 +250,10 @@ impl Conn {
                     None => return Ok(None),
                     Some(Message::Text(t)) => Incoming::Text(Payload {
                         bytes: t,
+                        sse: false,
+                    }),
+                    Some(Message::Binary(b)) if c.protobuf => Incoming::Text(Payload {
+                        bytes: crate::protobuf::replies(&b),
                         sse: false,
                     }),
                     Some(Message::Binary(_)) => Incoming::Binary,
