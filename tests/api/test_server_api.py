@@ -225,3 +225,40 @@ def test_api_on_the_client_port_is_off_by_default_and_needs_a_key(server, tmp_pa
     r = subprocess.run([ringcast_bin(), "config", "check", str(conf)], capture_output=True, text=True,
                        env={k: v for k, v in os.environ.items() if not k.startswith("RINGCAST_")})
     assert r.returncode != 0 and "api.on_client_port" in r.stderr, r.stderr
+
+
+def test_publication_tags_reach_subscribers_and_history(tmp_path):
+    """`tags` of publish and broadcast travel with the publication: in the
+    push, in history and in a delta subscriber's pushes; a tag that is not
+    a string is a bad request."""
+    conf = tmp_path / "ringcast.toml"
+    conf.write_text("[channel]\nhistory_size = 10\nhistory_ttl = 60\n"
+                    "allowed_delta_types = [\"fossil\"]\ndelta_publish = true\n")
+    server = Server("--shards", "2", "--insecure", "--config", str(conf))
+    plain = delta = None
+    try:
+        plain = WsClient(server.ws_url)
+        plain.subscribe("tagged")
+        delta = WsClient(server.ws_url)
+        assert delta.call("subscribe", {"channel": "tagged", "delta": "fossil"})["subscribe"]["delta"]
+        cent = Client(server.api_url, API_KEY)
+        cent.publish(PublishRequest(channel="tagged", data={"n": 1}, tags={"kind": "goal", "team": "a"}))
+        cent.broadcast(BroadcastRequest(channels=["tagged"], data={"n": 2}, tags={"kind": "card"}))
+        cent.publish(PublishRequest(channel="tagged", data={"n": 3}))
+        got = [p["pub"] for p in plain.pushes(3)]
+        assert [(p["data"]["n"], p.get("tags")) for p in got] == [
+            (1, {"kind": "goal", "team": "a"}), (2, {"kind": "card"}), (3, None)]
+        assert [p.get("tags") for p in (x["pub"] for x in delta.pushes(3))] == [
+            {"kind": "goal", "team": "a"}, {"kind": "card"}, None]
+        hist = requests.post(server.api_url + "/history", json={"channel": "tagged", "limit": -1},
+                             headers={"X-API-Key": API_KEY}).json()["result"]["publications"]
+        assert [p.get("tags") for p in hist] == [{"kind": "goal", "team": "a"}, {"kind": "card"}, None]
+        r = requests.post(server.api_url + "/publish",
+                          json={"channel": "tagged", "data": {}, "tags": {"n": 1}},
+                          headers={"X-API-Key": API_KEY})
+        assert r.json()["error"]["code"] == 107
+    finally:
+        for c in (plain, delta):
+            if c:
+                c.close()
+        server.stop()

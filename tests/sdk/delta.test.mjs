@@ -57,9 +57,13 @@ test('a delta subscriber decodes what a plain one gets; the deltas are used', as
   const channel = 'board:live';
   const d = await subscribe(c, channel, { delta: 'fossil' });
   const p = await subscribe(c2, channel);
-  for (let n = 0; n < 30; n++) await api(server, KEY, 'publish', { channel, data: board(n) });
+  for (let n = 0; n < 30; n++) await api(server, KEY, 'publish', { channel, data: board(n), tags: { n: String(n) } });
   await waitFor(() => d.pubs.length === 30 && p.pubs.length === 30, 5000, 'publications');
   assert.deepEqual(d.pubs.map((x) => x.data), p.pubs.map((x) => x.data));
+  // The API's tags come with the publication, delta or not.
+  const tags = Array.from({ length: 30 }, (_, n) => String(n));
+  assert.deepEqual(d.pubs.map((x) => x.tags?.n), tags);
+  assert.deepEqual(p.pubs.map((x) => x.tags?.n), tags);
   assert.deepEqual(d.pubs.map((x) => x.data), Array.from({ length: 30 }, (_, n) => board(n)));
   assert.deepEqual(d.pubs.map((x) => x.offset), p.pubs.map((x) => x.offset));
   const stats = d.sub.deltaStats();
@@ -165,8 +169,9 @@ test('over the Redis broker: a delta subscriber on one node decodes publications
     const c = cl.client(url(B));
     const ctx = await connect(c);
     const d = await subscribe(c, channel, { delta: 'fossil' });
-    for (let n = 0; n < 10; n++) await api(A, KEY, 'publish', { channel, data: board(n) });
+    for (let n = 0; n < 10; n++) await api(A, KEY, 'publish', { channel, data: board(n), tags: { n: String(n) } });
     await waitFor(() => d.pubs.length === 10, 5000, 'live publications');
+    assert.deepEqual(d.pubs.map((x) => x.tags?.n), Array.from({ length: 10 }, (_, n) => String(n)), 'tags over Redis');
     await api(B, KEY, 'disconnect', { user: '', client: ctx.client, disconnect: { code: 3011, reason: 'test' } });
     await waitFor(() => c.state !== 'connected', 5000, 'disconnect');
     for (let n = 10; n < 15; n++) await api(A, KEY, 'publish', { channel, data: board(n) });

@@ -5,8 +5,6 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
@@ -16,7 +14,6 @@ use super::ApiCtx;
 use crate::broker::{Control, HistoryQuery};
 use crate::config::ChannelOptions;
 use crate::hub::mesh::ChannelName;
-use crate::hub::Hub;
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::json::{put_str, put_u64};
 
@@ -70,16 +67,16 @@ struct PublishReq<'a> {
     channel: Cow<'a, str>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    /// Publication tags (strings only; anything else is a bad request).
+    #[serde(default)]
+    tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
-/// Publishes `data` (a slice of the request body) to `channel` through the
-/// broker; resolves to (epoch, offset).
-pub async fn publish_raw(
-    hub: &Rc<Hub>,
-    channel: ChannelName,
-    data: Bytes,
-) -> Result<(Arc<str>, u64), ClientError> {
-    hub.publish_wait(channel, data, None).await
+/// A publish's `tags` as the JSON object the publication carries (none
+/// when empty).
+fn tags_json(tags: Option<std::collections::BTreeMap<String, String>>) -> Option<Bytes> {
+    let tags = tags.filter(|t| !t.is_empty())?;
+    Some(serde_json::to_vec(&tags).expect("strings encode").into())
 }
 
 /// `{"offset":N,"epoch":"E"}`, or `{}` for a publication that started no
@@ -102,7 +99,11 @@ async fn publish(ctx: &ApiCtx, body: &Bytes, raw: &[u8]) -> ApiResult {
     check_channel(ctx, &req.channel)?;
     let data = req.data.ok_or(codes::BAD_REQUEST)?;
     let data = slice_of(body, data.get().as_bytes());
-    let (epoch, offset) = publish_raw(&ctx.hub, (*req.channel).into(), data).await?;
+    let tags = tags_json(req.tags);
+    let (epoch, offset) = ctx
+        .hub
+        .publish_tagged((*req.channel).into(), data, None, tags)
+        .await?;
     Ok(position_json(&epoch, offset))
 }
 
@@ -122,6 +123,8 @@ struct BroadcastReq<'a> {
     channels: Vec<Cow<'a, str>>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    #[serde(default)]
+    tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 async fn broadcast(ctx: &ApiCtx, body: &Bytes, raw: &[u8]) -> ApiResult {
@@ -130,12 +133,16 @@ async fn broadcast(ctx: &ApiCtx, body: &Bytes, raw: &[u8]) -> ApiResult {
     if req.channels.is_empty() {
         return Err(codes::BAD_REQUEST);
     }
+    let tags = tags_json(req.tags);
     let mut pending = Vec::with_capacity(req.channels.len());
     for ch in &req.channels {
         match check_channel(ctx, ch) {
             Ok(_) => {
                 let channel: ChannelName = (**ch).into();
-                pending.push(Ok(ctx.hub.publish_wait(channel, data.clone(), None)));
+                let call = ctx
+                    .hub
+                    .publish_tagged(channel, data.clone(), None, tags.clone());
+                pending.push(Ok(call));
             }
             Err(e) => pending.push(Err(e)),
         }

@@ -45,6 +45,8 @@ pub enum MeshMsg {
         /// The publication's `data`, raw JSON.
         data: Bytes,
         info: Option<Bytes>,
+        /// Its `tags`, a JSON object of strings.
+        tags: Option<Bytes>,
         done: super::seam::Done,
     },
     // From the owner.

@@ -335,7 +335,7 @@ impl Hub {
     /// Publishes; the result goes to `done` on this shard. The one path for
     /// client publishes, the server API and TCP publishers.
     pub fn publish(&self, channel: ChannelName, data: Bytes, info: Option<Bytes>, done: Done) {
-        self.broker.publish(self, channel, data, info, done);
+        self.broker.publish(self, channel, data, info, None, done);
     }
 
     /// Publishes to the current subscribers only (no offset, no history).
@@ -347,7 +347,7 @@ impl Hub {
         done: Done,
     ) {
         self.broker
-            .publish_without_history(self, channel, data, info, done);
+            .publish_without_history(self, channel, data, info, None, done);
     }
 
     /// Publishes and resolves to the stream position.
@@ -357,12 +357,24 @@ impl Hub {
         data: Bytes,
         info: Option<Bytes>,
     ) -> Call<Result<Position, ClientError>> {
+        self.publish_tagged(channel, data, info, None)
+    }
+
+    /// `publish_wait` with the publication's `tags` (a JSON object of
+    /// strings: the server API's).
+    pub fn publish_tagged(
+        self: &Rc<Self>,
+        channel: ChannelName,
+        data: Bytes,
+        info: Option<Bytes>,
+        tags: Option<Bytes>,
+    ) -> Call<Result<Position, ClientError>> {
         let (id, call) = self.open_call();
         let done = Done::Call {
             shard: self.shard as u16,
             id,
         };
-        self.broker.publish(self, channel, data, info, done);
+        self.broker.publish(self, channel, data, info, tags, done);
         call
     }
 

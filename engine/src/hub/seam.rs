@@ -153,13 +153,15 @@ pub trait Broker {
     /// The broker itself (for its own code reaching it through a hub).
     fn as_any(&self) -> &dyn std::any::Any;
 
-    /// Publishes `data` (raw JSON) with optional `info` (ClientInfo JSON).
+    /// Publishes `data` (raw JSON) with optional `info` (ClientInfo JSON)
+    /// and `tags` (a JSON object of strings).
     fn publish(
         &self,
         hub: &Hub,
         channel: ChannelName,
         data: Bytes,
         info: Option<Bytes>,
+        tags: Option<Bytes>,
         done: Done,
     );
 
@@ -171,6 +173,7 @@ pub trait Broker {
         channel: ChannelName,
         data: Bytes,
         info: Option<Bytes>,
+        tags: Option<Bytes>,
         done: Done,
     );
 

@@ -228,7 +228,11 @@ impl SubTable {
     pub fn deliver(&self, channel: &str, frame: &Bytes) -> usize {
         let mut set = None;
         let mut n = self.deliver_plain(channel, frame, &mut set);
-        if let Some(v) = self.delta.get(channel) {
+        // (No hashing on a shard without delta subscribers.)
+        if let Some(v) = (!self.delta.is_empty())
+            .then(|| self.delta.get(channel))
+            .flatten()
+        {
             for d in v {
                 send(&d.conn, frame, &mut set);
             }
@@ -248,7 +252,12 @@ impl SubTable {
     ) -> usize {
         let mut set = None;
         let mut n = self.deliver_plain(channel, frame, &mut set);
-        if let Some(v) = self.delta.get_mut(channel) {
+        let delta_subs = if self.delta.is_empty() {
+            None
+        } else {
+            self.delta.get_mut(channel)
+        };
+        if let Some(v) = delta_subs {
             n += v.len();
             match delta {
                 Some(df) => {

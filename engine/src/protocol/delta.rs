@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use super::fossil;
 use super::json::{put_str, put_u64};
+use super::push::Fields;
 use crate::ws::frame::text_frame_with;
 
 /// A publication as delta subscribers get it.
@@ -61,16 +62,16 @@ pub struct Base {
 pub fn frames(
     channel: &str,
     data: &[u8],
-    info: Option<&[u8]>,
+    fields: Fields<'_>,
     offset: u64,
     prev: Option<&Base>,
     delta: bool,
 ) -> DeltaFrames {
-    let full = push(channel, data, info, offset, false);
+    let full = push(channel, data, fields, offset, false);
     let patch = prev
         .filter(|p| delta && offset > 0 && p.offset + 1 == offset)
         .and_then(|p| patch_of(&p.data, data))
-        .map(|d| push(channel, &d, info, offset, true));
+        .map(|d| push(channel, &d, fields, offset, true));
     DeltaFrames {
         offset,
         full,
@@ -86,25 +87,22 @@ fn patch_of(prev: &[u8], data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `{"push":{"channel":"C","pub":{"data":"<payload as a string>",…,"delta":B}}}`
-fn push(channel: &str, payload: &[u8], info: Option<&[u8]>, offset: u64, delta: bool) -> Bytes {
+fn push(channel: &str, payload: &[u8], fields: Fields<'_>, offset: u64, delta: bool) -> Bytes {
     text_frame_with(64 + channel.len() + payload.len() * 5 / 4, |out| {
         out.put_slice(b"{\"push\":{\"channel\":");
         put_str(out, channel);
         out.put_slice(b",\"pub\":");
-        put_object(out, payload, info, offset, delta);
+        put_object(out, payload, fields, offset, delta);
         out.put_slice(b"}}");
     })
 }
 
 /// A publication object with its payload as a string and its `delta` flag.
-fn put_object(out: &mut BytesMut, payload: &[u8], info: Option<&[u8]>, offset: u64, delta: bool) {
+fn put_object(out: &mut BytesMut, payload: &[u8], fields: Fields<'_>, offset: u64, delta: bool) {
     out.put_slice(b"{\"data\":");
     // Payloads are JSON text, and deltas of text are text (fossil.rs).
     put_str(out, &String::from_utf8_lossy(payload));
-    if let Some(i) = info {
-        out.put_slice(b",\"info\":");
-        out.put_slice(i);
-    }
+    fields.put(out);
     if offset > 0 {
         out.put_slice(b",\"offset\":");
         put_u64(out, offset);
@@ -122,6 +120,8 @@ struct Object<'a> {
     data: &'a RawValue,
     #[serde(borrow, default)]
     info: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tags: Option<&'a RawValue>,
     #[serde(default)]
     offset: u64,
 }
@@ -131,7 +131,7 @@ struct Object<'a> {
 pub struct Parts<'a> {
     /// `data`, raw JSON.
     pub data: &'a [u8],
-    pub info: Option<&'a [u8]>,
+    pub fields: Fields<'a>,
     pub offset: u64,
 }
 
@@ -141,7 +141,10 @@ pub fn parts(object: &[u8]) -> Option<Parts<'_>> {
     let o: Object<'_> = serde_json::from_slice(object).ok()?;
     Some(Parts {
         data: o.data.get().as_bytes(),
-        info: o.info.map(|i| i.get().as_bytes()),
+        fields: Fields {
+            info: o.info.map(|i| i.get().as_bytes()),
+            tags: o.tags.map(|t| t.get().as_bytes()),
+        },
         offset: o.offset,
     })
 }
@@ -155,15 +158,20 @@ pub fn recovered(objects: &[Bytes]) -> Vec<Bytes> {
     let mut out = Vec::with_capacity(objects.len());
     let mut prev: Option<&[u8]> = None;
     for o in objects {
-        let Some(Parts { data, info, offset }) = parts(o) else {
+        let Some(Parts {
+            data,
+            fields,
+            offset,
+        }) = parts(o)
+        else {
             out.push(o.clone());
             prev = None;
             continue;
         };
         let mut line = BytesMut::with_capacity(o.len() + 16);
         match prev.and_then(|p| patch_of(p, data)) {
-            Some(d) => put_object(&mut line, &d, info, offset, true),
-            None => put_object(&mut line, data, info, offset, false),
+            Some(d) => put_object(&mut line, &d, fields, offset, true),
+            None => put_object(&mut line, data, fields, offset, false),
         }
         out.push(line.freeze());
         prev = Some(data);
@@ -207,11 +215,16 @@ mod tests {
         let mut had = 0;
         for offset in 1..=5u64 {
             let data = payload(offset as u32);
-            let f = frames("ch", &data, Some(info), offset, prev.as_ref(), true);
+            let fields = Fields {
+                info: Some(info),
+                tags: Some(br#"{"k":"v"}"#),
+            };
+            let f = frames("ch", &data, fields, offset, prev.as_ref(), true);
             assert_eq!(f.patch.is_some(), offset > 1, "publication {offset}");
             let p = pub_of(f.for_base(had));
             assert_eq!(p["offset"], offset);
             assert_eq!(p["info"]["user"], "u");
+            assert_eq!(p["tags"]["k"], "v");
             assert_eq!(p["delta"], offset > 1);
             let v = decode(&mut base, &p);
             assert_eq!(
@@ -226,20 +239,26 @@ mod tests {
         }
         // A subscriber that missed nothing but holds no base gets it in full.
         let data = payload(9);
-        let f = frames("ch", &data, None, 6, prev.as_ref(), true);
+        let f = frames("ch", &data, Fields::default(), 6, prev.as_ref(), true);
         assert_eq!(pub_of(f.for_base(0))["delta"], false);
         assert_eq!(pub_of(f.for_base(4))["delta"], false, "base is not 5");
         assert_eq!(pub_of(f.for_base(5))["delta"], true);
         // Without delta_publish, or without the publication before: in full.
-        assert!(frames("ch", &data, None, 6, prev.as_ref(), false)
-            .patch
-            .is_none());
-        assert!(frames("ch", &data, None, 7, prev.as_ref(), true)
-            .patch
-            .is_none());
-        assert!(frames("ch", &data, None, 0, prev.as_ref(), true)
-            .patch
-            .is_none());
+        assert!(
+            frames("ch", &data, Fields::default(), 6, prev.as_ref(), false)
+                .patch
+                .is_none()
+        );
+        assert!(
+            frames("ch", &data, Fields::default(), 7, prev.as_ref(), true)
+                .patch
+                .is_none()
+        );
+        assert!(
+            frames("ch", &data, Fields::default(), 0, prev.as_ref(), true)
+                .patch
+                .is_none()
+        );
     }
 
     #[test]
@@ -263,7 +282,7 @@ mod tests {
             parts(b"{\"data\":[1, 2],\"offset\":3}"),
             Some(Parts {
                 data: b"[1, 2]",
-                info: None,
+                fields: Fields::default(),
                 offset: 3
             })
         );

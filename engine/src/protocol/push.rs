@@ -100,15 +100,44 @@ pub fn client_info_with(
     out.freeze()
 }
 
+/// What a publication object carries besides `data` and `offset`, encoded:
+/// the publisher's `info` (ClientInfo) and `tags` (an object of strings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields<'a> {
+    pub info: Option<&'a [u8]>,
+    pub tags: Option<&'a [u8]>,
+}
+
+impl Fields<'_> {
+    fn len(&self) -> usize {
+        self.info.map_or(0, |i| i.len() + 8) + self.tags.map_or(0, |t| t.len() + 8)
+    }
+
+    /// `,"info":I,"tags":T` (what is set).
+    pub fn put(&self, out: &mut BytesMut) {
+        if let Some(i) = self.info {
+            out.put_slice(b",\"info\":");
+            out.put_slice(i);
+        }
+        if let Some(t) = self.tags {
+            out.put_slice(b",\"tags\":");
+            out.put_slice(t);
+        }
+    }
+}
+
 /// A publication object: `{"data":D,"info":I,"offset":N}` (what history keeps).
 pub fn publication_object(data: &[u8], info: Option<&[u8]>, offset: u64) -> Bytes {
-    let mut out = BytesMut::with_capacity(32 + data.len() + info.map_or(0, |i| i.len()));
+    publication_object_with(data, Fields { info, tags: None }, offset)
+}
+
+/// A publication object with all its fields:
+/// `{"data":D,"info":I,"tags":T,"offset":N}`.
+pub fn publication_object_with(data: &[u8], fields: Fields<'_>, offset: u64) -> Bytes {
+    let mut out = BytesMut::with_capacity(32 + data.len() + fields.len());
     out.put_slice(b"{\"data\":");
     out.put_slice(data);
-    if let Some(i) = info {
-        out.put_slice(b",\"info\":");
-        out.put_slice(i);
-    }
+    fields.put(&mut out);
     if offset > 0 {
         out.put_slice(b",\"offset\":");
         put_u64(&mut out, offset);

@@ -63,9 +63,14 @@ impl Broker for MemoryBroker {
                 channel,
                 data,
                 info,
+                tags,
                 done,
             } => {
-                self.owner_publish(hub, channel, &data, info.as_deref(), done);
+                let fields = push::Fields {
+                    info: info.as_deref(),
+                    tags: tags.as_deref(),
+                };
+                self.owner_publish(hub, channel, &data, fields, done);
             }
             _ => tracing::warn!("memory broker: not an owner message"),
         }
@@ -85,6 +90,7 @@ impl Broker for MemoryBroker {
         channel: ChannelName,
         data: Bytes,
         info: Option<Bytes>,
+        tags: Option<Bytes>,
         done: Done,
     ) {
         hub.send(
@@ -93,6 +99,7 @@ impl Broker for MemoryBroker {
                 channel,
                 data,
                 info,
+                tags,
                 done,
             },
         );
@@ -104,26 +111,32 @@ impl Broker for MemoryBroker {
         channel: ChannelName,
         data: Bytes,
         info: Option<Bytes>,
+        tags: Option<Bytes>,
         done: Done,
     ) {
         hub.send(
             hub.owner_of(&channel),
             MeshMsg::Run(Box::new(move |owner: &Hub| {
-                MemoryBroker::of(owner).owner_publish_transient(
-                    owner,
-                    channel,
-                    &data,
-                    info.as_deref(),
-                    done,
-                )
+                let fields = push::Fields {
+                    info: info.as_deref(),
+                    tags: tags.as_deref(),
+                };
+                MemoryBroker::of(owner).owner_publish_transient(owner, channel, &data, fields, done)
             })),
         );
     }
 
     /// When this shard owns `channel`: no travel.
     fn publish_here(&self, hub: &Hub, channel: &str, data: &[u8]) -> Option<super::Position> {
-        (hub.owner_of(channel) == hub.shard)
-            .then(|| self.owner_publish(hub, channel.into(), data, None, Done::None))
+        (hub.owner_of(channel) == hub.shard).then(|| {
+            self.owner_publish(
+                hub,
+                channel.into(),
+                data,
+                push::Fields::default(),
+                Done::None,
+            )
+        })
     }
 
     /// The channels this shard owns (each counted once, by its owner).
@@ -334,7 +347,7 @@ impl MemoryBroker {
         hub: &Hub,
         channel: ChannelName,
         data: &[u8],
-        info: Option<&[u8]>,
+        fields: push::Fields<'_>,
         done: Done,
     ) -> (Arc<str>, u64) {
         let mut owned = self.owned.borrow_mut();
@@ -357,9 +370,9 @@ impl MemoryBroker {
         ch.offset += 1;
         let (epoch, offset) = (ch.epoch.clone(), ch.offset);
         complete_publish(hub, done, Ok((epoch.clone(), offset)));
-        let delta = ch.delta_frames(&channel, data, info, offset);
+        let delta = ch.delta_frames(&channel, data, fields, offset);
         if ch.total > 0 || ch.history.is_some() {
-            let object = push::publication_object(data, info, offset);
+            let object = push::publication_object_with(data, fields, offset);
             if ch.total > 0 {
                 let frame = push::publication_push(&channel, &object);
                 for s in ch.shards_with_subscribers() {
@@ -390,7 +403,7 @@ impl MemoryBroker {
         hub: &Hub,
         channel: ChannelName,
         data: &[u8],
-        info: Option<&[u8]>,
+        fields: push::Fields<'_>,
         done: Done,
     ) {
         hub.stats.publications.set(hub.stats.publications.get() + 1);
@@ -400,8 +413,8 @@ impl MemoryBroker {
         let Some(ch) = owned.get_mut(&channel).filter(|ch| ch.total > 0) else {
             return;
         };
-        let delta = ch.delta_frames(&channel, data, info, 0);
-        let object = push::publication_object(data, info, 0);
+        let delta = ch.delta_frames(&channel, data, fields, 0);
+        let object = push::publication_object_with(data, fields, 0);
         let frame = push::publication_push(&channel, &object);
         for s in ch.shards_with_subscribers() {
             hub.send(

@@ -77,7 +77,7 @@ impl OwnedChannel {
         &mut self,
         channel: &str,
         data: &[u8],
-        info: Option<&[u8]>,
+        fields: crate::protocol::push::Fields<'_>,
         offset: u64,
     ) -> Option<Arc<DeltaFrames>> {
         if !self.fossil {
@@ -87,7 +87,7 @@ impl OwnedChannel {
             Arc::new(delta::frames(
                 channel,
                 data,
-                info,
+                fields,
                 offset,
                 self.delta_base.as_ref(),
                 self.delta_publish,

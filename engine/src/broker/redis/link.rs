@@ -1721,13 +1721,13 @@ impl State {
     ) -> Option<Arc<delta::DeltaFrames>> {
         let mut chans = self.chans.borrow_mut();
         let c = chans.get_mut(channel).filter(|c| c.fossil)?;
-        let delta::Parts { data, info, .. } = delta::parts(object)?;
+        let delta::Parts { data, fields, .. } = delta::parts(object)?;
         let base = c
             .delta_base
             .as_ref()
             .filter(|(e, _)| **e == *epoch)
             .map(|(_, b)| b);
-        let df = delta::frames(channel, data, info, offset, base, c.delta_publish);
+        let df = delta::frames(channel, data, fields, offset, base, c.delta_publish);
         if offset > 0 {
             c.delta_base = Some((
                 epoch.into(),

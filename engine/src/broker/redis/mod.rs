@@ -240,9 +240,10 @@ impl Broker for RedisBroker {
         channel: ChannelName,
         data: Bytes,
         info: Option<Bytes>,
+        tags: Option<Bytes>,
         done: Done,
     ) {
-        self.publish_to(hub, channel, data, info, done, true)
+        self.publish_to(hub, channel, data, (info, tags), done, true)
     }
 
     fn publish_without_history(
@@ -251,9 +252,10 @@ impl Broker for RedisBroker {
         channel: ChannelName,
         data: Bytes,
         info: Option<Bytes>,
+        tags: Option<Bytes>,
         done: Done,
     ) {
-        self.publish_to(hub, channel, data, info, done, false)
+        self.publish_to(hub, channel, data, (info, tags), done, false)
     }
 
     fn subscribe(&self, hub: &Hub, req: SubscribeReq) {
@@ -502,7 +504,7 @@ impl RedisBroker {
         hub: &Hub,
         channel: ChannelName,
         data: Bytes,
-        info: Option<Bytes>,
+        (info, tags): (Option<Bytes>, Option<Bytes>),
         done: Done,
         history: bool,
     ) {
@@ -515,7 +517,13 @@ impl RedisBroker {
             }
             return;
         }
-        let object = wire::publication(&data, info.as_deref());
+        let object = wire::publication(
+            &data,
+            crate::protocol::push::Fields {
+                info: info.as_deref(),
+                tags: tags.as_deref(),
+            },
+        );
         self.ask(Req::Publish {
             channel,
             object,

@@ -54,8 +54,8 @@ pub enum ControlKind {
 pub struct Malformed;
 
 /// The publication without offset, as kept in the stream and sent to nodes.
-pub fn publication(data: &[u8], info: Option<&[u8]>) -> Bytes {
-    crate::protocol::push::publication_object(data, info, 0)
+pub fn publication(data: &[u8], fields: crate::protocol::push::Fields<'_>) -> Bytes {
+    crate::protocol::push::publication_object_with(data, fields, 0)
 }
 
 /// `p0::<object>`: a publication on a channel without history (no script).
@@ -163,7 +163,13 @@ mod tests {
 
     #[test]
     fn publications_round_trip() {
-        let object = publication(br#"{"n":1}"#, Some(br#"{"user":"u"}"#));
+        let object = publication(
+            br#"{"n":1}"#,
+            crate::protocol::push::Fields {
+                info: Some(br#"{"user":"u"}"#),
+                tags: None,
+            },
+        );
         let msg = [b"p42:AbC:".as_slice(), &object].concat();
         let parsed = parse_channel_msg(&msg).unwrap();
         assert_eq!(
