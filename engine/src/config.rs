@@ -387,6 +387,8 @@ pub struct ChannelOptions {
     /// one before (when that makes them smaller). Needs
     /// `allowed_delta_types`.
     pub delta_publish: bool,
+    /// Subscribers may narrow a subscription with a tags filter (`tf`).
+    pub allow_tags_filter: bool,
 }
 
 impl Default for ChannelOptions {
@@ -407,6 +409,7 @@ impl Default for ChannelOptions {
             sub_refresh_proxy: String::new(),
             allowed_delta_types: Vec::new(),
             delta_publish: false,
+            allow_tags_filter: false,
         }
     }
 }

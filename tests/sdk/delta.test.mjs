@@ -3,8 +3,8 @@
 // same publications as a plain one, live, across recovery and over the
 // Redis broker between nodes; the deltas are really used (the SDK's own
 // deltaStats); where the namespace does not allow deltas the subscription
-// is plain; an unknown delta type is a bad request (3501); a tags filter is
-// refused (107).
+// is plain; an unknown delta type is a bad request (3501); a tags filter
+// where the namespace allows none is refused (107).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Centrifuge } from 'centrifuge';
@@ -148,8 +148,8 @@ test('a namespace without deltas gives a plain subscription; an unknown type is 
   const closed = new Promise((r) => ws.once('close', (code) => r(code)));
   ws.send('{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"board:x","delta":"xdelta"}}');
   assert.equal(await closed, 3501);
-  // A tags filter (Centrifugo 6's `tf`): ringcast has none yet, so it
-  // answers as Centrifugo does where a namespace does not allow one: 107.
+  // A tags filter (Centrifugo 6's `tf`) where the namespace does not allow
+  // one (and with deltas the SDKs refuse it anyway): 107, as Centrifugo.
   const ws2 = new WebSocket(server.url);
   await new Promise((r) => ws2.once('open', r));
   const lines = [];

@@ -135,6 +135,7 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
             expires_at: 0,
             reject_unrecovered: false,
             delta: false,
+            filter: None,
         });
         n += 1;
     }

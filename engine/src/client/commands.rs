@@ -24,6 +24,7 @@ use crate::protocol::command::{
 };
 use crate::protocol::json::{put_str, put_u64};
 use crate::protocol::push;
+use crate::protocol::tags::FilterNode;
 
 impl ClientService {
     pub(super) fn handle(
@@ -294,6 +295,7 @@ impl ClientService {
                 reject_unrecovered: false,
                 track: None,
                 delta: false,
+                filter: None,
             };
             out.push((ch, sub));
         }
@@ -349,11 +351,10 @@ impl ClientService {
             // An encoding no SDK sends (Centrifugo: bad request).
             return disconnect(s, codes::BAD_REQUEST_DISCONNECT);
         };
-        if req.tf.is_some_and(|f| f.get() != "null") {
-            // What Centrifugo answers where a namespace does not allow tags
-            // filters: ringcast has none yet (docs/protocol.md, "Tags filter").
-            return reply_error(out, id, codes::BAD_REQUEST);
-        }
+        let filter = match tags_filter(&req, opts, delta) {
+            Ok(f) => f,
+            Err(e) => return reply_error(out, id, e),
+        };
         if s.sub_state(channel)
             .is_some_and(|st| st != SubState::Cancelled)
         {
@@ -407,6 +408,7 @@ impl ClientService {
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
             track: None,
             delta,
+            filter,
         };
         self.send_subscribe(s, id, channel.into(), sub);
     }
@@ -439,6 +441,7 @@ impl ClientService {
             reject_unrecovered,
             track,
             delta,
+            filter,
         } = sub;
         // Presence keeps who subscribed, where the channel wants it.
         let tracked = track.unwrap_or_else(|| {
@@ -472,6 +475,7 @@ impl ClientService {
             expires_at,
             reject_unrecovered,
             delta,
+            filter,
         });
     }
 
@@ -597,6 +601,28 @@ pub(super) struct PendingSub {
     pub track: Option<bool>,
     /// The subscriber takes fossil deltas.
     pub delta: bool,
+    /// The subscriber's tags filter.
+    pub filter: Option<Arc<FilterNode>>,
+}
+
+/// A subscribe's tags filter (`tf`), when it has one: 107 where the
+/// namespace does not allow filters (Centrifugo's answer), for a filter
+/// that does not parse or breaks Centrifugo's rules, and with deltas (the
+/// SDKs refuse that pair too).
+pub(super) fn tags_filter(
+    req: &SubscribeRequest<'_>,
+    opts: &ChannelOptions,
+    delta: bool,
+) -> Result<Option<Arc<FilterNode>>, ClientError> {
+    let Some(raw) = req.tf.filter(|f| f.get() != "null") else {
+        return Ok(None);
+    };
+    if !opts.allow_tags_filter || delta {
+        return Err(codes::BAD_REQUEST);
+    }
+    let f: FilterNode = serde_json::from_str(raw.get()).map_err(|_| codes::BAD_REQUEST)?;
+    f.validate().map_err(|_| codes::BAD_REQUEST)?;
+    Ok(Some(Arc::new(f)))
 }
 
 /// Whether a subscribe gets fossil deltas: asked for and allowed by the

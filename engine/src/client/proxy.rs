@@ -425,6 +425,10 @@ impl ClientService {
         };
         // An unknown encoding was refused before the proxy was asked.
         let delta = super::commands::delta_wanted(req, opts).unwrap_or(false);
+        // Likewise a filter that is not allowed or not valid.
+        let filter = super::commands::tags_filter(req, opts, delta)
+            .ok()
+            .flatten();
         let meta = self.meta(s, p);
         let body = wire::body(&wire::SubscribeRequest {
             base: base(s, &client),
@@ -444,6 +448,7 @@ impl ClientService {
                 .then(|| (req.offset, Arc::from(req.epoch.as_deref().unwrap_or("")))),
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
             delta,
+            filter,
         };
         let call = self.post(s, p, body);
         let (svc, s) = (self.clone(), s.clone());
@@ -528,6 +533,7 @@ impl ClientService {
             reject_unrecovered: asked.reject_unrecovered,
             track: Some(presence || join_leave),
             delta: asked.delta,
+            filter: asked.filter,
         };
         self.ask_owner(s, id, channel, sub);
     }
@@ -759,6 +765,7 @@ struct Asked {
     recover: Option<(u64, Arc<str>)>,
     reject_unrecovered: bool,
     delta: bool,
+    filter: Option<Arc<crate::protocol::tags::FilterNode>>,
 }
 
 /// A backend's error for a command, as the client gets it.

@@ -291,6 +291,17 @@ fn subscribe_fields(line: &mut BytesMut, a: &Accepted<'_>) {
                 line.put_slice(b",\"recovered\":true,\"publications\":");
                 push::put_array(line, &crate::protocol::delta::recovered(pubs));
             }
+            Recovery::Recovered(pubs) if a.filter.is_some() => {
+                // Only what the filter passes, as live.
+                let f = a.filter.as_deref().expect("filter");
+                let kept: Vec<_> = pubs
+                    .iter()
+                    .filter(|o| f.matches(&crate::protocol::tags::of_object(o)))
+                    .cloned()
+                    .collect();
+                line.put_slice(b",\"recovered\":true,\"publications\":");
+                push::put_array(line, &kept);
+            }
             Recovery::Recovered(pubs) => {
                 line.put_slice(b",\"recovered\":true,\"publications\":");
                 push::put_array(line, pubs);

@@ -50,12 +50,14 @@ pub enum MeshMsg {
         done: super::seam::Done,
     },
     // From the owner.
-    /// An encoded push frame for every local subscriber of `channel`; for
-    /// a publication in a namespace with deltas, what the delta
-    /// subscribers get (`None`: they get `frame` too).
+    /// An encoded push frame for every local subscriber of `channel`: a
+    /// publication (which tags filters apply to; in a namespace with deltas
+    /// `delta` is what the delta subscribers get), or another push (join,
+    /// leave) that everyone gets.
     Deliver {
         channel: ChannelName,
         frame: Bytes,
+        publication: bool,
         delta: Option<Arc<crate::protocol::delta::DeltaFrames>>,
     },
     /// The owner accepted a subscription at this stream position. `reply.id`
@@ -73,6 +75,7 @@ pub enum MeshMsg {
         member: Option<Member>,
         reject_unrecovered: bool,
         delta: bool,
+        filter: Option<Arc<crate::protocol::tags::FilterNode>>,
     },
     /// A client publish's result, for its connection.
     Published {

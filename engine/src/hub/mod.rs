@@ -48,6 +48,8 @@ pub struct Accepted<'a> {
     pub reject_unrecovered: bool,
     /// The subscriber takes fossil deltas.
     pub delta: bool,
+    /// The subscriber's tags filter.
+    pub filter: Option<Arc<crate::protocol::tags::FilterNode>>,
 }
 
 /// The client layer as the hub sees it: the sessions of this shard's
@@ -248,12 +250,13 @@ impl Hub {
             MeshMsg::Deliver {
                 channel,
                 frame,
-                delta: Some(df),
+                publication: true,
+                delta,
             } => {
-                let n = self
-                    .subs
-                    .borrow_mut()
-                    .deliver_publication(&channel, &frame, Some(&df));
+                let n =
+                    self.subs
+                        .borrow_mut()
+                        .deliver_publication(&channel, &frame, delta.as_deref());
                 self.stats
                     .deliveries
                     .set(self.stats.deliveries.get() + n as u64);
@@ -261,7 +264,8 @@ impl Hub {
             MeshMsg::Deliver {
                 channel,
                 frame,
-                delta: None,
+                publication: false,
+                ..
             } => {
                 let n = self.subs.borrow().deliver(&channel, &frame);
                 self.stats
@@ -279,6 +283,7 @@ impl Hub {
                 member,
                 reject_unrecovered,
                 delta,
+                filter,
             } => {
                 let a = Accepted {
                     epoch: &epoch,
@@ -289,6 +294,7 @@ impl Hub {
                     member,
                     reject_unrecovered,
                     delta,
+                    filter,
                 };
                 self.on_subscribed(channel, reply, a);
             }
@@ -462,6 +468,10 @@ impl Hub {
                     self.subs
                         .borrow_mut()
                         .add_delta(channel.clone(), conn.clone(), had);
+                } else if let Some(f) = &a.filter {
+                    self.subs
+                        .borrow_mut()
+                        .add_filtered(channel.clone(), conn.clone(), f);
                 } else {
                     self.subs.borrow_mut().add(channel.clone(), conn.clone());
                 }
@@ -506,8 +516,14 @@ impl Hub {
         let ok = !c.overflow;
         if let (Some(conn), true) = (conn, ok) {
             let mut had = self.subs.borrow().delta_had_of(channel, conn);
+            let filter = self.subs.borrow().filter_of(channel, conn);
             for (offset, frame, delta) in &c.pubs {
-                if *offset > top {
+                let passes = || {
+                    filter
+                        .as_ref()
+                        .is_none_or(|f| f.matches(&crate::protocol::tags::of_frame(frame)))
+                };
+                if *offset > top && passes() {
                     match (had, delta) {
                         (Some(h), Some(df)) => {
                             conn.send(df.for_base(h).clone());

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::mesh::{ChannelName, Member, MeshMsg, ReplyTo};
 use super::Hub;
 use crate::protocol::codes::ClientError;
+use crate::protocol::tags::FilterNode;
 
 /// What a subscriber recovering from (offset, epoch) gets.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct SubscribeReq {
     pub reject_unrecovered: bool,
     /// The subscriber takes fossil deltas (its namespace allows them).
     pub delta: bool,
+    /// The subscriber's tags filter.
+    pub filter: Option<Arc<FilterNode>>,
 }
 
 /// A history read: publications after `since` (from the start when `None`),

@@ -6,14 +6,20 @@
 //! they take one of the two shared pushes of [`DeltaFrames`], the delta when
 //! they hold the publication before it, else the full payload. Plain
 //! subscribers never see that check.
+//!
+//! Subscribers with a tags filter (`tf`) are grouped by filter: a group's
+//! filter is evaluated once per publication on the publication's tags
+//! (read from the push once per shard), and the group gets the push or not.
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::mesh::ChannelName;
 use crate::protocol::delta::DeltaFrames;
+use crate::protocol::tags::{self, FilterNode};
 use crate::shard::conn::Conn;
 use crate::shard::framing::{FrameSet, Framing};
 
@@ -24,12 +30,28 @@ struct DeltaSub {
     had: u64,
 }
 
-/// A subscriber held back until the channel passes offset `top`; `delta`
-/// carries a delta subscriber's last offset.
+/// Subscribers with one tags filter (equal filters, by their canonical
+/// text).
+struct FilterGroup {
+    key: String,
+    filter: Arc<FilterNode>,
+    conns: Vec<Rc<Conn>>,
+}
+
+/// A subscriber held back until the channel passes offset `top`, and which
+/// list it goes back to.
 struct Ahead {
     conn: Rc<Conn>,
     top: u64,
-    delta: Option<u64>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Plain,
+    /// A delta subscriber and its last offset.
+    Delta(u64),
+    Filtered(Arc<FilterNode>),
 }
 
 #[derive(Default)]
@@ -37,6 +59,8 @@ pub struct SubTable {
     channels: HashMap<ChannelName, Vec<Rc<Conn>>, ahash::RandomState>,
     /// The fossil-delta subscribers.
     delta: HashMap<ChannelName, Vec<DeltaSub>, ahash::RandomState>,
+    /// The subscribers with a tags filter, grouped by filter.
+    filtered: HashMap<ChannelName, Vec<FilterGroup>, ahash::RandomState>,
     /// Subscribers whose stream position is ahead of what this shard has
     /// delivered of the channel (a broker whose reads and publications come
     /// over different connections): each gets publications after its
@@ -76,6 +100,49 @@ impl SubTable {
             .push(DeltaSub { conn, had });
     }
 
+    /// Adds a subscriber with tags filter `f`, to the group of its filter.
+    pub fn add_filtered(&mut self, channel: ChannelName, conn: Rc<Conn>, f: &Arc<FilterNode>) {
+        let key = f.key();
+        let groups = self.filtered.entry(channel).or_default();
+        match groups.iter_mut().find(|g| g.key == key) {
+            Some(g) => g.conns.push(conn),
+            None => groups.push(FilterGroup {
+                key,
+                filter: f.clone(),
+                conns: vec![conn],
+            }),
+        }
+    }
+
+    /// `conn`'s tags filter, if it is a filtered subscriber of `channel`.
+    pub fn filter_of(&self, channel: &str, conn: &Rc<Conn>) -> Option<Arc<FilterNode>> {
+        self.filtered
+            .get(channel)?
+            .iter()
+            .find(|g| g.conns.iter().any(|c| Rc::ptr_eq(c, conn)))
+            .map(|g| g.filter.clone())
+    }
+
+    /// Takes `conn` out of the filtered groups of `channel`: its filter.
+    fn take_filtered(&mut self, channel: &str, conn: &Rc<Conn>) -> Option<Arc<FilterNode>> {
+        let groups = self.filtered.get_mut(channel)?;
+        let (gi, ci) = groups.iter().enumerate().find_map(|(gi, g)| {
+            g.conns
+                .iter()
+                .position(|c| Rc::ptr_eq(c, conn))
+                .map(|ci| (gi, ci))
+        })?;
+        groups[gi].conns.swap_remove(ci);
+        let filter = groups[gi].filter.clone();
+        if groups[gi].conns.is_empty() {
+            groups.swap_remove(gi);
+        }
+        if groups.is_empty() {
+            self.filtered.remove(channel);
+        }
+        Some(filter)
+    }
+
     /// Delta subscriber `conn`'s last publication; None when it is a plain
     /// subscriber.
     pub fn delta_had_of(&self, channel: &str, conn: &Rc<Conn>) -> Option<u64> {
@@ -101,6 +168,7 @@ impl SubTable {
     pub fn remove(&mut self, channel: &str, conn: &Rc<Conn>) -> bool {
         let found = take_from(&mut self.channels, channel, conn, |c| c).is_some()
             || take_from(&mut self.delta, channel, conn, |d| &d.conn).is_some()
+            || self.take_filtered(channel, conn).is_some()
             || take_from(&mut self.ahead, channel, conn, |a| &a.conn).is_some();
         self.forget_if_empty(channel);
         found
@@ -117,6 +185,13 @@ impl SubTable {
                 .map(|d| d.conn),
         );
         all.extend(
+            self.filtered
+                .remove(channel)
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|g| g.conns),
+        );
+        all.extend(
             self.ahead
                 .remove(channel)
                 .unwrap_or_default()
@@ -130,6 +205,7 @@ impl SubTable {
     fn has(&self, channel: &str) -> bool {
         self.channels.contains_key(channel)
             || self.delta.contains_key(channel)
+            || self.filtered.contains_key(channel)
             || self.ahead.contains_key(channel)
     }
 
@@ -150,13 +226,19 @@ impl SubTable {
             Ahead {
                 conn: c,
                 top,
-                delta: None,
+                kind: Kind::Plain,
             }
         } else if let Some(d) = take_from(&mut self.delta, channel, conn, |d| &d.conn) {
             Ahead {
                 conn: d.conn,
                 top,
-                delta: Some(d.had),
+                kind: Kind::Delta(d.had),
+            }
+        } else if let Some(f) = self.take_filtered(channel, conn) {
+            Ahead {
+                conn: conn.clone(),
+                top,
+                kind: Kind::Filtered(f),
             }
         } else {
             return;
@@ -181,7 +263,7 @@ impl SubTable {
                     joined.push(Ahead {
                         conn: a.conn.clone(),
                         top: a.top,
-                        delta: a.delta,
+                        kind: a.kind.clone(),
                     });
                 }
                 !behind
@@ -190,9 +272,10 @@ impl SubTable {
                 self.ahead.remove(channel);
             }
             for a in joined {
-                match a.delta {
-                    None => self.add(channel.into(), a.conn),
-                    Some(had) => self.add_delta(channel.into(), a.conn, had),
+                match a.kind {
+                    Kind::Plain => self.add(channel.into(), a.conn),
+                    Kind::Delta(had) => self.add_delta(channel.into(), a.conn, had),
+                    Kind::Filtered(f) => self.add_filtered(channel.into(), a.conn, &f),
                 }
             }
         }
@@ -207,20 +290,33 @@ impl SubTable {
         self.deliver_publication(channel, frame, delta)
     }
 
-    /// Every local subscriber of `channel`, plain and delta (presence).
+    /// Every local subscriber of `channel`, plain, delta and filtered
+    /// (presence).
     pub fn conns(&self, channel: &str) -> Vec<&Rc<Conn>> {
         let plain = self.channels.get(channel).map_or(&[][..], Vec::as_slice);
         let delta = self.delta.get(channel).map_or(&[][..], Vec::as_slice);
-        plain.iter().chain(delta.iter().map(|d| &d.conn)).collect()
+        let groups = self.filtered.get(channel).map_or(&[][..], Vec::as_slice);
+        plain
+            .iter()
+            .chain(delta.iter().map(|d| &d.conn))
+            .chain(groups.iter().flat_map(|g| g.conns.iter()))
+            .collect()
     }
 
-    /// Channels with local subscribers (plain or delta).
+    /// Channels with local subscribers (plain, delta or filtered).
     pub fn names(&self) -> impl Iterator<Item = &ChannelName> {
-        self.channels.keys().chain(
-            self.delta
-                .keys()
-                .filter(|k| !self.channels.contains_key(*k)),
-        )
+        self.channels
+            .keys()
+            .chain(
+                self.delta
+                    .keys()
+                    .filter(|k| !self.channels.contains_key(*k)),
+            )
+            .chain(
+                self.filtered
+                    .keys()
+                    .filter(|k| !self.channels.contains_key(*k) && !self.delta.contains_key(*k)),
+            )
     }
 
     /// Queues `frame` (a push that is the same for everyone: join, leave)
@@ -238,6 +334,40 @@ impl SubTable {
             }
             n += v.len();
         }
+        if let Some(groups) = (!self.filtered.is_empty())
+            .then(|| self.filtered.get(channel))
+            .flatten()
+        {
+            for c in groups.iter().flat_map(|g| g.conns.iter()) {
+                send(c, frame, &mut set);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Queues a publication for the filtered subscribers of `channel`
+    /// whose filter its tags pass; returns how many.
+    fn deliver_filtered<'a>(
+        &self,
+        channel: &str,
+        frame: &'a Bytes,
+        set: &mut Option<FrameSet<'a>>,
+    ) -> usize {
+        let Some(groups) = (!self.filtered.is_empty())
+            .then(|| self.filtered.get(channel))
+            .flatten()
+        else {
+            return 0;
+        };
+        let tags = tags::of_frame(frame);
+        let mut n = 0;
+        for g in groups.iter().filter(|g| g.filter.matches(&tags)) {
+            for c in &g.conns {
+                send(c, frame, set);
+            }
+            n += g.conns.len();
+        }
         n
     }
 
@@ -252,6 +382,7 @@ impl SubTable {
     ) -> usize {
         let mut set = None;
         let mut n = self.deliver_plain(channel, frame, &mut set);
+        n += self.deliver_filtered(channel, frame, &mut set);
         let delta_subs = if self.delta.is_empty() {
             None
         } else {
@@ -299,23 +430,29 @@ impl SubTable {
     }
 
     pub fn channels(&self) -> usize {
-        self.channels.len()
-            + self
-                .delta
-                .keys()
-                .filter(|k| !self.channels.contains_key(*k))
-                .count()
+        self.names().count()
     }
 
     pub fn total_subscriptions(&self) -> usize {
         self.channels.values().map(Vec::len).sum::<usize>()
             + self.delta.values().map(Vec::len).sum::<usize>()
+            + self.filtered_count(None)
             + self.ahead.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Filtered subscribers of `channel` (all channels: None).
+    fn filtered_count(&self, channel: Option<&str>) -> usize {
+        let count = |gs: &Vec<FilterGroup>| gs.iter().map(|g| g.conns.len()).sum::<usize>();
+        match channel {
+            Some(c) => self.filtered.get(c).map_or(0, count),
+            None => self.filtered.values().map(count).sum(),
+        }
     }
 
     pub fn subscribers(&self, channel: &str) -> usize {
         self.channels.get(channel).map_or(0, Vec::len)
             + self.delta.get(channel).map_or(0, Vec::len)
+            + self.filtered_count(Some(channel))
             + self.ahead.get(channel).map_or(0, Vec::len)
     }
 }
@@ -387,6 +524,54 @@ mod tests {
         assert!(t.remove("c", &gone));
         assert_eq!(t.deliver_positioned("c", 21, &f(21), None), 3);
         assert_eq!(t.take("c").len(), 3);
+        assert_eq!(t.channels(), 0);
+    }
+
+    #[test]
+    fn filtered_subscribers_get_what_their_group_passes() {
+        use crate::protocol::push::{publication_object_with, publication_push, Fields};
+        let filter = |val: &str| -> Arc<FilterNode> {
+            Arc::new(
+                serde_json::from_str(&format!(r#"{{"key":"kind","cmp":"eq","val":"{val}"}}"#))
+                    .unwrap(),
+            )
+        };
+        let mut t = SubTable::default();
+        let ch: ChannelName = "c".into();
+        let goals = [Rc::new(Conn::new(1, 0)), Rc::new(Conn::new(2, 0))];
+        let cards = Rc::new(Conn::new(3, 0));
+        let all = Rc::new(Conn::new(4, 0));
+        for g in &goals {
+            t.add_filtered(ch.clone(), g.clone(), &filter("goal"));
+        }
+        t.add_filtered(ch.clone(), cards.clone(), &filter("card"));
+        t.add(ch.clone(), all.clone());
+        assert_eq!(t.filtered["c"].len(), 2, "one group per distinct filter");
+        assert_eq!(t.subscribers("c"), 4);
+        assert!(t.filter_of("c", &cards).is_some() && t.filter_of("c", &all).is_none());
+        let publication = |kind: &str| {
+            let tags = format!(r#"{{"kind":"{kind}"}}"#);
+            let object = publication_object_with(
+                b"{}",
+                Fields {
+                    info: None,
+                    tags: Some(tags.as_bytes()),
+                },
+                1,
+            );
+            publication_push("c", &object)
+        };
+        assert_eq!(t.deliver_publication("c", &publication("goal"), None), 3);
+        assert!(goals.iter().all(|g| g.has_output()) && all.has_output());
+        assert!(!cards.has_output());
+        assert_eq!(t.deliver_publication("c", &publication("offside"), None), 1);
+        // Join/leave pushes reach everyone.
+        assert_eq!(t.deliver("c", &Bytes::from_static(b"x")), 4);
+        assert!(cards.has_output());
+        assert!(t.remove("c", &goals[0]));
+        assert!(t.remove("c", &cards));
+        assert_eq!(t.filtered["c"].len(), 1, "the emptied group is gone");
+        assert_eq!(t.take("c").len(), 2);
         assert_eq!(t.channels(), 0);
     }
 }

@@ -8,3 +8,4 @@ pub mod json;
 pub mod protobuf;
 pub mod publisher;
 pub mod push;
+pub mod tags;

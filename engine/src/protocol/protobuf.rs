@@ -137,9 +137,35 @@ pub struct SubscribeRequest {
     #[prost(string, tag = "12")]
     #[serde(skip_serializing_if = "String::is_empty")]
     pub delta: String,
+    #[prost(message, optional, tag = "13")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tf: Option<FilterNode>,
     #[prost(int64, tag = "14")]
     #[serde(skip_serializing_if = "is_zero")]
     pub flag: i64,
+}
+
+/// A tags filter node (read as JSON by `protocol::tags`).
+#[derive(Clone, PartialEq, Message, Serialize)]
+pub struct FilterNode {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub op: String,
+    #[prost(string, tag = "2")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cmp: String,
+    #[prost(string, tag = "4")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub val: String,
+    #[prost(string, repeated, tag = "5")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vals: Vec<String>,
+    #[prost(message, repeated, tag = "6")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<FilterNode>,
 }
 
 #[derive(Clone, PartialEq, Message, Serialize)]

@@ -60,6 +60,19 @@ pub struct FrameHeader {
 /// The longest header: 2 + 8 (length) + 4 (mask).
 pub const MAX_HEADER_LEN: usize = 14;
 
+/// The payload of a complete unmasked frame (one this server encoded);
+/// empty when `frame` is not one.
+pub fn payload_of(frame: &[u8]) -> &[u8] {
+    match parse_header(frame) {
+        Ok(Some(h))
+            if h.mask.is_none() && frame.len() as u64 == h.header_len as u64 + h.payload_len =>
+        {
+            &frame[h.header_len..]
+        }
+        _ => &[],
+    }
+}
+
 /// Parses the header at the start of `buf`. `Ok(None)` means more bytes are
 /// needed; nothing is consumed either way. Errors are for headers that can never
 /// become valid (reserved bits, unknown opcodes, bad control frames).

@@ -240,6 +240,7 @@ impl MemoryBroker {
             expires_at,
             reject_unrecovered,
             delta,
+            filter,
         } = req;
         let mut owned = self.owned.borrow_mut();
         let ch = owned
@@ -273,6 +274,7 @@ impl MemoryBroker {
                 member,
                 reject_unrecovered,
                 delta,
+                filter,
             },
         );
     }
@@ -331,6 +333,7 @@ impl MemoryBroker {
                 MeshMsg::Deliver {
                     channel: channel.clone(),
                     frame: frame.clone(),
+                    publication: false,
                     delta: None,
                 },
             );
@@ -381,6 +384,7 @@ impl MemoryBroker {
                         MeshMsg::Deliver {
                             channel: channel.clone(),
                             frame: frame.clone(),
+                            publication: true,
                             delta: delta.clone(),
                         },
                     );
@@ -422,6 +426,7 @@ impl MemoryBroker {
                 MeshMsg::Deliver {
                     channel: channel.clone(),
                     frame: frame.clone(),
+                    publication: true,
                     delta: delta.clone(),
                 },
             );

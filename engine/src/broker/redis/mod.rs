@@ -268,6 +268,7 @@ impl Broker for RedisBroker {
             expires_at,
             reject_unrecovered,
             delta,
+            filter,
         } = req;
         if !self.up(&channel) {
             return hub.on_subscribe_failed(&channel, reply, codes::INTERNAL);
@@ -293,6 +294,7 @@ impl Broker for RedisBroker {
                         member,
                         reject_unrecovered,
                         delta,
+                        filter,
                     };
                     let conn = h.on_subscribed(name.clone(), reply, a);
                     if !h.catchup_close(&name, read.top, conn.as_ref()) {
