@@ -425,7 +425,8 @@ async fn run(
         dropped_connects = dropped,
         "backends: draining"
     );
-    let deadline = tokio::time::Instant::from_std(deadline);
+    let deadline = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+    tokio::pin!(deadline);
     loop {
         let (queued, in_flight) = t.pending();
         if queued + in_flight == 0 {
@@ -434,7 +435,7 @@ async fn run(
         }
         tokio::select! {
             _ = t.progress.notified() => {}
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = &mut deadline => {
                 let (queued, in_flight) = t.pending();
                 tracing::warn!(
                     undelivered = queued + in_flight,
