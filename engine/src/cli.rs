@@ -607,9 +607,17 @@ fn ws2api(a: Ws2ApiArgs) -> anyhow::Result<()> {
         backends,
         counters: Arc::default(),
     };
+    let grace = sc.shutdown_timeout;
+    let (signalled, drained) = (shutdown.clone(), parts.backends.clone());
     shard::run(sc, ceiling, shutdown, move |env| {
         std::rc::Rc::new(Ws2Api::start(env, &parts))
-    })
+    })?;
+    // The shards have stopped; the backend calls they handed over (the
+    // closes' DELETEs, accepted messages' POSTs) go out before the process
+    // ends, within the same shutdown deadline.
+    let from = signalled.triggered_at().unwrap_or_else(Instant::now);
+    drained.drain(from + grace);
+    Ok(())
 }
 
 /// Builds one shard's broker handle.

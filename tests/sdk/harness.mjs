@@ -16,8 +16,10 @@ export function ringcastBin() {
 /// Starts `ringcast serve` on ephemeral ports (`args` after ours) and
 /// resolves once its ready line (one JSON object on stdout) names every
 /// address. The handle: `url`, `addr`, `apiAddr`, `publisherAddr`, `ready`
-/// (the whole object), `log()` (stderr so far), `alive()`, `stop()` (SIGKILL;
-/// also done when this process exits).
+/// (the whole object), `log()` (stderr so far), `alive()`, `signal(sig)`
+/// (e.g. SIGTERM, a graceful shutdown), `exited` (resolves with { code,
+/// signal } once the process has ended), `stop()` (SIGKILL; also done when
+/// this process exits).
 export async function startServer(args) {
   return startRingcast(['serve', '--port', '0', '--api-port', '0', '--publisher-port', '0',
     '--address', '127.0.0.1', '--no-pin', ...args]);
@@ -32,6 +34,9 @@ export async function startRingcast(argv) {
   });
   live.add(child);
   child.on('exit', () => live.delete(child));
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal }));
+  });
   let log = '';
   child.stderr.on('data', (chunk) => { log += chunk; });
   const ready = await new Promise((resolve, reject) => {
@@ -59,6 +64,8 @@ export async function startRingcast(argv) {
     log: () => log,
     /// True while the process has not exited.
     alive: () => child.exitCode === null && child.signalCode === null,
+    signal: (sig) => child.kill(sig),
+    exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = once(child, 'exit');

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { startBackend, deadPort } from './backend.mjs';
-import { startRingcast, waitFor } from './harness.mjs';
+import { eventually, startRingcast, waitFor } from './harness.mjs';
 
 /// ws2api's example backend (server/server.go): GET and DELETE answer `ok`,
 /// a POST is answered with what it carried. Ids starting with `deny` are
@@ -291,6 +291,92 @@ ${nodes.map((n, i) => `  server n${i} ${n.addr}`).join('\n')}
     await once(haproxy, 'exit');
     fs.rmSync(dir, { recursive: true, force: true });
     for (const n of nodes) await n.stop();
+    await backend.stop();
+  }
+});
+
+/// ws2api's counter page as numbers.
+async function counters(server) {
+  const plain = await (await fetch(`http://${server.addr}/`)).text();
+  return Object.fromEntries(plain.trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
+}
+
+/// Resolves with the process's exit, or rejects after `ms`.
+function exitWithin(server, ms) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`ringcast still running ${ms} ms after SIGTERM:\n${server.log()}`)), ms);
+  });
+  return Promise.race([server.exited, late]).finally(() => clearTimeout(timer));
+}
+
+test('ws2api: a graceful shutdown right after clients closed still sends every queued DELETE and accepted POST before the process exits', async () => {
+  const N = 30;
+  // A slow backend: 150 ms per POST and DELETE, 3 at once (--max-in-flight),
+  // so the 60 calls take about 3 s, and at the signal most are still queued.
+  const backend = await startBackend({
+    '*': ({ method, raw }) => {
+      if (method === 'GET') return { text: 'ok' };
+      return { delay: 150, text: method === 'POST' ? `re:${raw}` : 'ok' };
+    },
+  });
+  const server = await startWs2Api(backend.url('/wsoverhttp/'), ['--shards', '2', '--max-in-flight', '3']);
+  try {
+    const clients = [];
+    for (let i = 0; i < N; i++) clients.push(await open(server.ws(`s${i}`)));
+    // Each client sends a message and closes at once.
+    await Promise.all(clients.map((c, i) => {
+      const done = closed(c.ws);
+      c.ws.send(`m${i}`);
+      c.ws.close(1000, `bye ${i}`);
+      return done;
+    }));
+    // Every close has been handed to the backends thread (the counter goes
+    // up as the DELETE is queued); then SIGTERM at once.
+    await eventually(async () => (await counters(server)).connections_closed === N, 5000, 'the closes counted');
+    const deletesAtSignal = backend.requests.filter((r) => r.method === 'DELETE').length;
+    server.signal('SIGTERM');
+    const exit = await exitWithin(server, 15000);
+    assert.deepEqual(exit, { code: 0, signal: null }, server.log());
+    assert.ok(deletesAtSignal < N, `the DELETEs were still queued at the signal (${deletesAtSignal} of ${N} had arrived)`);
+    const deletes = backend.requests.filter((r) => r.method === 'DELETE');
+    assert.deepEqual(deletes.map((r) => `${r.path} ${r.raw}`).sort(),
+      clients.map((_, i) => `/wsoverhttp/s${i} bye ${i}`).sort(), 'every DELETE, with its reason');
+    const posts = backend.requests.filter((r) => r.method === 'POST');
+    assert.deepEqual(posts.map((r) => `${r.path} ${r.raw}`).sort(),
+      clients.map((_, i) => `/wsoverhttp/s${i} m${i}`).sort(), 'every accepted POST');
+    assert.match(server.log(), /backend calls drained.*undelivered=0/, server.log());
+  } finally {
+    await server.stop();
+    await backend.stop();
+  }
+});
+
+test('ws2api: a shutdown does not wait for the backend past --shutdown-timeout, and logs the calls it did not deliver', async () => {
+  // DELETEs are never answered; 2 at once, so 2 are in flight and 4 queued.
+  const backend = await startBackend({
+    '*': ({ method }) => (method === 'GET' ? { text: 'ok' } : new Promise(() => {})),
+  });
+  const server = await startWs2Api(backend.url('/wsoverhttp/'), ['--max-in-flight', '2', '--shutdown-timeout', '1']);
+  try {
+    const clients = [];
+    for (let i = 0; i < 6; i++) clients.push(await open(server.ws(`t${i}`)));
+    await Promise.all(clients.map((c) => {
+      const done = closed(c.ws);
+      c.ws.close(1000, 'bye');
+      return done;
+    }));
+    await eventually(async () => (await counters(server)).connections_closed === 6, 5000, 'the closes counted');
+    await waitFor(() => backend.requests.filter((r) => r.method === 'DELETE').length === 2, 5000, 'two DELETEs in flight');
+    const t0 = Date.now();
+    server.signal('SIGTERM');
+    const exit = await exitWithin(server, 8000);
+    const took = Date.now() - t0;
+    assert.deepEqual(exit, { code: 0, signal: null }, server.log());
+    assert.ok(took >= 900 && took < 4000, `exited ${took} ms after the signal, the deadline being 1 s`);
+    assert.match(server.log(), /backend calls not delivered by the shutdown deadline.*undelivered=6.*queued=4.*in_flight=2/, server.log());
+  } finally {
+    await server.stop();
     await backend.stop();
   }
 });

@@ -28,7 +28,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
-use super::backend::{Backends, Method, Outcome, Request};
+use super::backend::{Backends, Hook, Method, Outcome, Request};
 use crate::broker::memory::{MemoryBroker, MemoryPresence};
 use crate::config::Config;
 use crate::hub::mesh::{owner_of, ChannelName, Mesh, MeshMsg, ReplyTo};
@@ -214,6 +214,8 @@ pub struct Ws2Api {
     registry: Rc<Registry>,
     backends: Arc<Backends>,
     counters: Arc<Counters>,
+    /// Counts a close's DELETE when it is answered (nobody awaits it).
+    closed: Arc<Hook>,
     max_message: usize,
 }
 
@@ -230,17 +232,43 @@ impl Ws2Api {
             Box::new(MemoryPresence),
             registry.clone(),
         );
+        let counters = parts.counters.clone();
+        let closed: Arc<Hook> = Arc::new(move |id: Option<&str>, o: &Outcome| {
+            if o.ok_body().is_some() {
+                Counters::add(&counters.requests_succeeded);
+            } else {
+                Counters::add(&counters.requests_failed);
+                tracing::debug!(
+                    id = id.unwrap_or(""),
+                    result = o.label(),
+                    "ws2api: the backend did not take the close"
+                );
+            }
+        });
         Ws2Api {
             hub,
             registry,
             backends: parts.backends.clone(),
             counters: parts.counters.clone(),
+            closed,
             max_message: parts.max_message,
         }
     }
 
     fn home(&self, id: &str) -> usize {
         owner_of(id, self.hub.shards())
+    }
+
+    /// A request to the backend for `id`.
+    fn request(method: Method, id: &str, body: Bytes) -> Request {
+        Request {
+            endpoint: 0,
+            method,
+            suffix: Some(id.to_string()),
+            headers: Vec::new(),
+            content_type: None,
+            body,
+        }
     }
 
     /// A request to the backend for `id`, counted.
@@ -251,17 +279,9 @@ impl Ws2Api {
         body: Bytes,
     ) -> impl std::future::Future<Output = Outcome> {
         Counters::add(&self.counters.requests_started);
-        let call = self.backends.call(
-            &self.hub,
-            Request {
-                endpoint: 0,
-                method,
-                suffix: Some(id.to_string()),
-                headers: Vec::new(),
-                content_type: None,
-                body,
-            },
-        );
+        let call = self
+            .backends
+            .call(&self.hub, Self::request(method, id, body));
         let counters = self.counters.clone();
         async move {
             let o = call.await;
@@ -510,13 +530,15 @@ impl Service for Rc<Ws2Api> {
             .peer_reason
             .borrow_mut()
             .take()
-            .unwrap_or_else(|| "EOF".into());
-        let ask = self.ask(Method::Delete, &c.id, Bytes::from(reason));
-        monoio::spawn(async move {
-            if ask.await.ok_body().is_none() {
-                tracing::debug!(id = %c.id, "ws2api: the backend did not take the close");
-            }
-        });
+            .map_or(Bytes::from_static(b"EOF"), Bytes::from);
+        // Nobody awaits the DELETE: the shard keeps nothing for it (the
+        // connection and its state go now), and it waits on the backends
+        // thread as one small record, however many clients close at once.
+        // It is sent after every message of this client that is queued
+        // there: calls start in the order they are handed over.
+        Counters::add(&self.counters.requests_started);
+        self.backends
+            .send(Ws2Api::request(Method::Delete, &c.id, reason), &self.closed);
     }
 
     fn takes_plain(&self, method: &str, path: &str) -> bool {
