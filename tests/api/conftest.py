@@ -34,6 +34,16 @@ async def until(cond, what, timeout=10.0):
         await asyncio.sleep(0.02)
 
 
+def api_disconnect(server, client_id, code=3011):
+    """Disconnects client `client_id` through the server API with `code`
+    (3011: the SDKs reconnect)."""
+    import requests
+    r = requests.post(server.api_url + "/disconnect",
+                      json={"user": "", "client": client_id, "disconnect": {"code": code, "reason": "test"}},
+                      headers={"X-API-Key": API_KEY})
+    assert r.status_code == 200, r.text
+
+
 def run_with_config(tmp_path, toml, scenario, *args):
     """Runs the asyncio `scenario(server)` against `ringcast serve` with the
     config file `toml` and `args`, stopping the server after."""

@@ -11,7 +11,7 @@ import requests
 from centrifuge import Client, DeltaType, SubscriptionEventHandler, codecs
 from centrifuge.fossil import apply_delta
 
-from conftest import API_KEY, WsClient, run_with_config, until
+from conftest import API_KEY, api_disconnect as disconnect, WsClient, run_with_config, until
 
 CONFIG = """
 [client]
@@ -39,11 +39,6 @@ def publish(server, channel, n):
     assert r.status_code == 200 and "result" in r.json(), r.text
 
 
-def disconnect(server, client_id):
-    r = requests.post(server.api_url + "/disconnect",
-                      json={"user": "", "client": client_id, "disconnect": {"code": 3011, "reason": "t"}},
-                      headers={"X-API-Key": API_KEY})
-    assert r.status_code == 200, r.text
 
 
 class Recorder(SubscriptionEventHandler):

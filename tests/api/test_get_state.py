@@ -7,7 +7,7 @@ recovers every publication of the current stream still in the window."""
 import requests
 from centrifuge import Client, StreamPosition, SubscriptionEventHandler
 
-from conftest import API_KEY, run_with_config, until
+from conftest import API_KEY, api_disconnect as disconnect, run_with_config, until
 
 
 def publish(server, channel, n):
@@ -22,11 +22,6 @@ def top(server, channel):
     return StreamPosition(offset=r.get("offset", 0), epoch=r["epoch"])
 
 
-def disconnect(server, client_id):
-    r = requests.post(server.api_url + "/disconnect",
-                      json={"user": "", "client": client_id, "disconnect": {"code": 3011, "reason": "test"}},
-                      headers={"X-API-Key": API_KEY})
-    assert r.status_code == 200, r.text
 
 
 class Recorder(SubscriptionEventHandler):
