@@ -150,21 +150,27 @@ pub fn of_frame(frame: &[u8]) -> Tags {
     of_push(crate::ws::frame::payload_of(frame))
 }
 
-/// The tags of a publication push (`{"push":{…,"pub":{…,"tags":{…}}}}`).
+/// The tags of a publication push (`{"push":{…,"pub":{…,"tags":{…}}}}`);
+/// the rest of it (`data` above all) is skipped, not built.
 pub fn of_push(line: &[u8]) -> Tags {
     #[derive(Deserialize)]
-    struct P {
-        #[serde(rename = "pub", default)]
-        publication: Option<serde_json::Value>,
+    struct Pub {
+        #[serde(default)]
+        tags: Tags,
     }
     #[derive(Deserialize)]
-    struct L {
-        push: P,
+    struct Push {
+        #[serde(rename = "pub")]
+        publication: Option<Pub>,
     }
-    serde_json::from_slice::<L>(line)
+    #[derive(Deserialize)]
+    struct Line {
+        push: Push,
+    }
+    serde_json::from_slice::<Line>(line)
         .ok()
         .and_then(|l| l.push.publication)
-        .and_then(|p| serde_json::from_value(p.get("tags")?.clone()).ok())
+        .map(|p| p.tags)
         .unwrap_or_default()
 }
 
