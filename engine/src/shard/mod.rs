@@ -6,6 +6,7 @@ pub mod ceiling;
 pub mod conn;
 pub mod driver;
 pub mod framing;
+pub(crate) mod handshakes;
 pub mod listener;
 pub mod plain;
 pub(crate) mod reactor;
@@ -13,6 +14,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stats;
 pub mod task;
+pub(crate) mod trim;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -101,6 +103,8 @@ pub struct ShardCtx<S: Service> {
     next_id: Cell<u64>,
     /// Every upgraded connection of the shard.
     pub(crate) reactor: reactor::Reactor<S::State>,
+    /// The tasks that serve accepted connections' handshakes.
+    pub(crate) handshakes: handshakes::Handshakes,
     stopping: Cell<bool>,
 }
 
@@ -314,9 +318,11 @@ async fn shard_main<S: Service>(
         scratch: RefCell::new(BytesMut::new()),
         next_id: Cell::new(1),
         reactor,
+        handshakes: handshakes::Handshakes::default(),
         stopping: Cell::new(false),
     });
     monoio::spawn(reactor::run(shard.clone()));
+    monoio::spawn(trim::run(shard.clone()));
     let mut listeners = monoio_listeners.into_iter();
     let ws = listeners.next().expect("the WebSocket listener");
     monoio::spawn(accept_loop(shard.clone(), ws, None, boot.ceiling.clone()));
@@ -394,9 +400,7 @@ async fn accept_loop<S: Service>(
                     }
                 }
                 match ceiling.acquire_for(peer.ip()) {
-                    Ok(slot) => {
-                        monoio::spawn(task::serve(shard.clone(), stream, slot));
-                    }
+                    Ok(slot) => handshakes::dispatch(&shard, stream, slot),
                     Err(why) => {
                         shard.stats.refused();
                         let reason = match why {

@@ -378,8 +378,8 @@ fn read_ready<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
             Phase::Open if e.conn.framing().reads_websocket() => read_open(shard, token, e),
             // An HTTP stream's request came whole before it was adopted;
             // what the peer sends after it means nothing, but its end does.
-            Phase::Open => discard_input(e).map(|_| End::Gone),
-            Phase::Closing | Phase::Lingering => discard_input(e),
+            Phase::Open => discard_input(&shard.scratch, e).map(|_| End::Gone),
+            Phase::Closing | Phase::Lingering => discard_input(&shard.scratch, e),
         }
     };
     if let Some(end) = end {
@@ -389,20 +389,25 @@ fn read_ready<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
     }
 }
 
-/// After our close frame: read and drop whatever the peer still sends.
+/// After our close frame (or on an HTTP stream, whose input means nothing):
+/// read and drop whatever the peer still sends, into the shard's scratch
+/// buffer (a buffer of its own would be one more allocation per stream).
 /// `Some` once the peer has closed.
-fn discard_input<St>(e: &mut Entry<St>) -> Option<End> {
-    let mut buf = BytesMut::new();
-    loop {
+fn discard_input<St>(scratch: &RefCell<BytesMut>, e: &mut Entry<St>) -> Option<End> {
+    let mut buf = scratch.take();
+    let end = loop {
         buf.clear();
-        match sys::recv_into(e.fd.as_raw_fd(), &mut buf, 4096) {
-            Ok(0) => return Some(End::Closing),
+        match sys::recv_into(e.fd.as_raw_fd(), &mut buf, READ_CHUNK) {
+            Ok(0) => break Some(End::Closing),
             Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break None,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Some(End::Closing),
+            Err(_) => break Some(End::Closing),
         }
-    }
+    };
+    buf.clear();
+    scratch.replace(buf);
+    end
 }
 
 fn read_open<S: Service>(
@@ -566,7 +571,7 @@ fn flush_conn<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32) {
                 if sys::shutdown_write(e.fd.as_raw_fd()).is_err() {
                     Some(End::Closing)
                 } else {
-                    discard_input(e)
+                    discard_input(&shard.scratch, e)
                 }
             }
             Ok(true) => {

@@ -61,6 +61,11 @@ impl ShardStats {
         );
     }
 
+    /// Connections that left the reactor, however they ended.
+    pub(crate) fn closed_total(&self) -> u64 {
+        self.closed_gone.get() + self.closed_clean.get() + self.closed_abandoned.get()
+    }
+
     pub(crate) fn handshake_failed(&self) {
         bump(&self.handshake_failures, 1);
     }

@@ -1,7 +1,8 @@
 //! A connection's first moments: read and answer the upgrade request (bounded
 //! in size and time), then hand the socket to the shard's reactor
 //! (`reactor.rs`), which serves it from then on. The handshake is the only part
-//! of a connection's life that has a task of its own.
+//! of a connection's life served by a task: one of the shard's handshake
+//! workers (`handshakes.rs`), which serve one connection after another.
 
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd};
@@ -177,7 +178,12 @@ async fn read_upgrade(
     loop {
         stream.readable(false).await.map_err(|_| None)?;
         let room = max + 1 - buf.len().min(max);
-        match sys::recv_into(fd, &mut buf, room) {
+        // Read into the room the buffer has and double it only once full:
+        // asking for all of `room` at once would make every handshake
+        // allocate an 8 KiB buffer for a request of a few hundred bytes.
+        let spare = buf.capacity() - buf.len();
+        let want = if spare > 0 { spare } else { buf.capacity() }.min(room);
+        match sys::recv_into(fd, &mut buf, want) {
             Ok(0) => return Err(None),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -1,0 +1,3 @@
+# 2026-12-06T20:40:28Z c48ad9e load: 2.21 3.42 3.75
+GLIBC_TUNABLES=glibc.malloc.mmap_threshold=3000 taskset -c 0 ringcast serve --port 19500 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19501 --publisher-port 19502 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19500/connection/websocket --transport sse -n 15000 -d 10 --conns-per-addr 5000 --server-pid 13450 --cpu 1 --json --no-progress

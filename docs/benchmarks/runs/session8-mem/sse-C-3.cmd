@@ -1,0 +1,3 @@
+# 2026-12-06T21:14:26Z c48ad9e load: 4.71 5.90 5.90
+taskset -c 0 ringcast serve --port 19500 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19501 --publisher-port 19502 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19500/connection/websocket --transport sse -n 15000 -d 10 --conns-per-addr 5000 --server-pid 18161 --cpu 1 --json --no-progress

@@ -1,0 +1,3 @@
+# 2026-12-06T21:09:17Z c48ad9e load: 6.60 7.39 6.18
+taskset -c 0 ringcast serve --port 19500 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19501 --publisher-port 19502 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19500/connection/websocket --transport websocket -n 15000 -d 10 --conns-per-addr 5000 --server-pid 10020 --cpu 1 --json --no-progress
