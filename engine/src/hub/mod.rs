@@ -23,7 +23,7 @@ use self::seam::{
     Broker, Done, HistoryQuery, HistoryResult, Position, PresenceManager, Recovery, SubscribeReq,
     Then,
 };
-use self::subs::SubTable;
+use self::subs::{SubKind, SubTable};
 use crate::config::{ChannelOptions, Config};
 use crate::protocol::codes::ClientError;
 use crate::protocol::delta::DeltaFrames;
@@ -455,7 +455,7 @@ impl Hub {
         let clients = self.clients().clone();
         match clients.activate(&channel, reply, &a) {
             Some(conn) => {
-                if a.delta {
+                let kind = if a.delta {
                     // It holds the last recovered publication (sent in full
                     // or as a chain of deltas), or nothing to build on.
                     let had = match &a.recovery {
@@ -465,16 +465,15 @@ impl Hub {
                             .map_or(0, |p| p.offset),
                         _ => 0,
                     };
-                    self.subs
-                        .borrow_mut()
-                        .add_delta(channel.clone(), conn.clone(), had);
+                    SubKind::Delta(had)
                 } else if let Some(f) = &a.filter {
-                    self.subs
-                        .borrow_mut()
-                        .add_filtered(channel.clone(), conn.clone(), f);
+                    SubKind::Filtered(f.clone())
                 } else {
-                    self.subs.borrow_mut().add(channel.clone(), conn.clone());
-                }
+                    SubKind::Plain
+                };
+                self.subs
+                    .borrow_mut()
+                    .add_as(channel.clone(), conn.clone(), kind);
                 if let Some(m) = a.member {
                     self.presence.add(self, channel, m);
                 }
@@ -515,13 +514,15 @@ impl Hub {
         };
         let ok = !c.overflow;
         if let (Some(conn), true) = (conn, ok) {
-            let mut had = self.subs.borrow().delta_had_of(channel, conn);
-            let filter = self.subs.borrow().filter_of(channel, conn);
+            let kind = self.subs.borrow().kind_of(channel, conn);
+            let mut had = match kind {
+                SubKind::Delta(h) => Some(h),
+                _ => None,
+            };
             for (offset, frame, delta) in &c.pubs {
-                let passes = || {
-                    filter
-                        .as_ref()
-                        .is_none_or(|f| f.matches(&crate::protocol::tags::of_frame(frame)))
+                let passes = || match &kind {
+                    SubKind::Filtered(f) => f.matches(&crate::protocol::tags::of_frame(frame)),
+                    _ => true,
                 };
                 if *offset > top && passes() {
                     match (had, delta) {

@@ -43,13 +43,15 @@ struct FilterGroup {
 struct Ahead {
     conn: Rc<Conn>,
     top: u64,
-    kind: Kind,
+    kind: SubKind,
 }
 
-#[derive(Clone)]
-enum Kind {
+/// Which list of a channel a subscriber is in.
+#[derive(Clone, Debug)]
+pub enum SubKind {
     Plain,
-    /// A delta subscriber and its last offset.
+    /// A delta subscriber and the offset of the last publication it got (0:
+    /// none it can build on).
     Delta(u64),
     Filtered(Arc<FilterNode>),
 }
@@ -89,38 +91,51 @@ fn take_from<T>(
 
 impl SubTable {
     pub fn add(&mut self, channel: ChannelName, conn: Rc<Conn>) {
-        self.channels.entry(channel).or_default().push(conn);
+        self.add_as(channel, conn, SubKind::Plain);
     }
 
-    /// Adds a fossil-delta subscriber that holds publication `had` (0: none).
-    pub fn add_delta(&mut self, channel: ChannelName, conn: Rc<Conn>, had: u64) {
-        self.delta
-            .entry(channel)
-            .or_default()
-            .push(DeltaSub { conn, had });
-    }
-
-    /// Adds a subscriber with tags filter `f`, to the group of its filter.
-    pub fn add_filtered(&mut self, channel: ChannelName, conn: Rc<Conn>, f: &Arc<FilterNode>) {
-        let key = f.key();
-        let groups = self.filtered.entry(channel).or_default();
-        match groups.iter_mut().find(|g| g.key == key) {
-            Some(g) => g.conns.push(conn),
-            None => groups.push(FilterGroup {
-                key,
-                filter: f.clone(),
-                conns: vec![conn],
-            }),
+    /// Adds `conn` to the list of its kind: a delta subscriber with the
+    /// offset it holds, a filtered one to the group of its filter.
+    pub fn add_as(&mut self, channel: ChannelName, conn: Rc<Conn>, kind: SubKind) {
+        match kind {
+            SubKind::Plain => self.channels.entry(channel).or_default().push(conn),
+            SubKind::Delta(had) => self
+                .delta
+                .entry(channel)
+                .or_default()
+                .push(DeltaSub { conn, had }),
+            SubKind::Filtered(filter) => {
+                let key = filter.key();
+                let groups = self.filtered.entry(channel).or_default();
+                match groups.iter_mut().find(|g| g.key == key) {
+                    Some(g) => g.conns.push(conn),
+                    None => groups.push(FilterGroup {
+                        key,
+                        filter,
+                        conns: vec![conn],
+                    }),
+                }
+            }
         }
     }
 
-    /// `conn`'s tags filter, if it is a filtered subscriber of `channel`.
-    pub fn filter_of(&self, channel: &str, conn: &Rc<Conn>) -> Option<Arc<FilterNode>> {
+    /// The kind of `conn`'s active subscription to `channel` (plain when it
+    /// is in neither the delta nor the filtered lists).
+    pub fn kind_of(&self, channel: &str, conn: &Rc<Conn>) -> SubKind {
+        if let Some(d) = self
+            .delta
+            .get(channel)
+            .and_then(|v| v.iter().find(|d| Rc::ptr_eq(&d.conn, conn)))
+        {
+            return SubKind::Delta(d.had);
+        }
         self.filtered
-            .get(channel)?
-            .iter()
-            .find(|g| g.conns.iter().any(|c| Rc::ptr_eq(c, conn)))
-            .map(|g| g.filter.clone())
+            .get(channel)
+            .and_then(|gs| {
+                gs.iter()
+                    .find(|g| g.conns.iter().any(|c| Rc::ptr_eq(c, conn)))
+            })
+            .map_or(SubKind::Plain, |g| SubKind::Filtered(g.filter.clone()))
     }
 
     /// Takes `conn` out of the filtered groups of `channel`: its filter.
@@ -141,15 +156,6 @@ impl SubTable {
             self.filtered.remove(channel);
         }
         Some(filter)
-    }
-
-    /// Delta subscriber `conn`'s last publication; None when it is a plain
-    /// subscriber.
-    pub fn delta_had_of(&self, channel: &str, conn: &Rc<Conn>) -> Option<u64> {
-        self.delta
-            .get(channel)
-            .and_then(|v| v.iter().find(|d| Rc::ptr_eq(&d.conn, conn)))
-            .map(|d| d.had)
     }
 
     /// Records that delta subscriber `conn` got publication `had` (sent to it
@@ -222,28 +228,20 @@ impl SubTable {
         if self.last.get(channel).copied().unwrap_or(0) >= top {
             return;
         }
-        let held = if let Some(c) = take_from(&mut self.channels, channel, conn, |c| c) {
-            Ahead {
-                conn: c,
-                top,
-                kind: Kind::Plain,
-            }
+        let kind = if take_from(&mut self.channels, channel, conn, |c| c).is_some() {
+            SubKind::Plain
         } else if let Some(d) = take_from(&mut self.delta, channel, conn, |d| &d.conn) {
-            Ahead {
-                conn: d.conn,
-                top,
-                kind: Kind::Delta(d.had),
-            }
+            SubKind::Delta(d.had)
         } else if let Some(f) = self.take_filtered(channel, conn) {
-            Ahead {
-                conn: conn.clone(),
-                top,
-                kind: Kind::Filtered(f),
-            }
+            SubKind::Filtered(f)
         } else {
             return;
         };
-        self.ahead.entry(channel.into()).or_default().push(held);
+        self.ahead.entry(channel.into()).or_default().push(Ahead {
+            conn: conn.clone(),
+            top,
+            kind,
+        });
     }
 
     /// Queues publication `offset` of `channel` for every subscriber whose
@@ -255,28 +253,14 @@ impl SubTable {
         frame: &Bytes,
         delta: Option<&DeltaFrames>,
     ) -> usize {
-        if let Some(v) = self.ahead.get_mut(channel) {
-            let mut joined = Vec::new();
-            v.retain_mut(|a| {
-                let behind = offset > a.top;
-                if behind {
-                    joined.push(Ahead {
-                        conn: a.conn.clone(),
-                        top: a.top,
-                        kind: a.kind.clone(),
-                    });
-                }
-                !behind
-            });
-            if v.is_empty() {
-                self.ahead.remove(channel);
+        if let Some(v) = self.ahead.remove(channel) {
+            let (joined, held): (Vec<Ahead>, Vec<Ahead>) =
+                v.into_iter().partition(|a| offset > a.top);
+            if !held.is_empty() {
+                self.ahead.insert(channel.into(), held);
             }
             for a in joined {
-                match a.kind {
-                    Kind::Plain => self.add(channel.into(), a.conn),
-                    Kind::Delta(had) => self.add_delta(channel.into(), a.conn, had),
-                    Kind::Filtered(f) => self.add_filtered(channel.into(), a.conn, &f),
-                }
+                self.add_as(channel.into(), a.conn, a.kind);
             }
         }
         if self.has(channel) {
@@ -542,13 +526,14 @@ mod tests {
         let cards = Rc::new(Conn::new(3, 0));
         let all = Rc::new(Conn::new(4, 0));
         for g in &goals {
-            t.add_filtered(ch.clone(), g.clone(), &filter("goal"));
+            t.add_as(ch.clone(), g.clone(), SubKind::Filtered(filter("goal")));
         }
-        t.add_filtered(ch.clone(), cards.clone(), &filter("card"));
+        t.add_as(ch.clone(), cards.clone(), SubKind::Filtered(filter("card")));
         t.add(ch.clone(), all.clone());
         assert_eq!(t.filtered["c"].len(), 2, "one group per distinct filter");
         assert_eq!(t.subscribers("c"), 4);
-        assert!(t.filter_of("c", &cards).is_some() && t.filter_of("c", &all).is_none());
+        assert!(matches!(t.kind_of("c", &cards), SubKind::Filtered(_)));
+        assert!(matches!(t.kind_of("c", &all), SubKind::Plain));
         let publication = |kind: &str| {
             let tags = format!(r#"{{"kind":"{kind}"}}"#);
             let object = publication_object_with(
