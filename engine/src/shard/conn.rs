@@ -1,6 +1,7 @@
 //! The shared half of a connection: its outbound queue and close request. The
 //! shard's reactor owns the socket; services and the hub hold `Rc<Conn>` and
-//! only ever enqueue. Enqueueing marks the connection dirty: the reactor then
+//! only ever enqueue. Enqueueing marks the connection dirty in its shard's
+//! outbox (`outbox.rs`), a handle the connection holds: the reactor then
 //! flushes every dirty connection once per pass, so frames queued in one pass
 //! leave together.
 
@@ -8,51 +9,12 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::task::Waker;
-
-thread_local! {
-    /// Tokens of this shard's connections with something to flush or a close
-    /// to act on (each shard is one thread).
-    static DIRTY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    /// Connections with a command reply queued since the current flush pass
-    /// began: flushed between slices of a long pass, and while the reactor
-    /// holds its next pass, instead of waiting for the pass.
-    static URGENT: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    /// The reactor task, woken when the dirty list goes from empty to not.
-    static REACTOR: Cell<Option<Waker>> = const { Cell::new(None) };
-}
-
-/// Takes this shard's dirty list.
-pub(crate) fn take_dirty(into: &mut Vec<u32>) {
-    DIRTY.with(|d| std::mem::swap(&mut *d.borrow_mut(), into));
-}
-
-/// Takes this shard's list of connections with a reply queued.
-pub(crate) fn take_urgent(into: &mut Vec<u32>) {
-    URGENT.with(|d| std::mem::swap(&mut *d.borrow_mut(), into));
-}
-
-pub(crate) fn has_urgent() -> bool {
-    URGENT.with(|d| !d.borrow().is_empty())
-}
-
-pub(crate) fn has_dirty() -> bool {
-    DIRTY.with(|d| !d.borrow().is_empty())
-}
-
-pub(crate) fn register_reactor(w: &Waker) {
-    REACTOR.with(|r| {
-        let old = r.take();
-        match old {
-            Some(o) if o.will_wake(w) => r.set(Some(o)),
-            _ => r.set(Some(w.clone())),
-        }
-    });
-}
+use std::rc::Rc;
 
 use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
+use super::outbox::Outbox;
 
 /// A close the server decided on: sent as a close frame, then the socket closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +40,9 @@ pub struct Conn {
     front_started: Cell<bool>,
     /// Queue bytes past which the connection is cut with 3008 (0: never),
     /// once its socket is full: a burst queued within one pass is only cut
-    /// at four times the limit.
-    limit: usize,
+    /// at four times the limit. (A `u32`, so that the outbox handle costs
+    /// no bytes: a limit of 4 GiB or more is 4 GiB.)
+    limit: u32,
     /// The socket refused data (EAGAIN) and has not become writable since.
     blocked: Cell<bool>,
     close: Cell<Option<Box<CloseRequest>>>,
@@ -91,14 +54,30 @@ pub struct Conn {
     held: Cell<bool>,
     /// How this connection's transport frames what it is sent.
     framing: Framing,
+    /// The shard's outbox, where the reactor finds it once it has output.
+    outbox: Rc<Outbox>,
 }
 
 impl Conn {
+    /// A connection outside any shard (tests): it has an outbox of its own,
+    /// which no reactor takes from.
     pub fn new(id: u64, limit: usize) -> Self {
         Self::with_framing(id, limit, Framing::WebSocket)
     }
 
+    /// The same, framed by `framing`.
     pub fn with_framing(id: u64, limit: usize, framing: Framing) -> Self {
+        Self::with_outbox(id, limit, framing, &Rc::default())
+    }
+
+    /// A connection of the shard whose reactor takes from `outbox`
+    /// (`task::new_conn`).
+    pub(crate) fn with_outbox(
+        id: u64,
+        limit: usize,
+        framing: Framing,
+        outbox: &Rc<Outbox>,
+    ) -> Self {
         Conn {
             id,
             token: Cell::new(u32::MAX),
@@ -106,13 +85,19 @@ impl Conn {
             out: RefCell::new(VecDeque::new()),
             out_bytes: Cell::new(0),
             front_started: Cell::new(false),
-            limit,
+            limit: limit.min(u32::MAX as usize) as u32,
             blocked: Cell::new(false),
             close: Cell::new(None),
             closed: Cell::new(false),
             held: Cell::new(false),
             framing,
+            outbox: outbox.clone(),
         }
+    }
+
+    /// Whether this connection queues into `outbox`.
+    pub(crate) fn queues_into(&self, outbox: &Rc<Outbox>) -> bool {
+        Rc::ptr_eq(&self.outbox, outbox)
     }
 
     pub fn framing(&self) -> Framing {
@@ -144,7 +129,7 @@ impl Conn {
         self.out.borrow_mut().push_front(first);
         self.mark_dirty();
         if self.token.get() != u32::MAX {
-            URGENT.with(|u| u.borrow_mut().push(self.token.get()));
+            self.outbox.urgent(self.token.get(), false);
         }
     }
 
@@ -187,10 +172,8 @@ impl Conn {
             return true;
         }
         let total = self.out_bytes.get() + frame.len();
-        if self.limit != 0
-            && total > self.limit
-            && (self.blocked.get() || total > self.limit.saturating_mul(4))
-        {
+        let limit = self.limit as usize;
+        if limit != 0 && total > limit && (self.blocked.get() || total > limit.saturating_mul(4)) {
             self.cut_slow();
             return false;
         }
@@ -207,16 +190,8 @@ impl Conn {
     pub fn reply(&self, frame: Bytes) -> bool {
         let queued = self.send_framed(frame);
         if queued && self.token.get() != u32::MAX {
-            URGENT.with(|u| {
-                let mut u = u.borrow_mut();
-                u.push(self.token.get());
-                if u.len() == 1 {
-                    // The reactor may be holding its flush pass back.
-                    if let Some(w) = REACTOR.with(Cell::take) {
-                        w.wake();
-                    }
-                }
-            });
+            // The reactor may be holding its flush pass back: wake it.
+            self.outbox.urgent(self.token.get(), true);
         }
         queued
     }
@@ -242,7 +217,8 @@ impl Conn {
     /// the limit queued behind it is a slow consumer: cut.
     pub(crate) fn set_blocked(&self, blocked: bool) {
         self.blocked.set(blocked);
-        if blocked && self.limit != 0 && self.out_bytes.get() > self.limit && !self.closed.get() {
+        let limit = self.limit as usize;
+        if blocked && limit != 0 && self.out_bytes.get() > limit && !self.closed.get() {
             self.cut_slow();
         }
     }
@@ -296,16 +272,7 @@ impl Conn {
         if self.token.get() == u32::MAX || self.dirty.replace(true) {
             return;
         }
-        let token = self.token.get();
-        DIRTY.with(|d| {
-            let mut d = d.borrow_mut();
-            d.push(token);
-            if d.len() == 1 {
-                if let Some(w) = REACTOR.with(Cell::take) {
-                    w.wake();
-                }
-            }
-        });
+        self.outbox.dirty(self.token.get());
     }
 
     /// Queues a frame bypassing the close check (the close frame itself).
@@ -433,6 +400,51 @@ mod tests {
         assert!(c.is_closing());
         assert!(!c.send(Bytes::from_static(&[4; 1])));
         assert_eq!(c.queued_bytes(), 30);
+    }
+
+    #[test]
+    fn queueing_puts_the_connection_in_its_outbox_once_per_pass() {
+        let outbox = Rc::new(Outbox::default());
+        let c = Conn::with_outbox(1, 0, Framing::WebSocket, &outbox);
+        assert!(c.queues_into(&outbox) && !Conn::new(2, 0).queues_into(&outbox));
+        // Not in a reactor yet: the frame waits, nothing is marked.
+        assert!(c.send(Bytes::from_static(b"a")));
+        assert!(!outbox.has_dirty() && !outbox.has_urgent());
+        c.set_token(7);
+        c.send(Bytes::from_static(b"b"));
+        assert!(c.reply(Bytes::from_static(b"c")));
+        c.send(Bytes::from_static(b"d"));
+        let (mut dirty, mut urgent) = (Vec::new(), Vec::new());
+        outbox.take_dirty(&mut dirty);
+        outbox.take_urgent(&mut urgent);
+        assert_eq!((&dirty[..], &urgent[..]), (&[7][..], &[7][..]));
+        // Until the reactor has taken it off the list, nothing is added.
+        c.send(Bytes::from_static(b"e"));
+        assert!(!outbox.has_dirty());
+        c.clear_dirty();
+        c.close_with(1000, "");
+        let mut again = Vec::new();
+        outbox.take_dirty(&mut again);
+        assert_eq!(again, [7]);
+        // Out of the reactor: a reply is not marked either.
+        c.set_token(u32::MAX);
+        c.clear_dirty();
+        let d = Conn::with_outbox(3, 0, Framing::WebSocket, &outbox);
+        assert!(d.reply(Bytes::from_static(b"f")));
+        assert!(!outbox.has_dirty() && !outbox.has_urgent());
+    }
+
+    /// Idle memory per connection is a tracked goal: `Rc<Conn>` is one
+    /// allocation of 16 + 88 bytes (a 112-byte glibc chunk); 8 more bytes
+    /// would make it a 128-byte one.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_conn_fits_its_allocation() {
+        assert!(
+            std::mem::size_of::<Conn>() <= 88,
+            "{}",
+            std::mem::size_of::<Conn>()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A connection's first moments: read and answer the upgrade request (bounded
 //! in size and time), then hand the socket to the shard's reactor
-//! (`reactor.rs`), which serves it from then on. The handshake is the only part
+//! (`reactor/`), which serves it from then on. The handshake is the only part
 //! of a connection's life served by a task: one of the shard's handshake
 //! workers (`handshakes.rs`), which serve one connection after another.
 
@@ -78,7 +78,12 @@ pub fn new_conn<S: Service>(shard: &ShardCtx<S>, framing: super::framing::Framin
         OutboundPolicy::Disconnect { limit } => limit,
         OutboundPolicy::Backpressure { .. } => 0,
     };
-    Rc::new(Conn::with_framing(shard.next_conn_id(), limit, framing))
+    Rc::new(Conn::with_outbox(
+        shard.next_conn_id(),
+        limit,
+        framing,
+        shard.reactor.outbox(),
+    ))
 }
 
 enum Upgrade {
