@@ -355,7 +355,7 @@ impl ClientService {
             }
             st.refreshing = true;
         }
-        let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone())) else {
+        let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone())) else {
             return;
         };
         let meta = self.meta(s, p);
@@ -394,7 +394,6 @@ impl ClientService {
                 let updated = s.with_identity(|i| Identity {
                     client: i.client.clone(),
                     user: i.user.clone(),
-                    info: push::client_info(&i.user, &i.client, Some(info.get())),
                     conn_info: Some(info.get().into()),
                 });
                 if let Some(i) = updated {
@@ -419,8 +418,8 @@ impl ClientService {
         opts: &ChannelOptions,
         p: usize,
     ) {
-        let channel: ChannelName = (*req.channel).into();
-        let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone())) else {
+        let channel = self.hub.channel_name(&req.channel);
+        let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone())) else {
             return;
         };
         // An unknown encoding was refused before the proxy was asked.
@@ -567,7 +566,7 @@ impl ClientService {
                 .channel_options(&channel)
                 .and_then(|o| self.proxy_named(&o.sub_refresh_proxy));
             let Some(p) = p else { continue };
-            let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone()))
+            let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone()))
             else {
                 return;
             };
@@ -649,7 +648,7 @@ impl ClientService {
         p: usize,
     ) {
         let Some((client, user, info)) =
-            s.with_identity(|i| (i.client.clone(), i.user.clone(), i.info.clone()))
+            s.with_identity(|i| (i.client.to_arc(), i.user.clone(), i.info()))
         else {
             return;
         };
@@ -720,7 +719,7 @@ impl ClientService {
         let Some(p) = self.proxy_named(name) else {
             return reply_error(out, id, codes::METHOD_NOT_FOUND);
         };
-        let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone())) else {
+        let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone())) else {
             return;
         };
         let meta = self.meta(s, p);

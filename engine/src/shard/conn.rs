@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::task::Waker;
 
@@ -53,6 +52,7 @@ pub(crate) fn register_reactor(w: &Waker) {
 use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
+use super::outq::OutQueue;
 
 /// A close the server decided on: sent as a close frame, then the socket closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,8 @@ pub struct Conn {
     token: Cell<u32>,
     /// On the dirty list already.
     dirty: Cell<bool>,
-    out: RefCell<VecDeque<Bytes>>,
+    /// What waits to be sent (one frame inline: no allocation while idle).
+    out: RefCell<OutQueue>,
     out_bytes: Cell<usize>,
     /// The front frame is partly on the wire: it must be finished before
     /// anything else, even when the rest of the queue is dropped.
@@ -103,7 +104,7 @@ impl Conn {
             id,
             token: Cell::new(u32::MAX),
             dirty: Cell::new(false),
-            out: RefCell::new(VecDeque::new()),
+            out: RefCell::new(OutQueue::Empty),
             out_bytes: Cell::new(0),
             front_started: Cell::new(false),
             limit,
@@ -263,7 +264,9 @@ impl Conn {
         };
         out.clear();
         self.out_bytes.set(keep.as_ref().map_or(0, |b| b.len()));
-        out.extend(keep);
+        if let Some(k) = keep {
+            out.push_back(k);
+        }
     }
 
     pub fn is_closing(&self) -> bool {
@@ -366,10 +369,8 @@ impl Conn {
                 self.front_started.set(true);
             }
         }
-        if out.is_empty() && out.capacity() > 64 {
-            // A burst grew the ring; give the memory back once it drains.
-            *out = VecDeque::new();
-        }
+        // A drained queue gives its ring back when it was small or a
+        // burst grew it (`OutQueue::pop_front`).
         frames
     }
 }

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod framing;
 pub(crate) mod handshakes;
 pub mod listener;
+mod outq;
 pub mod plain;
 pub(crate) mod reactor;
 pub mod service;
