@@ -190,7 +190,7 @@ impl ClientService {
             user,
             conn_info: conn_info.map(String::into_boxed_str),
         });
-        s.expires_at.set(expires_at.unwrap_or(0));
+        s.set_expires_at(expires_at.unwrap_or(0));
         let mut head = BytesMut::with_capacity(160);
         let framing = s.conn.framing();
         if framing.is_unidirectional() {
@@ -323,7 +323,7 @@ impl ClientService {
         match v.verify_refresh(&req.token, &user, now) {
             Ok(c) => match c.ttl(now) {
                 Ok(_) => {
-                    s.expires_at.set(c.expires_at.unwrap_or(0));
+                    s.set_expires_at(c.expires_at.unwrap_or(0));
                     sep(out);
                     push::open_result(out, id, "refresh");
                     out.put_slice(b"\"client\":");

@@ -382,13 +382,13 @@ impl ClientService {
         let now = unix_now();
         let r = match self.read::<wire::RefreshResult>(p, "refresh", &o) {
             // The backend could not say: keep the connection, ask again later.
-            Err(()) => return s.expires_at.set(now + RETRY_REFRESH),
+            Err(()) => return s.set_expires_at(now + RETRY_REFRESH),
             Ok(Answer::Result(Some(r))) if !r.expired && r.expire_at > now => r,
             // Expired, no result, an error or a disconnect: the connection
             // ends (3005); the client reconnects through the connect proxy.
             Ok(_) => return disconnect(s, codes::CONNECTION_EXPIRED),
         };
-        s.expires_at.set(r.expire_at);
+        s.set_expires_at(r.expire_at);
         match wire::payload(&r.info, &r.b64info, "info") {
             Ok(Some(info)) => {
                 let updated = s.with_identity(|i| Identity {
