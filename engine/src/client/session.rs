@@ -185,10 +185,7 @@ impl Subs {
             Subs::Inline(slot @ None) => *slot = Some(entry),
             Subs::Inline(slot @ Some(_)) => {
                 let first = slot.take().expect("checked");
-                let mut v = Vec::with_capacity(2);
-                v.push(first);
-                v.push(entry);
-                *self = Subs::Heap(Box::new(v));
+                *self = Subs::Heap(Box::new(vec![first, entry]));
             }
             Subs::Heap(v) => v.push(entry),
         }
