@@ -187,7 +187,14 @@ impl Subs {
                 let first = slot.take().expect("checked");
                 *self = Subs::Heap(Box::new(vec![first, entry]));
             }
-            Subs::Heap(v) => v.push(entry),
+            Subs::Heap(v) => {
+                if v.len() == v.capacity() {
+                    // Grown by half, not doubled: the list lives as long as
+                    // the connection (2, 3, 4, 6, 9, … entries).
+                    v.reserve_exact((v.len() / 2).max(1));
+                }
+                v.push(entry)
+            }
         }
     }
 

@@ -15,9 +15,13 @@ pub(crate) enum OutQueue {
 }
 
 /// A ring at most this long is freed when it drains: connections that see
-/// a few frames at once now and then do not keep one while idle. Longer ones
-/// (a busy connection's) are kept up to `KEEP_MAX`.
-const FREE_SMALL: usize = 4;
+/// a few frames at once now and then (a client's replies to its subscribes)
+/// do not keep one while idle. Longer ones (a busy connection's) are kept up
+/// to `KEEP_MAX`.
+const FREE_SMALL: usize = 16;
+
+/// A spilled queue's first ring.
+const FIRST_RING: usize = 4;
 
 /// A ring grown past this by a burst is freed once it drains.
 const KEEP_MAX: usize = 64;
@@ -88,7 +92,7 @@ impl OutQueue {
         let OutQueue::One(first) = std::mem::take(self) else {
             unreachable!("spill from One only")
         };
-        let mut d = VecDeque::with_capacity(FREE_SMALL);
+        let mut d = VecDeque::with_capacity(FIRST_RING);
         if front {
             d.push_back(frame);
             d.push_back(first);
@@ -175,12 +179,12 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_back(b(1));
         q.push_back(b(2));
-        assert_eq!(q.capacity(), FREE_SMALL);
+        assert_eq!(q.capacity(), FIRST_RING);
         q.pop_front();
         q.pop_front();
         assert!(q.is_empty());
         assert_eq!(q.capacity(), 0, "a small ring goes once drained");
-        for i in 0..20 {
+        for i in 0..40 {
             q.push_back(b(i));
         }
         while q.pop_front().is_some() {}
