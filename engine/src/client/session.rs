@@ -155,14 +155,15 @@ impl Identity {
 }
 
 /// A session's subscriptions in the order they were made: the first one
-/// inline (most connections hold one), a vector once there are two.
+/// inline (most connections hold one), then an exactly sized boxed slice.
+/// Subscribes and unsubscribes are rare next to the connection's life, so
+/// the slice is reallocated on each rather than kept with spare room.
 #[derive(Debug)]
 enum Subs {
     Inline(Option<(ChannelName, SubState)>),
-    /// Boxed: the enum is then the inline entry's size (24 B), its tag in
-    /// the entry's spare state values.
-    #[allow(clippy::box_collection)]
-    Heap(Box<Vec<(ChannelName, SubState)>>),
+    /// Two or more. The enum stays the inline entry's size (24 B): the slice
+    /// pointer fits beside the entry's state, whose spare values hold the tag.
+    Heap(Box<[(ChannelName, SubState)]>),
 }
 
 impl Subs {
@@ -181,39 +182,33 @@ impl Subs {
     }
 
     fn push(&mut self, entry: (ChannelName, SubState)) {
-        match self {
-            Subs::Inline(slot @ None) => *slot = Some(entry),
-            Subs::Inline(slot @ Some(_)) => {
-                let first = slot.take().expect("checked");
-                *self = Subs::Heap(Box::new(vec![first, entry]));
+        let mut v = match std::mem::replace(self, Subs::Inline(None)) {
+            Subs::Inline(None) => {
+                *self = Subs::Inline(Some(entry));
+                return;
             }
-            Subs::Heap(v) => {
-                if v.len() == v.capacity() {
-                    // Grown by half, not doubled: the list lives as long as
-                    // the connection (2, 3, 4, 6, 9, … entries).
-                    v.reserve_exact((v.len() / 2).max(1));
-                }
-                v.push(entry)
-            }
-        }
+            Subs::Inline(Some(first)) => vec![first],
+            Subs::Heap(b) => b.into_vec(),
+        };
+        v.reserve_exact(1);
+        v.push(entry);
+        *self = Subs::Heap(v.into_boxed_slice());
     }
 
     fn remove(&mut self, pos: usize) {
-        match self {
-            Subs::Inline(slot) => {
-                debug_assert_eq!(pos, 0);
-                *slot = None;
-            }
-            Subs::Heap(v) => {
-                v.remove(pos);
-            }
-        }
+        let mut v = self.take();
+        v.remove(pos);
+        *self = match v.len() {
+            0 => Subs::Inline(None),
+            1 => Subs::Inline(v.pop()),
+            _ => Subs::Heap(v.into_boxed_slice()),
+        };
     }
 
     fn take(&mut self) -> Vec<(ChannelName, SubState)> {
         match std::mem::replace(self, Subs::Inline(None)) {
             Subs::Inline(o) => o.into_iter().collect(),
-            Subs::Heap(v) => *v,
+            Subs::Heap(b) => b.into_vec(),
         }
     }
 }
@@ -477,6 +472,21 @@ mod size_tests {
         let names: Vec<_> = s.take_subs().into_iter().map(|(c, _)| c).collect();
         assert_eq!(names, ["b".into(), "c".into()] as [ChannelName; 2]);
         assert_eq!(s.sub_count(), 0);
+    }
+
+    #[test]
+    fn the_list_shrinks_back_inline() {
+        let mut subs = Subs::Inline(None);
+        for ch in ["a", "b", "c"] {
+            subs.push((ch.into(), SubState::Active));
+        }
+        assert!(matches!(&subs, Subs::Heap(b) if b.len() == 3));
+        subs.remove(0);
+        assert_eq!(&*subs.as_slice()[1].0, "c");
+        subs.remove(0);
+        assert!(matches!(&subs, Subs::Inline(Some((c, _))) if &**c == "c"));
+        subs.remove(0);
+        assert!(matches!(subs, Subs::Inline(None)));
     }
 
     /// The sizes behind docs/why-subscribed-memory.md (printed with
