@@ -225,6 +225,38 @@ def test_delivery_latency_histogram_counts_each_delivery_once(server, ws):
     assert delivery_latency(server)[2] == expected
 
 
+def test_delivery_latency_counts_sse_deliveries_too():
+    """An SSE subscriber's deliveries leave through the same send path and
+    are counted like a WebSocket subscriber's."""
+    s = Server("--shards", "1", "--insecure", "--sse")
+    try:
+        body = b'{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"sse-timed"}}'
+        r = requests.post(f"http://{s.ws_addr}/connection/sse", data=body, stream=True, timeout=10)
+        assert r.status_code == 200
+        lines = r.iter_lines()
+
+        def next_event():
+            for line in lines:
+                if line.startswith(b"data: "):
+                    return json.loads(line[6:])
+            raise AssertionError("stream ended")
+
+        assert next_event()["id"] == 1
+        assert next_event()["id"] == 2
+        _, _, count0 = delivery_latency(s)
+        cent = Client(s.api_url, API_KEY)
+        for n in range(3):
+            cent.publish(PublishRequest(channel="sse-timed", data={"n": n}))
+            assert next_event()["push"]["pub"]["data"] == {"n": n}
+        deadline = time.monotonic() + 5
+        while delivery_latency(s)[2] < count0 + 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert delivery_latency(s)[2] == count0 + 3
+        r.close()
+    finally:
+        s.stop()
+
+
 def test_api_on_the_client_port_with_the_key_only():
     """`--api-on-client-port`: the server API on the client port too, as in
     Centrifugo's default layout (apps call http://host:8000/api/publish); the
