@@ -309,7 +309,7 @@ fn render_latency(out: &mut String, h: &latency::Histogram) {
     let name = "ringcast_delivery_latency_seconds";
     let _ = writeln!(
         out,
-        "# HELP {name} Publication accepted by its owner to its frame handed to the kernel, per delivery (a send carrying several publications for one connection counts each with the oldest's wait)."
+        "# HELP {name} Publication accepted by its owner to its frame handed to the kernel, per delivery (when one send carries several publications for a connection, the newer ones are estimated: docs/operations.md)."
     );
     let _ = writeln!(out, "# TYPE {name} histogram");
     let mut cumulative = 0;

@@ -93,8 +93,9 @@ pub struct Conn {
     /// How this connection's transport frames what it is sent.
     framing: Framing,
     /// Timed deliveries (publications) queued and not yet sent, and the
-    /// stamp of the oldest of them (`latency`). Both fit in the padding
-    /// the other fields leave.
+    /// stamp of the oldest of them (after a send that left some queued, an
+    /// estimate: see `latency::sent`). Both fit in the padding the other
+    /// fields leave.
     timed: Cell<u16>,
     timed_since: Cell<latency::Stamp>,
 }
@@ -400,11 +401,10 @@ impl Conn {
         }
         let timed = self.timed.get();
         if timed > 0 && frames > 0 {
-            // One clock read per send that carries deliveries; they all
-            // count with the oldest one's age (see `latency`).
-            let n = timed.min(frames.min(u16::MAX as usize) as u16);
-            latency::record(self.timed_since.get(), n as u64);
-            self.timed.set(timed - n);
+            let sent = timed.min(frames.min(u16::MAX as usize) as u16);
+            let oldest = latency::sent(self.timed_since.get(), sent, timed);
+            self.timed_since.set(oldest);
+            self.timed.set(timed - sent);
         }
         if out.is_empty() && out.capacity() > 64 {
             // A burst grew the ring; give the memory back once it drains.

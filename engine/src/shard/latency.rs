@@ -8,11 +8,13 @@
 //! subscriber connection keeps the stamp of its oldest delivery not yet
 //! sent and how many deliveries it has queued (`Conn`, 6 bytes that fit in
 //! the struct's padding: no connection gets bigger, no queued frame
-//! either). A send that carries deliveries reads the clock once and records
-//! them all with the oldest one's age, so when several publications for one
-//! connection leave in one send, the newer ones are counted with the
-//! oldest's wait: an upper bound, exact when each send carries one
-//! publication (quiet channels).
+//! either). A send that carries deliveries reads the clock once ([`sent`]):
+//! the oldest of them is recorded with its own age, exactly; the stamps of
+//! the others are not kept, so they are taken as spread evenly between the
+//! oldest and the send, and recorded at their mean age under that
+//! assumption; when some stay queued, the oldest of those is estimated the
+//! same way. Exact when each send carries one publication (quiet
+//! channels); an estimate for the newer ones of a hot channel's batch.
 //!
 //! Counts live per shard (plain cells, the shard's thread only) and are
 //! summed over shards for `/metrics` (`ringcast_delivery_latency_seconds`).
@@ -133,6 +135,24 @@ pub fn record(since: Stamp, n: u64) {
     record_age(stamp().wrapping_sub(since), n);
 }
 
+/// A send handed the kernel the first `sent` of a connection's `queued`
+/// timed deliveries, the oldest of them stamped `oldest` (one clock read).
+/// The oldest counts with its age; the others, whose stamps were not kept,
+/// as if the `queued` had come in evenly between `oldest` and now: the
+/// rest of this send at their mean age. Returns the estimated stamp of the
+/// oldest delivery still queued (meaningless when none is).
+#[inline]
+pub fn sent(oldest: Stamp, sent: u16, queued: u16) -> Stamp {
+    let age = stamp().wrapping_sub(oldest);
+    record_age(age, 1);
+    let (sent, queued, span) = (sent as u64, queued.max(1) as u64, age as u64);
+    if sent > 1 {
+        // Delivery i (0 = oldest) came in at about i/queued of the span.
+        record_age((span - span * sent / 2 / queued) as u32, sent - 1);
+    }
+    oldest.wrapping_add((span * sent / queued) as u32)
+}
+
 fn record_age(age: u32, n: u64) {
     let i = BOUNDS_UNITS.partition_point(|&b| b < age);
     COUNTS.with(|c| c[i].set(c[i].get() + n));
@@ -190,6 +210,29 @@ mod tests {
             let ns = (*u as f64) * 64.0;
             assert!((ns - s * 1e9).abs() < 64.0, "{u} {s}");
         }
+    }
+
+    #[test]
+    fn a_send_of_several_counts_the_oldest_exactly_and_spreads_the_rest() {
+        let before = snapshot();
+        // 4 queued, the oldest 1.2 s ago: 2 leave now.
+        let oldest = stamp().wrapping_sub((1_200_000_000u64 >> UNIT_SHIFT) as u32);
+        let next = sent(oldest, 2, 4);
+        let after = snapshot();
+        let d: Vec<u64> = after
+            .counts
+            .iter()
+            .zip(&before.counts)
+            .map(|(a, b)| a - b)
+            .collect();
+        // The oldest at its age (over 1 s: +Inf); the other as the second
+        // of four spread over those 1.2 s: ~0.9 s, in (0.5, 1].
+        assert_eq!(d[BUCKETS], 1, "{d:?}");
+        assert_eq!(d[BUCKETS - 1], 1, "{d:?}");
+        assert_eq!(d.iter().sum::<u64>(), 2);
+        // The third of four, still queued: about 0.6 s old.
+        let age = stamp().wrapping_sub(next) as u64 * 64;
+        assert!((550_000_000..700_000_000).contains(&age), "{age}");
     }
 
     #[test]
