@@ -3,7 +3,7 @@
 # scripts/bench-run.sh run (fresh release server on cpu 0, --shards 1
 # --no-pin; ringcast-bench on cpu 1).
 #
-#   BIN_A=/tmp/lat-bin/A BIN_B=/tmp/lat-bin/B docs/benchmarks/runs/session9-latency/drive.sh ab|goals
+#   BIN_A=/tmp/lat-bin/A BIN_B=/tmp/lat-bin/B docs/benchmarks/runs/session9-latency/drive.sh ab|ba|goals|extra
 #
 # BIN_A: ringcast of main (f054e0f); BIN_B: ringcast of the latency branch.
 # Both hold the same ringcast-bench and peer-tokio-ws (the branch's), so the
@@ -23,9 +23,10 @@ CF=@WS@/connection/websocket
 FAN=(fanout --url $CF --subscribers 5000 --channels 1 --publishers 1 --size 100 --rate 200 --pace even -d 10 --conns-per-addr 5000)
 L1000=(fanout --url $CF --subscribers 10000 --channels 1000 --publishers 1 --rate 10000 --pace even --size 100 -d 10 --conns-per-addr 5000)
 L100=(fanout --url $CF --subscribers 1000 --channels 100 --publishers 1 --rate 5000 --pace even --size 100 -d 10)
-run() { # run BIN DIR NAME SERVER ARGS...
-  local bin=$1 dir=$2 name=$3 server=$4; shift 4
-  BIN=$bin "${RUN[@]}" --out "$OUT/$dir" --name "$name" "$server" -- "$@" || echo "($dir/$name: exit $?)" >&2
+run() { # run BIN DIR NAME SERVER ARGS...  (server flags: SERVER_FLAGS="--flush-hold-max 0")
+  local bin=$1 dir=$2 name=$3 server=$4 f sargs=(); shift 4
+  for f in ${SERVER_FLAGS:-}; do sargs+=(--server-arg "$f"); done
+  BIN=$bin "${RUN[@]}" --out "$OUT/$dir" --name "$name" "${sargs[@]}" "$server" -- "$@" || echo "($dir/$name: exit $?)" >&2
 }
 case ${1:-} in
   ab)
@@ -42,5 +43,17 @@ case ${1:-} in
       run "$BIN_B" goal-100x10 "rc-$i" rc-serve "${L100[@]}" --metrics-url @METRICS@
       run "$BIN_B" goal-100x10 "peer-$i" peer "${L100[@]}"
     done ;;
-  *) echo "usage: $0 ab|goals" >&2; exit 2 ;;
+  ba)
+    # 2 more pairs, B first (does the order matter?).
+    for i in 4 5; do
+      run "$BIN_B" ab-fanout "B-$i" rc-serve "${FAN[@]}"
+      run "$BIN_A" ab-fanout "A-$i" rc-serve "${FAN[@]}"
+    done ;;
+  extra)
+    # 1,000 x 10 at 10,000/s once more: main's build (no histogram), and the
+    # branch without flush holds, next to each other.
+    run "$BIN_A" goal-1000x10-extra A-1 rc-serve "${L1000[@]}"
+    SERVER_FLAGS="--flush-hold-max 0" run "$BIN_B" goal-1000x10-extra nohold-1 rc-serve "${L1000[@]}" --metrics-url @METRICS@
+    run "$BIN_B" goal-1000x10-extra rc-4 rc-serve "${L1000[@]}" --metrics-url @METRICS@ ;;
+  *) echo "usage: $0 ab|ba|goals|extra" >&2; exit 2 ;;
 esac
