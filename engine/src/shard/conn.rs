@@ -526,8 +526,8 @@ mod tests {
 
     #[test]
     fn timing_deliveries_makes_no_connection_bigger() {
-        // What the fields were before: the two counters fit in the padding.
-        assert_eq!(std::mem::size_of::<Conn>(), 88);
+        // 88 bytes before the two counters: they fit in the padding.
+        assert!(std::mem::size_of::<Conn>() <= 88);
     }
 
     /// Drains the queue the way the reactor does (gathered copies or
