@@ -53,6 +53,7 @@ pub(crate) fn register_reactor(w: &Waker) {
 use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
+use super::latency;
 
 /// A close the server decided on: sent as a close frame, then the socket closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,12 @@ pub struct Conn {
     held: Cell<bool>,
     /// How this connection's transport frames what it is sent.
     framing: Framing,
+    /// Timed deliveries (publications) queued and not yet sent, and the
+    /// stamp of the oldest of them (after a send that left some queued, an
+    /// estimate: see `latency::sent`). Both fit in the padding the other
+    /// fields leave.
+    timed: Cell<u16>,
+    timed_since: Cell<latency::Stamp>,
 }
 
 impl Conn {
@@ -112,6 +119,8 @@ impl Conn {
             closed: Cell::new(false),
             held: Cell::new(false),
             framing,
+            timed: Cell::new(0),
+            timed_since: Cell::new(latency::NO_STAMP),
         }
     }
 
@@ -173,6 +182,27 @@ impl Conn {
     #[inline]
     pub fn send_set(&self, set: &FrameSet<'_>) -> bool {
         self.send_framed(set.get(self.framing))
+    }
+
+    /// Queues a delivery (bytes already framed for this connection) of the
+    /// publication accepted at `since`: its latency is recorded when the
+    /// send that carries it is made (`NO_STAMP`: not timed).
+    #[inline]
+    pub fn send_delivery(&self, frame: Bytes, since: latency::Stamp) -> bool {
+        let queued = self.send_framed(frame);
+        if queued && since != latency::NO_STAMP {
+            match self.timed.get() {
+                0 => {
+                    self.timed_since.set(since);
+                    self.timed.set(1);
+                }
+                // Never in practice (a queue that long is cut as slow
+                // unless the limit is off): counted as sent now.
+                u16::MAX => latency::record(since, 1),
+                n => self.timed.set(n + 1),
+            }
+        }
+        queued
     }
 
     /// Queues bytes already framed for this connection. The same `Bytes`
@@ -262,6 +292,9 @@ impl Conn {
             None
         };
         out.clear();
+        // Dropped deliveries never reach the kernel: not timed. (A frame
+        // already partly on the wire is not counted either.)
+        self.timed.set(0);
         self.out_bytes.set(keep.as_ref().map_or(0, |b| b.len()));
         out.extend(keep);
     }
@@ -366,6 +399,13 @@ impl Conn {
                 self.front_started.set(true);
             }
         }
+        let timed = self.timed.get();
+        if timed > 0 && frames > 0 {
+            let sent = timed.min(frames.min(u16::MAX as usize) as u16);
+            let oldest = latency::sent(self.timed_since.get(), sent, timed);
+            self.timed_since.set(oldest);
+            self.timed.set(timed - sent);
+        }
         if out.is_empty() && out.capacity() > 64 {
             // A burst grew the ring; give the memory back once it drains.
             *out = VecDeque::new();
@@ -446,6 +486,48 @@ mod tests {
         assert_eq!(front, vec![b"efg".to_vec()]);
         assert_eq!(c.consume(3), 1);
         assert!(!c.has_output());
+    }
+
+    /// The histogram's total count, on this thread.
+    fn timed_count() -> u64 {
+        latency::snapshot().count()
+    }
+
+    #[test]
+    fn each_timed_delivery_is_counted_once_when_its_frame_leaves() {
+        let c = Conn::new(1, 0);
+        let n0 = timed_count();
+        let since = latency::stamp();
+        c.send(Bytes::from_static(b"reply"));
+        c.send_delivery(Bytes::from_static(b"pub1"), since);
+        c.send_delivery(Bytes::from_static(b"pub2"), since);
+        // Not timed: a join push.
+        c.send_delivery(Bytes::from_static(b"join"), latency::NO_STAMP);
+        assert_eq!(timed_count(), n0, "nothing sent yet");
+        // The reply and half of pub1 leave, then the rest of pub1, pub2
+        // and the join. (Which of a send's frames are the timed ones is not
+        // kept, only how many are queued: the total is exact once they left.)
+        assert_eq!(c.consume(7), 1);
+        assert_eq!(c.consume(2 + 4 + 4), 3);
+        assert_eq!(timed_count() - n0, 2, "two timed deliveries in all");
+        assert!(!c.has_output());
+        // A later publication counts again; one dropped with a cut queue
+        // never reached the kernel and does not.
+        c.send_delivery(Bytes::from_static(b"pub3"), latency::stamp());
+        c.consume(4);
+        assert_eq!(timed_count() - n0, 3);
+        let d = Conn::new(2, 10);
+        d.set_blocked(true);
+        d.send_delivery(Bytes::from_static(b"pub4"), latency::stamp());
+        assert!(!d.send_delivery(Bytes::from_static(b"pub5-too-big"), latency::stamp()));
+        assert!(!d.has_output());
+        assert_eq!(timed_count() - n0, 3);
+    }
+
+    #[test]
+    fn timing_deliveries_makes_no_connection_bigger() {
+        // 88 bytes before the two counters: they fit in the padding.
+        assert!(std::mem::size_of::<Conn>() <= 88);
     }
 
     /// Drains the queue the way the reactor does (gathered copies or
