@@ -13,6 +13,7 @@ mod publish;
 mod report;
 mod run;
 mod scenario;
+mod scrape;
 mod stats;
 mod transport;
 mod worker;
@@ -346,6 +347,12 @@ struct Common {
     /// Server process to sample: RSS before/after setup, CPU during the window.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The server's /metrics (ringcast: http://ADMIN/metrics, the address
+    /// in its ready line): its delivery-latency histogram is read after
+    /// setup and after the drain, and the report gives the server-side
+    /// quantiles of the difference next to the bench's own.
+    #[arg(long)]
+    metrics_url: Option<String>,
     /// Print the result as JSON on stdout (the table then goes to stderr).
     #[arg(long)]
     json: bool,
@@ -528,6 +535,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         layout,
         ControlOpts {
             server_pid: c.server_pid,
+            metrics_url: c.metrics_url.clone(),
             settle: Duration::from_secs_f64(c.settle.max(0.0)),
             progress: !c.no_progress,
         },

@@ -28,6 +28,7 @@ use crate::config::{ChannelOptions, Config};
 use crate::protocol::codes::ClientError;
 use crate::protocol::delta::DeltaFrames;
 use crate::shard::conn::Conn;
+pub use crate::shard::latency::{stamp, Stamp, NO_STAMP};
 
 /// Outbox → mesh → handle rounds one `pump` runs at most.
 const PUMP_ROUNDS: usize = 4;
@@ -252,11 +253,14 @@ impl Hub {
                 frame,
                 publication: true,
                 delta,
+                since,
             } => {
-                let n =
-                    self.subs
-                        .borrow_mut()
-                        .deliver_publication(&channel, &frame, delta.as_deref());
+                let n = self.subs.borrow_mut().deliver_publication(
+                    &channel,
+                    &frame,
+                    delta.as_deref(),
+                    since,
+                );
                 self.stats
                     .deliveries
                     .set(self.stats.deliveries.get() + n as u64);
@@ -563,7 +567,8 @@ impl Hub {
         ok
     }
 
-    /// A publication from an asynchronous broker: delivered to the local
+    /// A publication from an asynchronous broker, accepted (arrived at the
+    /// broker's side of this node) at `since`: delivered to the local
     /// subscribers, and kept for subscribes still in flight.
     pub fn deliver_publication(
         &self,
@@ -571,15 +576,20 @@ impl Hub {
         offset: u64,
         frame: &Bytes,
         delta: Option<Arc<DeltaFrames>>,
+        since: Stamp,
     ) {
         let n = if offset > 0 {
-            self.subs
-                .borrow_mut()
-                .deliver_positioned(channel, offset, frame, delta.as_deref())
+            self.subs.borrow_mut().deliver_positioned(
+                channel,
+                offset,
+                frame,
+                delta.as_deref(),
+                since,
+            )
         } else {
             self.subs
                 .borrow_mut()
-                .deliver_publication(channel, frame, delta.as_deref())
+                .deliver_publication(channel, frame, delta.as_deref(), since)
         };
         self.stats
             .deliveries

@@ -52,6 +52,7 @@ pub(crate) fn register_reactor(w: &Waker) {
 use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
+use super::latency;
 use super::outq::OutQueue;
 
 /// A close the server decided on: sent as a close frame, then the socket closes.
@@ -112,8 +113,10 @@ pub struct Conn {
     out_bytes: Cell<usize>,
     /// Queue bytes past which the connection is cut with 3008 (0: never),
     /// once its socket is full: a burst queued within one pass is only cut
-    /// at four times the limit.
-    limit: usize,
+    /// at four times the limit. 32 bits (a limit above 4 GiB is kept as
+    /// 4 GiB) keep the connection at 88 bytes with the inline frame and the
+    /// latency counters.
+    limit: u32,
     close: Cell<Option<Box<CloseRequest>>>,
     /// `DIRTY_FLAG`, `FRONT_STARTED`, `BLOCKED`, `CLOSED`, `HELD` (one
     /// byte: the connection is allocated per client, see
@@ -121,6 +124,12 @@ pub struct Conn {
     flags: Flags,
     /// How this connection's transport frames what it is sent.
     framing: Framing,
+    /// Timed deliveries (publications) queued and not yet sent, and the
+    /// stamp of the oldest of them (after a send that left some queued, an
+    /// estimate: see `latency::sent`). Both fit in the padding the other
+    /// fields leave.
+    timed: Cell<u16>,
+    timed_since: Cell<latency::Stamp>,
 }
 
 impl Conn {
@@ -134,10 +143,12 @@ impl Conn {
             token: Cell::new(u32::MAX),
             out: RefCell::new(OutQueue::Empty),
             out_bytes: Cell::new(0),
-            limit,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             close: Cell::new(None),
             flags: Flags(Cell::new(0)),
             framing,
+            timed: Cell::new(0),
+            timed_since: Cell::new(latency::NO_STAMP),
         }
     }
 
@@ -201,6 +212,27 @@ impl Conn {
         self.send_framed(set.get(self.framing))
     }
 
+    /// Queues a delivery (bytes already framed for this connection) of the
+    /// publication accepted at `since`: its latency is recorded when the
+    /// send that carries it is made (`NO_STAMP`: not timed).
+    #[inline]
+    pub fn send_delivery(&self, frame: Bytes, since: latency::Stamp) -> bool {
+        let queued = self.send_framed(frame);
+        if queued && since != latency::NO_STAMP {
+            match self.timed.get() {
+                0 => {
+                    self.timed_since.set(since);
+                    self.timed.set(1);
+                }
+                // Never in practice (a queue that long is cut as slow
+                // unless the limit is off): counted as sent now.
+                u16::MAX => latency::record(since, 1),
+                n => self.timed.set(n + 1),
+            }
+        }
+        queued
+    }
+
     /// Queues bytes already framed for this connection. The same `Bytes`
     /// may sit in many queues.
     pub fn send_framed(&self, frame: Bytes) -> bool {
@@ -213,9 +245,10 @@ impl Conn {
             return true;
         }
         let total = self.out_bytes.get() + frame.len();
-        if self.limit != 0
-            && total > self.limit
-            && (self.flags.get(BLOCKED) || total > self.limit.saturating_mul(4))
+        let limit = self.limit as usize;
+        if limit != 0
+            && total > limit
+            && (self.flags.get(BLOCKED) || total > limit.saturating_mul(4))
         {
             self.cut_slow();
             return false;
@@ -270,7 +303,7 @@ impl Conn {
         self.flags.set(BLOCKED, blocked);
         if blocked
             && self.limit != 0
-            && self.out_bytes.get() > self.limit
+            && self.out_bytes.get() > self.limit as usize
             && !self.flags.get(CLOSED)
         {
             self.cut_slow();
@@ -292,6 +325,9 @@ impl Conn {
             None
         };
         out.clear();
+        // Dropped deliveries never reach the kernel: not timed. (A frame
+        // already partly on the wire is not counted either.)
+        self.timed.set(0);
         self.out_bytes.set(keep.as_ref().map_or(0, |b| b.len()));
         if let Some(k) = keep {
             out.push_back(k);
@@ -398,6 +434,13 @@ impl Conn {
                 self.flags.set(FRONT_STARTED, true);
             }
         }
+        let timed = self.timed.get();
+        if timed > 0 && frames > 0 {
+            let sent = timed.min(frames.min(u16::MAX as usize) as u16);
+            let oldest = latency::sent(self.timed_since.get(), sent, timed);
+            self.timed_since.set(oldest);
+            self.timed.set(timed - sent);
+        }
         // A drained queue gives its ring back when it was small or a
         // burst grew it (`OutQueue::pop_front`).
         frames
@@ -476,6 +519,48 @@ mod tests {
         assert_eq!(front, vec![b"efg".to_vec()]);
         assert_eq!(c.consume(3), 1);
         assert!(!c.has_output());
+    }
+
+    /// The histogram's total count, on this thread.
+    fn timed_count() -> u64 {
+        latency::snapshot().count()
+    }
+
+    #[test]
+    fn each_timed_delivery_is_counted_once_when_its_frame_leaves() {
+        let c = Conn::new(1, 0);
+        let n0 = timed_count();
+        let since = latency::stamp();
+        c.send(Bytes::from_static(b"reply"));
+        c.send_delivery(Bytes::from_static(b"pub1"), since);
+        c.send_delivery(Bytes::from_static(b"pub2"), since);
+        // Not timed: a join push.
+        c.send_delivery(Bytes::from_static(b"join"), latency::NO_STAMP);
+        assert_eq!(timed_count(), n0, "nothing sent yet");
+        // The reply and half of pub1 leave, then the rest of pub1, pub2
+        // and the join. (Which of a send's frames are the timed ones is not
+        // kept, only how many are queued: the total is exact once they left.)
+        assert_eq!(c.consume(7), 1);
+        assert_eq!(c.consume(2 + 4 + 4), 3);
+        assert_eq!(timed_count() - n0, 2, "two timed deliveries in all");
+        assert!(!c.has_output());
+        // A later publication counts again; one dropped with a cut queue
+        // never reached the kernel and does not.
+        c.send_delivery(Bytes::from_static(b"pub3"), latency::stamp());
+        c.consume(4);
+        assert_eq!(timed_count() - n0, 3);
+        let d = Conn::new(2, 10);
+        d.set_blocked(true);
+        d.send_delivery(Bytes::from_static(b"pub4"), latency::stamp());
+        assert!(!d.send_delivery(Bytes::from_static(b"pub5-too-big"), latency::stamp()));
+        assert!(!d.has_output());
+        assert_eq!(timed_count() - n0, 3);
+    }
+
+    #[test]
+    fn timing_deliveries_makes_no_connection_bigger() {
+        // 88 bytes before the two counters: they fit in the padding.
+        assert!(std::mem::size_of::<Conn>() <= 88);
     }
 
     /// Drains the queue the way the reactor does (gathered copies or

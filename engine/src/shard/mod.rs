@@ -7,6 +7,7 @@ pub mod conn;
 pub mod driver;
 pub mod framing;
 pub(crate) mod handshakes;
+pub mod latency;
 pub mod listener;
 mod outq;
 pub mod plain;
