@@ -84,6 +84,10 @@ struct HoldArgs {
     /// Centrifuge: channels subscribed round-robin, one per connection (0: none).
     #[arg(long, default_value_t = 1)]
     channels: usize,
+    /// Centrifuge: subscriptions per connection: connection i subscribes to
+    /// channels i, i+1, … (mod --channels), at most --channels of them.
+    #[arg(long, default_value_t = 1)]
+    subs_per_conn: usize,
     #[command(flatten)]
     transport: TransportArg,
     #[command(flatten)]
@@ -571,6 +575,7 @@ fn hold_config(a: HoldArgs) -> anyhow::Result<Parsed> {
         conns: n,
         protocol: a.protocol,
         channels: a.channels,
+        subs_per_conn: a.subs_per_conn.clamp(1, a.channels.max(1)),
     };
     Ok((Scenario::Hold(cfg), a.url, a.transport.kind, a.common))
 }

@@ -416,6 +416,16 @@ impl Hub {
         (then, call)
     }
 
+    /// `channel` as a shared name: the one this shard's subscription table
+    /// holds when the channel has subscribers here (one copy per channel
+    /// and shard, not one per subscriber), else a new one.
+    pub fn channel_name(&self, channel: &str) -> ChannelName {
+        self.subs
+            .borrow()
+            .name(channel)
+            .unwrap_or_else(|| channel.into())
+    }
+
     pub fn subscribe(&self, req: SubscribeReq) {
         self.broker.subscribe(self, req);
     }

@@ -91,6 +91,18 @@ fn take_from<T>(
 }
 
 impl SubTable {
+    /// The name this table keys `channel` by, if it has subscribers here:
+    /// a session that subscribes shares it rather than holding a copy.
+    pub fn name(&self, channel: &str) -> Option<ChannelName> {
+        fn key<V>(m: &HashMap<ChannelName, V, ahash::RandomState>, c: &str) -> Option<ChannelName> {
+            m.get_key_value(c).map(|(k, _)| k.clone())
+        }
+        key(&self.channels, channel)
+            .or_else(|| key(&self.delta, channel))
+            .or_else(|| key(&self.filtered, channel))
+            .or_else(|| key(&self.ahead, channel))
+    }
+
     pub fn add(&mut self, channel: ChannelName, conn: Rc<Conn>) {
         self.add_as(channel, conn, SubKind::Plain);
     }

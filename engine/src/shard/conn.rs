@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::task::Waker;
 
@@ -54,6 +53,7 @@ use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
 use super::latency;
+use super::outq::OutQueue;
 
 /// A close the server decided on: sent as a close frame, then the socket closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,31 +65,63 @@ pub struct CloseRequest {
 /// Centrifugo's "slow" disconnect: the outbound queue passed its byte limit.
 pub const SLOW_CONSUMER: u16 = 3008;
 
+/// On the dirty list already.
+const DIRTY_FLAG: u8 = 1;
+/// The front frame is partly on the wire: it must be finished before
+/// anything else, even when the rest of the queue is dropped.
+const FRONT_STARTED: u8 = 2;
+/// The socket refused data (EAGAIN) and has not become writable since.
+const BLOCKED: u8 = 4;
+/// Set by the first close request and never cleared: a closing connection
+/// accepts no more frames.
+const CLOSED: u8 = 8;
+/// Frames queue but do not leave: a reply that must go first is still being
+/// put together (`hold`, `release_with`).
+const HELD: u8 = 16;
+
+/// A connection's boolean states, one bit each.
+struct Flags(Cell<u8>);
+
+impl Flags {
+    #[inline]
+    fn get(&self, f: u8) -> bool {
+        self.0.get() & f != 0
+    }
+
+    #[inline]
+    fn set(&self, f: u8, on: bool) {
+        let v = self.0.get();
+        self.0.set(if on { v | f } else { v & !f });
+    }
+
+    /// Sets `f` to `on` and returns what it was.
+    #[inline]
+    fn replace(&self, f: u8, on: bool) -> bool {
+        let was = self.get(f);
+        self.set(f, on);
+        was
+    }
+}
+
 pub struct Conn {
     /// Unique on its shard; stable for the connection's life.
     pub id: u64,
     /// The reactor's slab slot (set when the connection is handed over).
     token: Cell<u32>,
-    /// On the dirty list already.
-    dirty: Cell<bool>,
-    out: RefCell<VecDeque<Bytes>>,
+    /// What waits to be sent (one frame inline: no allocation while idle).
+    out: RefCell<OutQueue>,
     out_bytes: Cell<usize>,
-    /// The front frame is partly on the wire: it must be finished before
-    /// anything else, even when the rest of the queue is dropped.
-    front_started: Cell<bool>,
     /// Queue bytes past which the connection is cut with 3008 (0: never),
     /// once its socket is full: a burst queued within one pass is only cut
-    /// at four times the limit.
-    limit: usize,
-    /// The socket refused data (EAGAIN) and has not become writable since.
-    blocked: Cell<bool>,
+    /// at four times the limit. 32 bits (a limit above 4 GiB is kept as
+    /// 4 GiB) keep the connection at 88 bytes with the inline frame and the
+    /// latency counters.
+    limit: u32,
     close: Cell<Option<Box<CloseRequest>>>,
-    /// Set by the first close request and never cleared: a closing
-    /// connection accepts no more frames.
-    closed: Cell<bool>,
-    /// Frames queue but do not leave: a reply that must go first is still
-    /// being put together (`hold`, `release_with`).
-    held: Cell<bool>,
+    /// `DIRTY_FLAG`, `FRONT_STARTED`, `BLOCKED`, `CLOSED`, `HELD` (one
+    /// byte: the connection is allocated per client, see
+    /// docs/why-subscribed-memory.md).
+    flags: Flags,
     /// How this connection's transport frames what it is sent.
     framing: Framing,
     /// Timed deliveries (publications) queued and not yet sent, and the
@@ -109,15 +141,11 @@ impl Conn {
         Conn {
             id,
             token: Cell::new(u32::MAX),
-            dirty: Cell::new(false),
-            out: RefCell::new(VecDeque::new()),
+            out: RefCell::new(OutQueue::Empty),
             out_bytes: Cell::new(0),
-            front_started: Cell::new(false),
-            limit,
-            blocked: Cell::new(false),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             close: Cell::new(None),
-            closed: Cell::new(false),
-            held: Cell::new(false),
+            flags: Flags(Cell::new(0)),
             framing,
             timed: Cell::new(0),
             timed_since: Cell::new(latency::NO_STAMP),
@@ -138,14 +166,14 @@ impl Conn {
     /// reports server-side subscriptions whose publications may already be
     /// arriving). A close request releases the hold.
     pub fn hold(&self) {
-        self.held.set(true);
+        self.flags.set(HELD, true);
     }
 
     /// Queues `first` (a WebSocket frame the hub or session encoded) ahead
     /// of everything held, and lets it all go.
     pub fn release_with(&self, first: Bytes) {
         let first = self.framing.reframe(&first);
-        if !self.held.replace(false) || self.closed.get() || first.is_empty() {
+        if !self.flags.replace(HELD, false) || self.flags.get(CLOSED) || first.is_empty() {
             return;
         }
         self.out_bytes.set(self.out_bytes.get() + first.len());
@@ -158,11 +186,11 @@ impl Conn {
     }
 
     pub(crate) fn is_held(&self) -> bool {
-        self.held.get()
+        self.flags.get(HELD)
     }
 
     pub(crate) fn unhold(&self) {
-        self.held.set(false);
+        self.flags.set(HELD, false);
     }
 
     /// Queues a WebSocket text frame the hub or session encoded, framed for
@@ -208,7 +236,7 @@ impl Conn {
     /// Queues bytes already framed for this connection. The same `Bytes`
     /// may sit in many queues.
     pub fn send_framed(&self, frame: Bytes) -> bool {
-        if self.closed.get() {
+        if self.flags.get(CLOSED) {
             return false;
         }
         if frame.is_empty() {
@@ -217,9 +245,10 @@ impl Conn {
             return true;
         }
         let total = self.out_bytes.get() + frame.len();
-        if self.limit != 0
-            && total > self.limit
-            && (self.blocked.get() || total > self.limit.saturating_mul(4))
+        let limit = self.limit as usize;
+        if limit != 0
+            && total > limit
+            && (self.flags.get(BLOCKED) || total > limit.saturating_mul(4))
         {
             self.cut_slow();
             return false;
@@ -259,7 +288,7 @@ impl Conn {
     /// Asks the connection task to send a close frame and close. The first
     /// request wins.
     pub fn close_with(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
-        if !self.closed.replace(true) {
+        if !self.flags.replace(CLOSED, true) {
             self.close.set(Some(Box::new(CloseRequest {
                 code,
                 reason: reason.into(),
@@ -271,8 +300,12 @@ impl Conn {
     /// The socket is full (or writable again). A full socket with more than
     /// the limit queued behind it is a slow consumer: cut.
     pub(crate) fn set_blocked(&self, blocked: bool) {
-        self.blocked.set(blocked);
-        if blocked && self.limit != 0 && self.out_bytes.get() > self.limit && !self.closed.get() {
+        self.flags.set(BLOCKED, blocked);
+        if blocked
+            && self.limit != 0
+            && self.out_bytes.get() > self.limit as usize
+            && !self.flags.get(CLOSED)
+        {
             self.cut_slow();
         }
     }
@@ -286,7 +319,7 @@ impl Conn {
     /// that one would corrupt the stream before the close frame).
     fn drop_queued(&self) {
         let mut out = self.out.borrow_mut();
-        let keep = if self.front_started.get() {
+        let keep = if self.flags.get(FRONT_STARTED) {
             out.pop_front()
         } else {
             None
@@ -296,11 +329,13 @@ impl Conn {
         // already partly on the wire is not counted either.)
         self.timed.set(0);
         self.out_bytes.set(keep.as_ref().map_or(0, |b| b.len()));
-        out.extend(keep);
+        if let Some(k) = keep {
+            out.push_back(k);
+        }
     }
 
     pub fn is_closing(&self) -> bool {
-        self.closed.get()
+        self.flags.get(CLOSED)
     }
 
     pub fn queued_bytes(&self) -> usize {
@@ -321,12 +356,12 @@ impl Conn {
 
     /// Off the dirty list (the reactor took it).
     pub(crate) fn clear_dirty(&self) {
-        self.dirty.set(false);
+        self.flags.set(DIRTY_FLAG, false);
     }
 
     /// Puts the connection on its shard's dirty list, once.
     pub(crate) fn mark_dirty(&self) {
-        if self.token.get() == u32::MAX || self.dirty.replace(true) {
+        if self.token.get() == u32::MAX || self.flags.replace(DIRTY_FLAG, true) {
             return;
         }
         let token = self.token.get();
@@ -392,11 +427,11 @@ impl Conn {
                 sent -= front.len();
                 out.pop_front();
                 frames += 1;
-                self.front_started.set(false);
+                self.flags.set(FRONT_STARTED, false);
             } else {
                 front.advance(sent);
                 sent = 0;
-                self.front_started.set(true);
+                self.flags.set(FRONT_STARTED, true);
             }
         }
         let timed = self.timed.get();
@@ -406,10 +441,8 @@ impl Conn {
             self.timed_since.set(oldest);
             self.timed.set(timed - sent);
         }
-        if out.is_empty() && out.capacity() > 64 {
-            // A burst grew the ring; give the memory back once it drains.
-            *out = VecDeque::new();
-        }
+        // A drained queue gives its ring back when it was small or a
+        // burst grew it (`OutQueue::pop_front`).
         frames
     }
 }

@@ -9,6 +9,7 @@ pub mod framing;
 pub(crate) mod handshakes;
 pub mod latency;
 pub mod listener;
+mod outq;
 pub mod plain;
 pub(crate) mod reactor;
 pub mod service;
