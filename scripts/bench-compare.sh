@@ -172,7 +172,7 @@ fi
 stop_server
 if [ "$RC_CF" = 1 ]; then
   ringcast_serve rc-hold-cf; bench rc-hold-cf $CF "${HOLD[@]}"; stop_server
-  ringcast_serve rc-fanout;  bench rc-fanout $CF "${FANOUT[@]}"; stop_server
+  ringcast_serve rc-fanout;  bench rc-fanout $CF "${FANOUT[@]}" --metrics-url "http://127.0.0.1:$API_PORT/metrics"; stop_server
   ringcast_storm rc-storm;   bench rc-storm $CF "${STORM[@]}" --drop client --publisher client; stop_server
   ringcast_storm rc-storm-api; bench rc-storm-api $CF "${STORM[@]}" --drop api --publisher http "${API_ARGS[@]}"; stop_server
   ringcast_serve rc-publish-client; bench rc-publish-client $CF "${PUBLISH[@]}" --via client -w "$PUB_W_CLIENT"; stop_server

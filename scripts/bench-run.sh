@@ -10,7 +10,8 @@
 #          peer      peer-tokio-ws --threads 1                   (/echo, /connection/websocket)
 # In BENCH-ARGS these are replaced: @WS@ ws://127.0.0.1:<client port>,
 # @API@ http://127.0.0.1:<api port>/api, @TCP@ 127.0.0.1:<publisher port>,
-# @KEY@ the API key. The script adds --server-pid, --cpu $LOAD_CPU, --json,
+# @KEY@ the API key, @METRICS@ http://127.0.0.1:<api port>/metrics (for
+# `--metrics-url @METRICS@`: the server-side latency; rc-serve only). The script adds --server-pid, --cpu $LOAD_CPU, --json,
 # --no-progress.
 # BENCH-ARGS may instead be a wrk command line (`wrk -t1 -c16 -d10s -s
 # bench/wrk/publish.lua @API@/publish`): it runs on $LOAD_CPU with API_KEY
@@ -183,6 +184,7 @@ while :; do
     a=${a//@API@/http://127.0.0.1:$P_API/api}
     a=${a//@TCP@/127.0.0.1:$P_TCP}
     a=${a//@KEY@/$API_KEY}
+    a=${a//@METRICS@/http://127.0.0.1:$P_API/metrics}
     args+=("$a")
   done
   echo "--- $NAME (attempt $attempt; host idle check: $idle other busy cores)" >&2

@@ -44,7 +44,10 @@
 # $CARGO_TARGET_DIR or target/), PORT (first port tried, 19100),
 # SERVER_CPU, BACKEND_CPU, LOAD_CPU, BACKEND_THREADS, MAX_OTHER (0.15),
 # HOLD_N (15000),
-# HOLD_D (5), HOLD_SMALL (5000), ECHO_C (100), ECHO_W (16), ECHO_S (100), ECHO_D (10),
+# HOLD_D (5), HOLD_SETTLE (1: seconds between the last connect and the RSS
+# sample; 6 gives the idle figure, after the backend pool's idle timeout
+# and the heap trim that follows it),
+# HOLD_SMALL (5000), ECHO_C (100), ECHO_W (16), ECHO_S (100), ECHO_D (10),
 # CONNECT_N (15000), CONNECT_D (2), CONNS_PER_ADDR (5000), WS2API_ARGS
 # (more arguments for `ringcast ws2api`, e.g. "--max-in-flight 16").
 # Every bench command is bounded by `timeout`; all processes are stopped
@@ -57,7 +60,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 : "${PORT:=19100}" "${SERVER_CPU:=0}" "${BACKEND_CPU:=1}" "${LOAD_CPU:=1}" "${BACKEND_THREADS:=1}"
 : "${MAX_OTHER:=0.15}" "${HOLD_N:=15000}" "${HOLD_D:=5}" "${ECHO_C:=100}" "${ECHO_W:=16}"
 : "${ECHO_S:=100}" "${ECHO_D:=10}" "${CONNECT_N:=15000}" "${CONNECT_D:=2}" "${CONNS_PER_ADDR:=5000}"
-: "${HOLD_SMALL:=5000}" "${WS2API_ARGS:=}"
+: "${HOLD_SMALL:=5000}" "${WS2API_ARGS:=}" "${HOLD_SETTLE:=1}"
 
 OUT=$TARGET/bench-ws2api RUNS=3 ONLY=hold,echo,connect BUILD=1 QUIET_WAIT=60 RETRIES=3
 while [ $# -gt 0 ]; do
@@ -68,7 +71,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0 ;;
     --quiet-wait) QUIET_WAIT=$2; shift ;;
     --retries) RETRIES=$2; shift ;;
-    -h|--help) sed -n '2,53p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,56p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -316,11 +319,11 @@ for r in $(seq "$RUNS"); do
   if has hold; then
     echo "== hold $r" >&2
     ws2api_run "hold-$r" hold --protocol raw --url '@WS@/c{i}' -n "$HOLD_N" -d "$HOLD_D" \
-      --conns-per-addr "$CONNS_PER_ADDR"
+      --conns-per-addr "$CONNS_PER_ADDR" --settle "$HOLD_SETTLE"
     if [ "$HOLD_SMALL" -gt 0 ]; then
       echo "== hold-small $r" >&2
       ws2api_run "hold-small-$r" hold --protocol raw --url '@WS@/c{i}' -n "$HOLD_SMALL" -d "$HOLD_D" \
-        --conns-per-addr "$CONNS_PER_ADDR"
+        --conns-per-addr "$CONNS_PER_ADDR" --settle "$HOLD_SETTLE"
     fi
   fi
   if has echo; then

@@ -21,7 +21,7 @@ if ! [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ ]] || [ "$SECONDS_PER_TARGET" -lt 1 ];
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-TARGETS="${FUZZ_TARGETS:-parse_frame handshake unmask command publisher_frame redis_message transport protobuf proxy_wire fossil tags_filter}"
+TARGETS="${FUZZ_TARGETS:-parse_frame handshake unmask command publisher_frame redis_message transport protobuf proxy_wire fossil tags_filter client_codec}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"

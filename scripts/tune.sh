@@ -24,7 +24,15 @@ PROG=${0##*/}
 STATE_VERSION=1
 
 DEFAULT_CONNECTIONS=1000000
-DEFAULT_PER_CONN_BYTES=400      # ringcast's own memory per idle connection
+# ringcast's own memory per idle client, connected and subscribed to one
+# channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards, 568-614 B
+# measured in session 9 (docs/benchmarks.md), rounded up; a raw WebSocket
+# connection is 258 B
+DEFAULT_PER_CONN_BYTES=640
+# ... and per subscription past the first (same runs, 5 against 1 per client:
+# 62 B measured, rounded up)
+DEFAULT_PER_SUB_BYTES=64
+DEFAULT_SUBS_PER_CONN=1
 DEFAULT_KERNEL_BYTES=4096       # kernel memory per idle TCP socket (measured)
 CONNTRACK_ENTRY_BYTES=256       # nf_conntrack slab object size (/proc/slabinfo)
 FD_HEADROOM_FIXED=4096          # listeners, eventfds, rings, logs, upstreams
@@ -84,7 +92,11 @@ usage_sizing_opts() {
                           suffixes k and M are decimal: 500k, 1M)
   --role server|loadgen   the box runs the ringcast server (default) or the
                           bench load generator
-  --per-conn-bytes B      ringcast's own memory per connection (default $DEFAULT_PER_CONN_BYTES)
+  --per-conn-bytes B      ringcast's own memory per connected client with one
+                          subscription (default $DEFAULT_PER_CONN_BYTES, measured)
+  --subs-per-conn S       subscriptions per client (default $DEFAULT_SUBS_PER_CONN); each past
+                          the first adds --per-sub-bytes
+  --per-sub-bytes B       ringcast's memory per extra subscription (default $DEFAULT_PER_SUB_BYTES)
   --kernel-bytes B        kernel memory per idle TCP socket (default $DEFAULT_KERNEL_BYTES)
   --mem-total SIZE        plan for this much RAM instead of MemTotal
                           (bytes, or with K/M/G/T suffix, binary)
@@ -340,6 +352,8 @@ CMD=
 N=$DEFAULT_CONNECTIONS
 ROLE=server
 PER_CONN_BYTES=$DEFAULT_PER_CONN_BYTES
+PER_SUB_BYTES=$DEFAULT_PER_SUB_BYTES
+SUBS_PER_CONN=$DEFAULT_SUBS_PER_CONN
 KERNEL_BYTES=$DEFAULT_KERNEL_BYTES
 MEM_TOTAL=
 MEM_TOTAL_SRC=/proc/meminfo
@@ -359,7 +373,8 @@ parse_args() {
 		opt=$1 val='' has=0
 		case $opt in --*=*) val=${opt#*=}; opt=${opt%%=*}; has=1 ;; esac
 		case $opt in
-		--connections | -n | --role | --per-conn-bytes | --kernel-bytes | --mem-total | \
+		--connections | -n | --role | --per-conn-bytes | --per-sub-bytes | --subs-per-conn | \
+			--kernel-bytes | --mem-total | \
 			--targets | --state-dir | --etc-dir | --global-root)
 			if [ "$has" = 0 ]; then
 				[ $# -ge 2 ] || die_usage "option $opt needs a value"
@@ -375,6 +390,11 @@ parse_args() {
 			fi ;;
 		--role) case $val in server | loadgen) ROLE=$val ;; *) die_usage "--role is server or loadgen, not '$val'" ;; esac ;;
 		--per-conn-bytes) PER_CONN_BYTES=$(parse_size "$val") || die_usage "bad --per-conn-bytes '$val'" ;;
+		--per-sub-bytes) PER_SUB_BYTES=$(parse_size "$val") || die_usage "bad --per-sub-bytes '$val'" ;;
+		--subs-per-conn)
+			if ! SUBS_PER_CONN=$(parse_count "$val") || [ "$SUBS_PER_CONN" -lt 1 ]; then
+				die_usage "--subs-per-conn wants a positive count, not '$val'"
+			fi ;;
 		--kernel-bytes) KERNEL_BYTES=$(parse_size "$val") || die_usage "bad --kernel-bytes '$val'" ;;
 		--mem-total)
 			if ! MEM_TOTAL=$(parse_size "$val") || [ "$MEM_TOTAL" -le 0 ]; then
@@ -422,6 +442,7 @@ PAGE=4096
 NOFILE=0
 SOCK_BYTES=0
 APP_BYTES=0
+CLIENT_BYTES=0
 CT_BYTES=0
 TOTAL_BYTES=0
 SRC_ADDRS=0
@@ -504,7 +525,8 @@ compute() {
 	WHY[net.ipv4.tcp_wmem]="min >= one page: the send buffer every socket keeps under pressure"
 
 	SOCK_BYTES=$((N * KERNEL_BYTES))
-	APP_BYTES=$((N * PER_CONN_BYTES))
+	CLIENT_BYTES=$((PER_CONN_BYTES + (SUBS_PER_CONN - 1) * PER_SUB_BYTES))
+	APP_BYTES=$((N * CLIENT_BYTES))
 	CT_BYTES=0
 	if [ "$NO_CONNTRACK" = 0 ]; then CT_BYTES=$((N * CONNTRACK_ENTRY_BYTES)); fi
 	TOTAL_BYTES=$((SOCK_BYTES + APP_BYTES + CT_BYTES))
@@ -711,7 +733,11 @@ memory_report() {
 	local pct verdict tcpmax
 	say "memory for $N connections:"
 	printf '  %-20s %8s x %5s B = %14s B  (%s)\n' "kernel sockets" "$N" "$KERNEL_BYTES" "$SOCK_BYTES" "$(human "$SOCK_BYTES")"
-	printf '  %-20s %8s x %5s B = %14s B  (%s)\n' "ringcast" "$N" "$PER_CONN_BYTES" "$APP_BYTES" "$(human "$APP_BYTES")"
+	printf '  %-20s %8s x %5s B = %14s B  (%s)' "ringcast" "$N" "$CLIENT_BYTES" "$APP_BYTES" "$(human "$APP_BYTES")"
+	if [ "$SUBS_PER_CONN" -gt 1 ]; then
+		printf '  %s B + %s extra subscriptions x %s B' "$PER_CONN_BYTES" $((SUBS_PER_CONN - 1)) "$PER_SUB_BYTES"
+	fi
+	printf '\n'
 	if [ "$NO_CONNTRACK" = 0 ]; then
 		printf '  %-20s %8s x %5s B = %14s B  (%s)  0 with the notrack rules (--no-conntrack)\n' \
 			"conntrack entries" "$N" "$CONNTRACK_ENTRY_BYTES" "$CT_BYTES" "$(human "$CT_BYTES")"

@@ -13,6 +13,7 @@ mod publish;
 mod report;
 mod run;
 mod scenario;
+mod scrape;
 mod stats;
 mod transport;
 mod worker;
@@ -83,6 +84,10 @@ struct HoldArgs {
     /// Centrifuge: channels subscribed round-robin, one per connection (0: none).
     #[arg(long, default_value_t = 1)]
     channels: usize,
+    /// Centrifuge: subscriptions per connection: connection i subscribes to
+    /// channels i, i+1, … (mod --channels), at most --channels of them.
+    #[arg(long, default_value_t = 1)]
+    subs_per_conn: usize,
     #[command(flatten)]
     transport: TransportArg,
     #[command(flatten)]
@@ -342,6 +347,12 @@ struct Common {
     /// Server process to sample: RSS before/after setup, CPU during the window.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The server's /metrics (ringcast: http://ADMIN/metrics, the address
+    /// in its ready line): its delivery-latency histogram is read after
+    /// setup and after the drain, and the report gives the server-side
+    /// quantiles of the difference next to the bench's own.
+    #[arg(long)]
+    metrics_url: Option<String>,
     /// Print the result as JSON on stdout (the table then goes to stderr).
     #[arg(long)]
     json: bool,
@@ -524,6 +535,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         layout,
         ControlOpts {
             server_pid: c.server_pid,
+            metrics_url: c.metrics_url.clone(),
             settle: Duration::from_secs_f64(c.settle.max(0.0)),
             progress: !c.no_progress,
         },
@@ -563,6 +575,7 @@ fn hold_config(a: HoldArgs) -> anyhow::Result<Parsed> {
         conns: n,
         protocol: a.protocol,
         channels: a.channels,
+        subs_per_conn: a.subs_per_conn.clamp(1, a.channels.max(1)),
     };
     Ok((Scenario::Hold(cfg), a.url, a.transport.kind, a.common))
 }

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::procstat::{self, ProcSample};
 use crate::report::Progress;
 use crate::scenario::{run_worker, Plan};
+use crate::scrape;
 use crate::stats::{mono_ns, Tally};
 use crate::worker::{Live, LiveSnap, Phase, Share, Window, WorkerCtx};
 
@@ -47,6 +48,8 @@ pub struct Outcome {
     pub server_before: Option<ProcSample>,
     pub server_established: Option<ProcSample>,
     pub server_end: Option<ProcSample>,
+    /// The server's delivery-latency histogram over the run (`--metrics-url`).
+    pub server_latency: Option<scrape::Reading>,
     /// Bench CPU seconds over the active period, all processes.
     pub bench_cpu_s: f64,
     /// Host CPU over the active period (all processes on the box).
@@ -308,6 +311,8 @@ impl Fleet {
 
 pub struct ControlOpts {
     pub server_pid: Option<u32>,
+    /// The server's /metrics, for its delivery-latency histogram.
+    pub metrics_url: Option<String>,
     /// Pause between setup and the established-RSS sample.
     pub settle: Duration,
     pub progress: bool,
@@ -343,6 +348,7 @@ pub fn control(plan: Arc<Plan>, layout: Layout, opts: ControlOpts) -> anyhow::Re
     }
     std::thread::sleep(opts.settle);
     let server_established = server("established")?;
+    let metrics_before = opts.metrics_url.as_deref().and_then(scrape::read);
     let bench0 = procstat::sample(None)?;
     let host0 = procstat::host().ok();
     let start_ns = mono_ns() + 1_000_000;
@@ -365,6 +371,10 @@ pub fn control(plan: Arc<Plan>, layout: Layout, opts: ControlOpts) -> anyhow::Re
     }
     let active_s = mono_ns().saturating_sub(start_ns) as f64 / 1e9;
     let server_end = server("end")?;
+    let server_latency = metrics_before.and_then(|b| {
+        let url = opts.metrics_url.as_deref()?;
+        Some(scrape::read(url)?.since(&b))
+    });
     let bench1 = procstat::sample(None)?;
     let host1 = procstat::host().ok();
     progress.finish();
@@ -377,6 +387,7 @@ pub fn control(plan: Arc<Plan>, layout: Layout, opts: ControlOpts) -> anyhow::Re
         server_before,
         server_established,
         server_end,
+        server_latency,
         bench_cpu_s: (bench1.cpu_s - bench0.cpu_s) + child_cpu,
         host_busy_s: host0.zip(host1).map(|(a, b)| b.busy_s - a.busy_s),
         host_cores: host1.map_or(0, |h| h.cores),

@@ -2,6 +2,7 @@
 real WebSocket clients."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -170,6 +171,90 @@ def test_metrics_pass_promtool(server, ws):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == "" and r.stderr.strip() == "", r.stdout + r.stderr
+
+
+LATENCY = "ringcast_delivery_latency_seconds"
+
+
+def delivery_latency(server):
+    """The server's delivery-latency histogram: (buckets [(le, cumulative)],
+    sum, count), from /metrics."""
+    text = requests.get(f"http://{server.api_addr}/metrics").text
+    buckets = [(float(le), int(n)) for le, n in
+               re.findall(rf'^{LATENCY}_bucket{{le="([^"]+)"}} (\d+)$', text, re.M)]
+    total = float(re.search(rf"^{LATENCY}_sum (\S+)$", text, re.M).group(1))
+    count = int(re.search(rf"^{LATENCY}_count (\d+)$", text, re.M).group(1))
+    return buckets, total, count
+
+
+def test_delivery_latency_histogram_counts_each_delivery_once(server, ws):
+    """Each publication delivered to a subscriber's socket adds exactly one
+    observation (publication accepted by its owner -> frame handed to the
+    kernel); replies, the publisher's acknowledgements and clients of other
+    channels add none. Subscribers on both shards, owners on both."""
+    subs = [ws() for _ in range(6)]
+    for i, s in enumerate(subs):
+        s.subscribe(f"timed-{i % 2}")
+    other = ws()
+    other.subscribe("untimed")
+    publisher = ws()
+    _, sum0, count0 = delivery_latency(server)
+    cent = Client(server.api_url, API_KEY)
+    for n in range(10):
+        cent.publish(PublishRequest(channel="timed-0", data={"n": n}))
+        # The client protocol's publish too (its reply is not a delivery).
+        publisher.call("publish", {"channel": "timed-1", "data": {"n": n}})
+    for s in subs:
+        assert [p["pub"]["data"]["n"] for p in s.pushes(10)] == list(range(10))
+    expected = count0 + 6 * 10
+    deadline = time.monotonic() + 5
+    while True:
+        buckets, total, count = delivery_latency(server)
+        if count >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert count == expected, (count0, count)
+    # Every delivery took more than nothing and (on a test host) under a
+    # second each.
+    assert 0 < total - sum0 < 60 * 1.0, (sum0, total)
+    les = [le for le, _ in buckets]
+    assert les[0] == 0.00001 and les[-2] == 1.0 and les[-1] == float("inf")
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:]))
+    assert buckets[-1][1] == count
+    # Nothing more without publications (pings aside, which are replies).
+    assert delivery_latency(server)[2] == expected
+
+
+def test_delivery_latency_counts_sse_deliveries_too():
+    """An SSE subscriber's deliveries leave through the same send path and
+    are counted like a WebSocket subscriber's."""
+    s = Server("--shards", "1", "--insecure", "--sse")
+    try:
+        body = b'{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"sse-timed"}}'
+        r = requests.post(f"http://{s.ws_addr}/connection/sse", data=body, stream=True, timeout=10)
+        assert r.status_code == 200
+        lines = r.iter_lines()
+
+        def next_event():
+            for line in lines:
+                if line.startswith(b"data: "):
+                    return json.loads(line[6:])
+            raise AssertionError("stream ended")
+
+        assert next_event()["id"] == 1
+        assert next_event()["id"] == 2
+        _, _, count0 = delivery_latency(s)
+        cent = Client(s.api_url, API_KEY)
+        for n in range(3):
+            cent.publish(PublishRequest(channel="sse-timed", data={"n": n}))
+            assert next_event()["push"]["pub"]["data"] == {"n": n}
+        deadline = time.monotonic() + 5
+        while delivery_latency(s)[2] < count0 + 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert delivery_latency(s)[2] == count0 + 3
+        r.close()
+    finally:
+        s.stop()
 
 
 def test_api_on_the_client_port_with_the_key_only():

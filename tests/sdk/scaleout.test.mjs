@@ -3,7 +3,8 @@
 // a SIGKILLed Redis makes /health say so and client publishes fail with 100,
 // and after Redis is back delivery resumes; without persistence subscribers
 // are told their state is gone (2500, then recovered: false), with an fsynced
-// AOF nothing acknowledged is lost.
+// AOF nothing acknowledged is lost. Each node's delivery-latency histogram
+// counts the deliveries to its own subscribers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -154,6 +155,53 @@ test('three nodes over one Redis: publications in one order with one offset ever
     for (const node of cl.nodes) {
       const r = await api(node, KEY, 'channels', { pattern: 'chat:*' });
       assert.deepEqual(r.channels[channel], { num_clients: 3 }, `channels on ${node.name}: ${JSON.stringify(r)}`);
+    }
+  } catch (e) {
+    e.message += `\n${cl.logs()}`;
+    throw e;
+  } finally {
+    await cl.stop();
+  }
+});
+
+/// A node's delivery-latency histogram (`ringcast_delivery_latency_seconds`):
+/// { count, sum }.
+async function deliveryLatency(node) {
+  const text = await (await fetch(`http://${node.apiAddr}/metrics`)).text();
+  const num = (re) => Number(re.exec(text)?.[1]);
+  return {
+    count: num(/^ringcast_delivery_latency_seconds_count (\d+)$/m),
+    sum: num(/^ringcast_delivery_latency_seconds_sum (\S+)$/m),
+  };
+}
+
+test('over Redis, each node counts each delivery of its subscribers once in its delivery-latency histogram', { timeout: 30000 }, async () => {
+  const cl = await cluster(2);
+  try {
+    const [A, B] = cl.nodes;
+    const channel = 'timed';
+    // 3 subscribers on A, 2 on B; the publications come through B's API.
+    const recs = [];
+    for (const [node, n] of [[A, 3], [B, 2]]) {
+      for (let i = 0; i < n; i++) {
+        const c = cl.client(node.url, { user: `u-${node.name}-${i}` });
+        await connect(c);
+        recs.push(await subscribe(c, channel));
+      }
+    }
+    const before = await Promise.all([A, B].map(deliveryLatency));
+    for (let n = 0; n < 8; n++) await api(B, KEY, 'publish', { channel, data: { n } });
+    await waitFor(() => recs.every((r) => r.pubs.length === 8), 5000, 'every subscriber got all 8');
+    const want = [3 * 8, 2 * 8];
+    let after;
+    await eventually(async () => {
+      after = await Promise.all([A, B].map(deliveryLatency));
+      return after.every((h, i) => h.count - before[i].count >= want[i]);
+    }, 5000, () => `histogram counts ${JSON.stringify({ before, after })}`);
+    for (const i of [0, 1]) {
+      assert.equal(after[i].count - before[i].count, want[i], `node ${i}: ${JSON.stringify({ before, after })}`);
+      const sum = after[i].sum - before[i].sum;
+      assert.ok(sum > 0 && sum < want[i] * 1.0, `node ${i}: sum ${sum} s`);
     }
   } catch (e) {
     e.message += `\n${cl.logs()}`;

@@ -17,6 +17,7 @@ pub use progress::Progress;
 use crate::run::{Layout, Outcome};
 use crate::scenario::storm::{DropKind, StormConfig};
 use crate::scenario::{Plan, Scenario};
+use crate::scrape::ServerLatency;
 use crate::stats::{Hist, RoundCounts, Summary, Tally};
 use crate::transport::Endpoint;
 
@@ -52,6 +53,11 @@ pub struct Report {
     /// subscriber's socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_latency: Option<Summary>,
+    /// `--metrics-url`: the server's own delivery latency (publication
+    /// accepted by its owner → frame handed to the kernel), from its
+    /// histogram's bucket deltas over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_latency: Option<ServerLatency>,
     /// `--rx-timestamps`: that timestamp → read by the bench.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_delay: Option<Summary>,
@@ -422,6 +428,7 @@ impl Report {
             ack_latency: Some(t.ack_latency.summary()).filter(|s| s.count > 0),
             socket_latency: Some(t.socket_latency.summary()).filter(|s| s.count > 0),
             read_delay: Some(t.read_delay.summary()).filter(|s| s.count > 0),
+            server_latency: o.server_latency.as_ref().map(|r| r.summary()),
             throughput_timeline: throughput(t),
             latency_timeline: t
                 .latency_by_s

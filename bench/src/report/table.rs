@@ -167,6 +167,20 @@ impl Report {
         if let Some(l) = &self.read_delay {
             row("  socket → read", lat(l));
         }
+        if let Some(l) = &self.server_latency {
+            row(
+                "server-side latency",
+                format!(
+                    "p50 {} p99 {} p99.9 {} mean {} ≤500µs {:.2}% (n={})",
+                    us(l.p50_us),
+                    us(l.p99_us),
+                    us(l.p999_us),
+                    us(l.mean_us),
+                    l.within_500us * 100.0,
+                    l.count
+                ),
+            );
+        }
         if let Some(l) = &self.ack_latency {
             row("ack latency", lat(l));
         }

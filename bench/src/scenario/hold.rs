@@ -18,13 +18,18 @@ pub struct HoldConfig {
     /// Centrifuge: connection `i` subscribes to channel `i % channels`
     /// (0: none).
     pub channels: usize,
+    /// Centrifuge: connection `i` subscribes to channels `i`, `i + 1`, …
+    /// (mod `channels`), this many.
+    pub subs_per_conn: usize,
 }
 
 pub async fn run(mut ctx: WorkerCtx, cfg: HoldConfig) -> Tally {
     let mut crew = Crew::new(&ctx);
     for index in ctx.share.conns.clone() {
         let channels: Vec<String> = match (cfg.protocol, cfg.channels) {
-            (Protocol::Centrifuge, k) if k > 0 => vec![ctx.plan.channel(index % k)],
+            (Protocol::Centrifuge, k) if k > 0 => (0..cfg.subs_per_conn)
+                .map(|j| ctx.plan.channel((index + j) % k))
+                .collect(),
             _ => vec![],
         };
         let token = ctx.plan.token.clone();

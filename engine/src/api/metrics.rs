@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::hub::Hub;
 use crate::shard::framing;
+use crate::shard::latency;
 use crate::sys;
 
 /// One shard's counters, copied out on that shard.
@@ -34,6 +35,8 @@ pub struct ShardSnapshot {
     pub channels_owned: u64,
     /// Open connections by transport name.
     pub by_transport: Vec<(&'static str, u64)>,
+    /// Delivery latency of this shard's sends.
+    pub latency: latency::Histogram,
 }
 
 pub fn snapshot(h: &Hub) -> ShardSnapshot {
@@ -75,6 +78,7 @@ pub fn snapshot(h: &Hub) -> ShardSnapshot {
             }
             v
         },
+        latency: latency::snapshot(),
     }
 }
 
@@ -251,6 +255,11 @@ pub fn render(shards: &[ShardSnapshot], p: &Process) -> String {
             s.driver
         );
     }
+    let mut lat = latency::Histogram::default();
+    for s in shards {
+        lat.merge(&s.latency);
+    }
+    render_latency(&mut out, &lat);
     let messages: u64 = shards.iter().map(|s| s.frames_out).sum();
     let sends: u64 = shards.iter().map(|s| s.sends).sum::<u64>().max(1);
     let gauges: [(&str, &str, f64); 6] = [
@@ -291,4 +300,25 @@ pub fn render(shards: &[ShardSnapshot], p: &Process) -> String {
         let _ = writeln!(out, "ringcast_{name} {v}");
     }
     out
+}
+
+/// `ringcast_delivery_latency_seconds`, over every shard: publication
+/// accepted by its owner (or the node's Redis link) to the send that hands
+/// its frame to the kernel, per delivery (`shard/latency.rs`).
+fn render_latency(out: &mut String, h: &latency::Histogram) {
+    let name = "ringcast_delivery_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Publication accepted by its owner to its frame handed to the kernel, per delivery (when one send carries several publications for a connection, the newer ones are estimated: docs/operations.md)."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, le) in latency::BOUNDS_SECONDS.iter().enumerate() {
+        cumulative += h.counts.get(i).copied().unwrap_or(0);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let total = h.count();
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum {}", h.sum_seconds());
+    let _ = writeln!(out, "{name}_count {total}");
 }

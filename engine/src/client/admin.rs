@@ -61,7 +61,7 @@ fn matching(hub: &Hub, user: &str, client: Option<&str>) -> Vec<Rc<Session>> {
     let mut found = Vec::new();
     super::registry::Registry::of(hub).for_each(|s| {
         let hit = s
-            .with_identity(|i| &*i.user == user && client.is_none_or(|c| &*i.client == c))
+            .with_identity(|i| &*i.user == user && client.is_none_or(|c| i.client.is(c)))
             .unwrap_or(false);
         if hit {
             found.push(s.clone());
@@ -114,9 +114,9 @@ pub fn subscribe(hub: &Hub, user: &str, client: Option<&str>, channel: &str) -> 
             continue;
         }
         let Some(member) = s.with_identity(|i| Member {
-            client: i.client.clone(),
+            client: i.client.to_arc(),
             user: i.user.clone(),
-            info: i.info.clone(),
+            info: i.info(),
         }) else {
             continue;
         };

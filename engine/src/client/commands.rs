@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::session::{Identity, PendingConnect, Session, SubState};
-use super::{disconnect, new_client_id, reply_empty, reply_error, sep, ClientService};
+use super::session::{user_arc, ClientId, Identity, PendingConnect, Session, SubState};
+use super::{disconnect, reply_empty, reply_error, sep, ClientService};
 use crate::auth::{unix_now, Rejection, ServerSub};
 use crate::broker::{Done, HistoryQuery, SubscribeReq};
 use crate::config::ChannelOptions;
@@ -73,7 +73,7 @@ impl ClientService {
                 if !(self.insecure() || opts.allow_publish_for_client) {
                     return reply_error(out, id, codes::PERMISSION_DENIED);
                 }
-                let info = s.with_identity(|i| i.info.clone());
+                let info = s.with_identity(Identity::info);
                 let channel: ChannelName = (*req.channel).into();
                 let reply = self.hub.reply_to(s.conn.id, id);
                 self.hub.publish(channel, data, info, Done::Client(reply));
@@ -100,7 +100,8 @@ impl ClientService {
         if limit == 0 {
             return true;
         }
-        let now = unix_now();
+        // The low 32 bits of the second are enough to tell it changed.
+        let now = unix_now() as u32;
         let (used, second) = s.rate.get();
         let used = if second == now { used + 1 } else { 1 };
         s.rate.set((used, now));
@@ -174,25 +175,22 @@ impl ClientService {
             subs,
             data,
         } = creds;
-        let client: Arc<str> = new_client_id().into();
         let client = s
             .proxy
             .borrow_mut()
             .as_mut()
             .and_then(|p| p.client.take())
-            .unwrap_or(client);
-        let user: Arc<str> = user.into();
+            .map_or_else(ClientId::random, |c| ClientId::from_text(&c));
+        let user = user_arc(&user);
         if !self.opts.users.admit(&user) {
             return disconnect(s, codes::CONNECTION_LIMIT);
         }
-        let info = push::client_info(&user, &client, conn_info.as_deref());
         s.set_identity(Identity {
             client: client.clone(),
             user,
             conn_info: conn_info.map(String::into_boxed_str),
-            info,
         });
-        s.expires_at.set(expires_at.unwrap_or(0));
+        s.set_expires_at(expires_at.unwrap_or(0));
         let mut head = BytesMut::with_capacity(160);
         let framing = s.conn.framing();
         if framing.is_unidirectional() {
@@ -202,7 +200,7 @@ impl ClientService {
             push::open_result(&mut head, id, "connect");
         }
         head.put_slice(b"\"client\":");
-        put_str(&mut head, &client);
+        client.with_str(|c| put_str(&mut head, c));
         head.put_slice(b",\"version\":");
         put_str(&mut head, crate::VERSION);
         // With a refresh proxy the server refreshes: the client is not told.
@@ -246,7 +244,7 @@ impl ClientService {
             failed: false,
         }));
         for (ch, sub) in server {
-            self.send_subscribe(s, id, ch.as_str().into(), sub);
+            self.send_subscribe(s, id, self.hub.channel_name(&ch), sub);
         }
     }
 
@@ -325,7 +323,7 @@ impl ClientService {
         match v.verify_refresh(&req.token, &user, now) {
             Ok(c) => match c.ttl(now) {
                 Ok(_) => {
-                    s.expires_at.set(c.expires_at.unwrap_or(0));
+                    s.set_expires_at(c.expires_at.unwrap_or(0));
                     sep(out);
                     push::open_result(out, id, "refresh");
                     out.put_slice(b"\"client\":");
@@ -364,7 +362,7 @@ impl ClientService {
             return reply_error(out, id, codes::LIMIT_EXCEEDED);
         }
         let (user, client) = s
-            .with_identity(|i| (i.user.clone(), i.client.clone()))
+            .with_identity(|i| (i.user.clone(), i.client.to_arc()))
             .expect("connected");
         let token = req.token.as_deref().filter(|t| !t.is_empty());
         let mut chan_info = None;
@@ -410,7 +408,7 @@ impl ClientService {
             delta,
             filter,
         };
-        self.send_subscribe(s, id, channel.into(), sub);
+        self.send_subscribe(s, id, self.hub.channel_name(channel), sub);
     }
 
     /// Records a pending subscription and asks the channel's owner for it.
@@ -454,14 +452,9 @@ impl ClientService {
         // is an allocation per subscribe).
         let member = tracked.then(|| {
             s.with_identity(|i| Member {
-                client: i.client.clone(),
+                client: i.client.to_arc(),
                 user: i.user.clone(),
-                info: match &chan_info {
-                    Some(ci) => {
-                        push::client_info_with(&i.user, &i.client, i.conn_info.as_deref(), Some(ci))
-                    }
-                    None => i.info.clone(),
-                },
+                info: i.info_with(chan_info.as_deref()),
             })
             .expect("connected")
         });
@@ -494,7 +487,7 @@ impl ClientService {
         }
         let now = unix_now();
         let (user, client) = s
-            .with_identity(|i| (i.user.clone(), i.client.clone()))
+            .with_identity(|i| (i.user.clone(), i.client.to_arc()))
             .expect("connected");
         match v.verify_subscription(&req.token, &user, &client, &req.channel, now) {
             Ok(c) => match c.ttl(now) {

@@ -20,7 +20,7 @@ pub async fn sweep_loop(svc: ClientService) {
         let sessions = super::registry::Registry::of(&hub).all();
         let now = crate::auth::unix_now();
         for s in &sessions {
-            let expires = s.expires_at.get();
+            let expires = s.expires_at();
             if s.is_connected() && expires > 0 && now >= expires {
                 match refresh_proxy {
                     // The server refreshes: ask the application's backend.

@@ -355,7 +355,7 @@ impl ClientService {
             }
             st.refreshing = true;
         }
-        let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone())) else {
+        let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone())) else {
             return;
         };
         let meta = self.meta(s, p);
@@ -382,19 +382,18 @@ impl ClientService {
         let now = unix_now();
         let r = match self.read::<wire::RefreshResult>(p, "refresh", &o) {
             // The backend could not say: keep the connection, ask again later.
-            Err(()) => return s.expires_at.set(now + RETRY_REFRESH),
+            Err(()) => return s.set_expires_at(now + RETRY_REFRESH),
             Ok(Answer::Result(Some(r))) if !r.expired && r.expire_at > now => r,
             // Expired, no result, an error or a disconnect: the connection
             // ends (3005); the client reconnects through the connect proxy.
             Ok(_) => return disconnect(s, codes::CONNECTION_EXPIRED),
         };
-        s.expires_at.set(r.expire_at);
+        s.set_expires_at(r.expire_at);
         match wire::payload(&r.info, &r.b64info, "info") {
             Ok(Some(info)) => {
                 let updated = s.with_identity(|i| Identity {
                     client: i.client.clone(),
                     user: i.user.clone(),
-                    info: push::client_info(&i.user, &i.client, Some(info.get())),
                     conn_info: Some(info.get().into()),
                 });
                 if let Some(i) = updated {
@@ -419,8 +418,8 @@ impl ClientService {
         opts: &ChannelOptions,
         p: usize,
     ) {
-        let channel: ChannelName = (*req.channel).into();
-        let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone())) else {
+        let channel = self.hub.channel_name(&req.channel);
+        let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone())) else {
             return;
         };
         // An unknown encoding was refused before the proxy was asked.
@@ -567,7 +566,7 @@ impl ClientService {
                 .channel_options(&channel)
                 .and_then(|o| self.proxy_named(&o.sub_refresh_proxy));
             let Some(p) = p else { continue };
-            let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone()))
+            let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone()))
             else {
                 return;
             };
@@ -649,7 +648,7 @@ impl ClientService {
         p: usize,
     ) {
         let Some((client, user, info)) =
-            s.with_identity(|i| (i.client.clone(), i.user.clone(), i.info.clone()))
+            s.with_identity(|i| (i.client.to_arc(), i.user.clone(), i.info()))
         else {
             return;
         };
@@ -720,7 +719,7 @@ impl ClientService {
         let Some(p) = self.proxy_named(name) else {
             return reply_error(out, id, codes::METHOD_NOT_FOUND);
         };
-        let Some((client, user)) = s.with_identity(|i| (i.client.clone(), i.user.clone())) else {
+        let Some((client, user)) = s.with_identity(|i| (i.client.to_arc(), i.user.clone())) else {
             return;
         };
         let meta = self.meta(s, p);

@@ -1,13 +1,20 @@
 //! Per-connection client-protocol state, shared between the connection task and
 //! the shard's hub (which routes owner replies to it by connection id).
+//!
+//! A connected, subscribed, idle client costs its session and little else,
+//! so the session is kept small (docs/why-subscribed-memory.md): the client
+//! id is 16 bytes inline when it is a UUID, an anonymous user shares one
+//! empty string, the `ClientInfo` JSON is built when it is needed, and the
+//! first subscription sits in the session itself.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::hub::mesh::ChannelName;
+use crate::protocol::push;
 use crate::shard::conn::Conn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +26,191 @@ pub enum SubState {
     Cancelled,
 }
 
+/// A client id: a UUID (what this server makes) as its 16 bytes, anything
+/// else (a connect proxy's or a token's choice) as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientId {
+    Uuid([u8; 16]),
+    Other(Arc<str>),
+}
+
+/// A UUID's text: 36 bytes, lowercase hex in 8-4-4-4-12 groups.
+const UUID_LEN: usize = 36;
+const DASHES: [usize; 4] = [8, 13, 18, 23];
+
+impl ClientId {
+    /// A new random UUID v4.
+    pub fn random() -> Self {
+        let r = fastrand::u128(..);
+        let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+        ClientId::Uuid(r.to_be_bytes())
+    }
+
+    /// `s` kept as 16 bytes when it is a UUID in the form `with_str` gives
+    /// back (lowercase), else as it is.
+    pub fn from_text(s: &str) -> Self {
+        let b = s.as_bytes();
+        if b.len() == UUID_LEN && DASHES.iter().all(|&i| b[i] == b'-') {
+            let mut out = [0u8; 16];
+            let mut n = 0;
+            let mut ok = true;
+            for (i, &c) in b.iter().enumerate() {
+                if DASHES.contains(&i) {
+                    continue;
+                }
+                let v = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                };
+                out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
+                n += 1;
+            }
+            if ok {
+                return ClientId::Uuid(out);
+            }
+        }
+        ClientId::Other(s.into())
+    }
+
+    /// Calls `f` with the id's text (a UUID is written on the stack).
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            ClientId::Other(s) => f(s),
+            ClientId::Uuid(u) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut text = [b'-'; UUID_LEN];
+                let mut at = 0;
+                for &byte in u {
+                    for nibble in [byte >> 4, byte & 0xf] {
+                        if DASHES.contains(&at) {
+                            at += 1;
+                        }
+                        text[at] = HEX[nibble as usize];
+                        at += 1;
+                    }
+                }
+                f(std::str::from_utf8(&text).expect("hex digits and dashes"))
+            }
+        }
+    }
+
+    /// The id's text as a shared string.
+    pub fn to_arc(&self) -> Arc<str> {
+        match self {
+            ClientId::Other(s) => s.clone(),
+            ClientId::Uuid(_) => self.with_str(|s| Arc::from(s)),
+        }
+    }
+
+    pub fn is(&self, other: &str) -> bool {
+        self.with_str(|s| s == other)
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with_str(|s| f.write_str(s))
+    }
+}
+
+/// The user of anonymous connections: one shared empty string, not an
+/// allocation per connection.
+static NO_USER: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+
+/// `user` as the shared string a session keeps (the empty one shared).
+pub fn user_arc(user: &str) -> Arc<str> {
+    if user.is_empty() {
+        NO_USER.clone()
+    } else {
+        Arc::from(user)
+    }
+}
+
 /// Who the connection is, fixed at connect.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Identity {
-    pub client: Arc<str>,
+    pub client: ClientId,
     pub user: Arc<str>,
     /// The token's `info` claim (raw JSON), for `conn_info`.
     pub conn_info: Option<Box<str>>,
-    /// `ClientInfo` JSON for presence, join/leave and publication `info`.
-    pub info: Bytes,
+}
+
+impl Identity {
+    /// `ClientInfo` JSON for presence, join/leave and publication `info`
+    /// (built when asked: most connections never need it).
+    pub fn info(&self) -> Bytes {
+        self.info_with(None)
+    }
+
+    /// `ClientInfo` with a subscription's `chan_info`.
+    pub fn info_with(&self, chan_info: Option<&str>) -> Bytes {
+        self.client.with_str(|c| {
+            push::client_info_with(&self.user, c, self.conn_info.as_deref(), chan_info)
+        })
+    }
+}
+
+/// A session's subscriptions in the order they were made: the first one
+/// inline (most connections hold one), then an exactly sized boxed slice.
+/// Subscribes and unsubscribes are rare next to the connection's life, so
+/// the slice is reallocated on each rather than kept with spare room.
+#[derive(Debug)]
+enum Subs {
+    Inline(Option<(ChannelName, SubState)>),
+    /// Two or more. The enum stays the inline entry's size (24 B): the slice
+    /// pointer fits beside the entry's state, whose spare values hold the tag.
+    Heap(Box<[(ChannelName, SubState)]>),
+}
+
+impl Subs {
+    fn as_slice(&self) -> &[(ChannelName, SubState)] {
+        match self {
+            Subs::Inline(o) => o.as_slice(),
+            Subs::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(ChannelName, SubState)] {
+        match self {
+            Subs::Inline(o) => o.as_mut_slice(),
+            Subs::Heap(v) => v,
+        }
+    }
+
+    fn push(&mut self, entry: (ChannelName, SubState)) {
+        let mut v = match std::mem::replace(self, Subs::Inline(None)) {
+            Subs::Inline(None) => {
+                *self = Subs::Inline(Some(entry));
+                return;
+            }
+            Subs::Inline(Some(first)) => vec![first],
+            Subs::Heap(b) => b.into_vec(),
+        };
+        v.reserve_exact(1);
+        v.push(entry);
+        *self = Subs::Heap(v.into_boxed_slice());
+    }
+
+    fn remove(&mut self, pos: usize) {
+        let mut v = self.take();
+        v.remove(pos);
+        *self = match v.len() {
+            0 => Subs::Inline(None),
+            1 => Subs::Inline(v.pop()),
+            _ => Subs::Heap(v.into_boxed_slice()),
+        };
+    }
+
+    fn take(&mut self) -> Vec<(ChannelName, SubState)> {
+        match std::mem::replace(self, Subs::Inline(None)) {
+            Subs::Inline(o) => o.into_iter().collect(),
+            Subs::Heap(b) => b.into_vec(),
+        }
+    }
 }
 
 pub struct Session {
@@ -37,11 +220,13 @@ pub struct Session {
     pub awaiting_pong: Cell<bool>,
     /// Ping sweeps seen without a connect command.
     pub unconnected_sweeps: Cell<u8>,
-    /// Unix seconds when the connection's credentials expire (0: never).
-    pub expires_at: Cell<u64>,
-    /// Command rate limit: tokens left and the second they were counted in.
-    pub rate: Cell<(u32, u64)>,
-    subs: RefCell<Vec<(ChannelName, SubState)>>,
+    /// Unix seconds when the connection's credentials expire (0: never);
+    /// 32 bits hold seconds until 2106 (later ones are kept as that).
+    expires_at: Cell<u32>,
+    /// Command rate limit: commands counted and the second (Unix, low 32
+    /// bits) they were counted in.
+    pub rate: Cell<(u32, u32)>,
+    subs: RefCell<Subs>,
     /// A connect reply waiting for its server-side subscriptions.
     pub connecting: RefCell<Option<Box<PendingConnect>>>,
     /// The session id of an HTTP or unidirectional transport (what
@@ -79,11 +264,20 @@ impl Session {
             unconnected_sweeps: Cell::new(0),
             expires_at: Cell::new(0),
             rate: Cell::new((0, 0)),
-            subs: RefCell::new(Vec::new()),
+            subs: RefCell::new(Subs::Inline(None)),
             connecting: RefCell::new(None),
             transport_session,
             proxy: RefCell::new(None),
         }
+    }
+
+    /// Unix seconds when the connection's credentials expire (0: never).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at.get().into()
+    }
+
+    pub fn set_expires_at(&self, at: u64) {
+        self.expires_at.set(at.try_into().unwrap_or(u32::MAX));
     }
 
     pub fn is_connected(&self) -> bool {
@@ -94,8 +288,9 @@ impl Session {
         *self.identity.borrow_mut() = Some(id);
     }
 
+    /// The client id as a shared string (made from the inline UUID).
     pub fn client_id(&self) -> Option<Arc<str>> {
-        self.identity.borrow().as_ref().map(|i| i.client.clone())
+        self.identity.borrow().as_ref().map(|i| i.client.to_arc())
     }
 
     pub fn with_identity<R>(&self, f: impl FnOnce(&Identity) -> R) -> Option<R> {
@@ -105,6 +300,7 @@ impl Session {
     pub fn sub_state(&self, channel: &str) -> Option<SubState> {
         self.subs
             .borrow()
+            .as_slice()
             .iter()
             .find(|(c, _)| &**c == channel)
             .map(|(_, s)| *s)
@@ -114,20 +310,14 @@ impl Session {
     pub fn sub_count(&self) -> usize {
         self.subs
             .borrow()
+            .as_slice()
             .iter()
             .filter(|(_, s)| *s != SubState::Cancelled)
             .count()
     }
 
     pub fn add_pending(&self, channel: ChannelName) {
-        let mut subs = self.subs.borrow_mut();
-        if subs.capacity() == 0 {
-            // Most connections hold one subscription: room for one (24 B)
-            // rather than `Vec`'s first four (96 B). Later pushes grow as
-            // usual.
-            subs.reserve_exact(1);
-        }
-        subs.push((channel, SubState::Pending));
+        self.subs.borrow_mut().push((channel, SubState::Pending));
     }
 
     /// The owner confirmed: pending becomes active (true); a cancelled entry is
@@ -135,13 +325,15 @@ impl Session {
     pub fn activate(&self, channel: &str) -> bool {
         let mut subs = self.subs.borrow_mut();
         let Some(pos) = subs
+            .as_slice()
             .iter()
             .position(|(c, s)| &**c == channel && *s != SubState::Active)
         else {
             return false;
         };
-        if subs[pos].1 == SubState::Pending {
-            subs[pos].1 = SubState::Active;
+        let entry = &mut subs.as_mut_slice()[pos];
+        if entry.1 == SubState::Pending {
+            entry.1 = SubState::Active;
             true
         } else {
             subs.remove(pos);
@@ -153,6 +345,7 @@ impl Session {
     pub fn fail_pending(&self, channel: &str) {
         let mut subs = self.subs.borrow_mut();
         if let Some(pos) = subs
+            .as_slice()
             .iter()
             .position(|(c, s)| &**c == channel && *s != SubState::Active)
         {
@@ -165,21 +358,20 @@ impl Session {
     pub fn unsubscribe(&self, channel: &str) -> Option<SubState> {
         let mut subs = self.subs.borrow_mut();
         let pos = subs
+            .as_slice()
             .iter()
             .position(|(c, s)| &**c == channel && *s != SubState::Cancelled)?;
-        let state = subs[pos].1;
+        let state = subs.as_slice()[pos].1;
         match state {
-            SubState::Active => {
-                subs.remove(pos);
-            }
-            SubState::Pending => subs[pos].1 = SubState::Cancelled,
+            SubState::Active => subs.remove(pos),
+            SubState::Pending => subs.as_mut_slice()[pos].1 = SubState::Cancelled,
             SubState::Cancelled => {}
         }
         Some(state)
     }
 
     pub fn take_subs(&self) -> Vec<(ChannelName, SubState)> {
-        std::mem::take(&mut *self.subs.borrow_mut())
+        self.subs.borrow_mut().take()
     }
 }
 
@@ -203,5 +395,121 @@ mod tests {
         assert!(!s.activate("b"), "first answer undoes the cancelled entry");
         assert!(s.activate("b"), "second answer activates the new one");
         assert_eq!(s.sub_count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_round_trip_as_text() {
+        for _ in 0..100 {
+            let id = ClientId::random();
+            assert!(matches!(id, ClientId::Uuid(_)));
+            let text = id.to_string();
+            assert_eq!(text.len(), 36);
+            assert_eq!(&text[14..15], "4", "{text}");
+            assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"), "{text}");
+            assert_eq!(ClientId::from_text(&text), id);
+            assert!(id.is(&text));
+            assert_eq!(&*id.to_arc(), text);
+        }
+        // Anything else is kept as it is, uppercase UUIDs included (they
+        // would not come back the same).
+        for other in [
+            "",
+            "client-1",
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "0f8fad5b-d9cb-469f-a165-70867728950e-",
+            "0f8fad5bxd9cb-469f-a165-70867728950e",
+            "0f8fad5b-d9cb-469f-a165-70867728950g",
+        ] {
+            let id = ClientId::from_text(other);
+            assert_eq!(id, ClientId::Other(other.into()), "{other}");
+            assert_eq!(id.to_string(), other);
+        }
+        let kept = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert!(matches!(ClientId::from_text(kept), ClientId::Uuid(_)));
+        assert_eq!(ClientId::from_text(kept).to_string(), kept);
+    }
+
+    #[test]
+    fn anonymous_users_share_one_string() {
+        assert!(Arc::ptr_eq(&user_arc(""), &user_arc("")));
+        assert_eq!(&*user_arc("u1"), "u1");
+    }
+
+    #[test]
+    fn client_info_is_built_from_the_identity() {
+        let i = Identity {
+            client: ClientId::from_text("c-1"),
+            user: user_arc("u1"),
+            conn_info: Some(r#"{"a":1}"#.into()),
+        };
+        assert_eq!(
+            &i.info()[..],
+            br#"{"user":"u1","client":"c-1","conn_info":{"a":1}}"#
+        );
+        assert_eq!(
+            &i.info_with(Some("[2]"))[..],
+            br#"{"user":"u1","client":"c-1","conn_info":{"a":1},"chan_info":[2]}"#
+        );
+    }
+
+    #[test]
+    fn subscriptions_past_the_inline_one() {
+        let s = Session::new(Rc::new(Conn::new(1, 0)));
+        for ch in ["a", "b", "c"] {
+            s.add_pending(ch.into());
+        }
+        assert!(s.activate("b"));
+        assert_eq!(s.sub_state("a"), Some(SubState::Pending));
+        assert_eq!(s.sub_state("b"), Some(SubState::Active));
+        assert_eq!(s.unsubscribe("a"), Some(SubState::Pending));
+        assert!(!s.activate("a"), "the cancelled one is undone");
+        assert_eq!(s.sub_count(), 2);
+        let names: Vec<_> = s.take_subs().into_iter().map(|(c, _)| c).collect();
+        assert_eq!(names, ["b".into(), "c".into()] as [ChannelName; 2]);
+        assert_eq!(s.sub_count(), 0);
+    }
+
+    #[test]
+    fn the_list_shrinks_back_inline() {
+        let mut subs = Subs::Inline(None);
+        for ch in ["a", "b", "c"] {
+            subs.push((ch.into(), SubState::Active));
+        }
+        assert!(matches!(&subs, Subs::Heap(b) if b.len() == 3));
+        subs.remove(0);
+        assert_eq!(&*subs.as_slice()[1].0, "c");
+        subs.remove(0);
+        assert!(matches!(&subs, Subs::Inline(Some((c, _))) if &**c == "c"));
+        subs.remove(0);
+        assert!(matches!(subs, Subs::Inline(None)));
+    }
+
+    /// The sizes behind docs/why-subscribed-memory.md (printed with
+    /// `cargo test -p ringcast sizes -- --nocapture`); the asserts keep the
+    /// session from growing back unnoticed.
+    #[test]
+    fn sizes() {
+        use std::mem::size_of;
+        let rows = [
+            ("Session", size_of::<Session>()),
+            ("Identity", size_of::<Identity>()),
+            ("ClientId", size_of::<ClientId>()),
+            ("Subs", size_of::<Subs>()),
+            ("Conn", size_of::<Conn>()),
+        ];
+        for (name, size) in rows {
+            println!("{name:10} {size:4} B");
+        }
+        // Rc's two counts come on top of the struct.
+        // An allocation of up to 184 B takes a 192 B chunk from glibc.
+        assert!(size_of::<Session>() + 16 <= 184, "{}", size_of::<Session>());
+        assert_eq!(size_of::<Subs>(), 24);
+        assert!(size_of::<Conn>() + 16 <= 104, "{}", size_of::<Conn>());
+        assert!(size_of::<ClientId>() <= 24);
     }
 }

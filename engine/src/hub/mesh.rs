@@ -59,6 +59,9 @@ pub enum MeshMsg {
         frame: Bytes,
         publication: bool,
         delta: Option<Arc<crate::protocol::delta::DeltaFrames>>,
+        /// When the owner accepted the publication (`latency::NO_STAMP`
+        /// for other pushes): each delivery's latency is taken from it.
+        since: crate::shard::latency::Stamp,
     },
     /// The owner accepted a subscription at this stream position. `reply.id`
     /// 0 marks a server-side subscription (answered with a push).

@@ -28,6 +28,7 @@ use crate::config::{ChannelOptions, Config};
 use crate::protocol::codes::ClientError;
 use crate::protocol::delta::DeltaFrames;
 use crate::shard::conn::Conn;
+pub use crate::shard::latency::{stamp, Stamp, NO_STAMP};
 
 /// Outbox → mesh → handle rounds one `pump` runs at most.
 const PUMP_ROUNDS: usize = 4;
@@ -252,11 +253,14 @@ impl Hub {
                 frame,
                 publication: true,
                 delta,
+                since,
             } => {
-                let n =
-                    self.subs
-                        .borrow_mut()
-                        .deliver_publication(&channel, &frame, delta.as_deref());
+                let n = self.subs.borrow_mut().deliver_publication(
+                    &channel,
+                    &frame,
+                    delta.as_deref(),
+                    since,
+                );
                 self.stats
                     .deliveries
                     .set(self.stats.deliveries.get() + n as u64);
@@ -412,6 +416,16 @@ impl Hub {
         (then, call)
     }
 
+    /// `channel` as a shared name: the one this shard's subscription table
+    /// holds when the channel has subscribers here (one copy per channel
+    /// and shard, not one per subscriber), else a new one.
+    pub fn channel_name(&self, channel: &str) -> ChannelName {
+        self.subs
+            .borrow()
+            .name(channel)
+            .unwrap_or_else(|| channel.into())
+    }
+
     pub fn subscribe(&self, req: SubscribeReq) {
         self.broker.subscribe(self, req);
     }
@@ -553,7 +567,8 @@ impl Hub {
         ok
     }
 
-    /// A publication from an asynchronous broker: delivered to the local
+    /// A publication from an asynchronous broker, accepted (arrived at the
+    /// broker's side of this node) at `since`: delivered to the local
     /// subscribers, and kept for subscribes still in flight.
     pub fn deliver_publication(
         &self,
@@ -561,15 +576,20 @@ impl Hub {
         offset: u64,
         frame: &Bytes,
         delta: Option<Arc<DeltaFrames>>,
+        since: Stamp,
     ) {
         let n = if offset > 0 {
-            self.subs
-                .borrow_mut()
-                .deliver_positioned(channel, offset, frame, delta.as_deref())
+            self.subs.borrow_mut().deliver_positioned(
+                channel,
+                offset,
+                frame,
+                delta.as_deref(),
+                since,
+            )
         } else {
             self.subs
                 .borrow_mut()
-                .deliver_publication(channel, frame, delta.as_deref())
+                .deliver_publication(channel, frame, delta.as_deref(), since)
         };
         self.stats
             .deliveries

@@ -22,6 +22,7 @@ use crate::protocol::delta::DeltaFrames;
 use crate::protocol::tags::{self, FilterNode};
 use crate::shard::conn::Conn;
 use crate::shard::framing::{FrameSet, Framing};
+use crate::shard::latency::{Stamp, NO_STAMP};
 
 /// A delta subscriber and the offset of the last publication it got (0:
 /// none it can build on).
@@ -90,6 +91,18 @@ fn take_from<T>(
 }
 
 impl SubTable {
+    /// The name this table keys `channel` by, if it has subscribers here:
+    /// a session that subscribes shares it rather than holding a copy.
+    pub fn name(&self, channel: &str) -> Option<ChannelName> {
+        fn key<V>(m: &HashMap<ChannelName, V, ahash::RandomState>, c: &str) -> Option<ChannelName> {
+            m.get_key_value(c).map(|(k, _)| k.clone())
+        }
+        key(&self.channels, channel)
+            .or_else(|| key(&self.delta, channel))
+            .or_else(|| key(&self.filtered, channel))
+            .or_else(|| key(&self.ahead, channel))
+    }
+
     pub fn add(&mut self, channel: ChannelName, conn: Rc<Conn>) {
         self.add_as(channel, conn, SubKind::Plain);
     }
@@ -252,6 +265,7 @@ impl SubTable {
         offset: u64,
         frame: &Bytes,
         delta: Option<&DeltaFrames>,
+        since: Stamp,
     ) -> usize {
         if let Some(v) = self.ahead.remove(channel) {
             let (joined, held): (Vec<Ahead>, Vec<Ahead>) =
@@ -271,7 +285,7 @@ impl SubTable {
                 }
             }
         }
-        self.deliver_publication(channel, frame, delta)
+        self.deliver_publication(channel, frame, delta, since)
     }
 
     /// Every local subscriber of `channel`, plain, delta and filtered
@@ -307,14 +321,14 @@ impl SubTable {
     /// for every local subscriber of `channel`; returns how many.
     pub fn deliver(&self, channel: &str, frame: &Bytes) -> usize {
         let mut set = None;
-        let mut n = self.deliver_plain(channel, frame, &mut set);
+        let mut n = self.deliver_plain(channel, frame, &mut set, NO_STAMP);
         // (No hashing on a shard without delta subscribers.)
         if let Some(v) = (!self.delta.is_empty())
             .then(|| self.delta.get(channel))
             .flatten()
         {
             for d in v {
-                send(&d.conn, frame, &mut set);
+                send(&d.conn, frame, &mut set, NO_STAMP);
             }
             n += v.len();
         }
@@ -323,7 +337,7 @@ impl SubTable {
             .flatten()
         {
             for c in groups.iter().flat_map(|g| g.conns.iter()) {
-                send(c, frame, &mut set);
+                send(c, frame, &mut set, NO_STAMP);
                 n += 1;
             }
         }
@@ -337,6 +351,7 @@ impl SubTable {
         channel: &str,
         frame: &'a Bytes,
         set: &mut Option<FrameSet<'a>>,
+        since: Stamp,
     ) -> usize {
         let Some(groups) = (!self.filtered.is_empty())
             .then(|| self.filtered.get(channel))
@@ -348,7 +363,7 @@ impl SubTable {
         let mut n = 0;
         for g in groups.iter().filter(|g| g.filter.matches(&tags)) {
             for c in &g.conns {
-                send(c, frame, set);
+                send(c, frame, set, since);
             }
             n += g.conns.len();
         }
@@ -363,10 +378,11 @@ impl SubTable {
         channel: &str,
         frame: &Bytes,
         delta: Option<&DeltaFrames>,
+        since: Stamp,
     ) -> usize {
         let mut set = None;
-        let mut n = self.deliver_plain(channel, frame, &mut set);
-        n += self.deliver_filtered(channel, frame, &mut set);
+        let mut n = self.deliver_plain(channel, frame, &mut set, since);
+        n += self.deliver_filtered(channel, frame, &mut set, since);
         let delta_subs = if self.delta.is_empty() {
             None
         } else {
@@ -379,15 +395,17 @@ impl SubTable {
                     let (mut full_set, mut patch_set) = (None, None);
                     for d in v {
                         match &df.patch {
-                            Some(p) if df.builds_on(d.had) => send(&d.conn, p, &mut patch_set),
-                            _ => send(&d.conn, &df.full, &mut full_set),
+                            Some(p) if df.builds_on(d.had) => {
+                                send(&d.conn, p, &mut patch_set, since)
+                            }
+                            _ => send(&d.conn, &df.full, &mut full_set, since),
                         }
                         d.had = df.offset;
                     }
                 }
                 None => {
                     for d in v {
-                        send(&d.conn, frame, &mut set);
+                        send(&d.conn, frame, &mut set, since);
                         d.had = 0;
                     }
                 }
@@ -401,11 +419,12 @@ impl SubTable {
         channel: &str,
         frame: &'a Bytes,
         set: &mut Option<FrameSet<'a>>,
+        since: Stamp,
     ) -> usize {
         match self.channels.get(channel) {
             Some(v) => {
                 for c in v {
-                    send(c, frame, set);
+                    send(c, frame, set, since);
                 }
                 v.len()
             }
@@ -443,13 +462,16 @@ impl SubTable {
 
 /// Queues `frame` for `c`: WebSocket subscribers share it as it is (the
 /// fast path); the others get their framing's copy, made once per framing
-/// (in `set`) when the first of them is met.
+/// (in `set`) when the first of them is met. `since`: when the publication
+/// was accepted (its delivery latency is recorded when it is sent), or
+/// `NO_STAMP`.
 #[inline]
-fn send<'a>(c: &Rc<Conn>, frame: &'a Bytes, set: &mut Option<FrameSet<'a>>) {
+fn send<'a>(c: &Rc<Conn>, frame: &'a Bytes, set: &mut Option<FrameSet<'a>>, since: Stamp) {
     if c.framing() == Framing::WebSocket {
-        c.send_framed(frame.clone());
+        c.send_delivery(frame.clone(), since);
     } else {
-        c.send_set(set.get_or_insert_with(|| FrameSet::new(frame)));
+        let set = set.get_or_insert_with(|| FrameSet::new(frame));
+        c.send_delivery(set.get(c.framing()), since);
     }
 }
 
@@ -482,31 +504,35 @@ mod tests {
         let ch: ChannelName = "c".into();
         t.add(ch.clone(), old.clone());
         let f = |o: u64| Bytes::from(format!("pub {o}"));
-        assert_eq!(t.deliver_positioned("c", 5, &f(5), None), 1);
+        assert_eq!(t.deliver_positioned("c", 5, &f(5), None, NO_STAMP), 1);
         // `new` was told position 7: 6 and 7 may still arrive here.
         t.add(ch.clone(), new.clone());
         t.hold_until("c", &new, 7);
         assert_eq!(t.subscribers("c"), 2);
         assert_eq!(
-            t.deliver_positioned("c", 6, &f(6), None),
+            t.deliver_positioned("c", 6, &f(6), None, NO_STAMP),
             1,
             "6 only to the old one"
         );
-        assert_eq!(t.deliver_positioned("c", 7, &f(7), None), 1);
+        assert_eq!(t.deliver_positioned("c", 7, &f(7), None, NO_STAMP), 1);
         assert!(!new.has_output());
-        assert_eq!(t.deliver_positioned("c", 8, &f(8), None), 2, "8 to both");
+        assert_eq!(
+            t.deliver_positioned("c", 8, &f(8), None, NO_STAMP),
+            2,
+            "8 to both"
+        );
         assert!(new.has_output());
         // Position at or behind what was delivered: nothing to hold.
         let late = Rc::new(Conn::new(3, 0));
         t.add(ch.clone(), late.clone());
         t.hold_until("c", &late, 8);
-        assert_eq!(t.deliver_positioned("c", 9, &f(9), None), 3);
+        assert_eq!(t.deliver_positioned("c", 9, &f(9), None, NO_STAMP), 3);
         // A held subscriber can leave before it catches up.
         let gone = Rc::new(Conn::new(4, 0));
         t.add(ch.clone(), gone.clone());
         t.hold_until("c", &gone, 20);
         assert!(t.remove("c", &gone));
-        assert_eq!(t.deliver_positioned("c", 21, &f(21), None), 3);
+        assert_eq!(t.deliver_positioned("c", 21, &f(21), None, NO_STAMP), 3);
         assert_eq!(t.take("c").len(), 3);
         assert_eq!(t.channels(), 0);
     }
@@ -546,10 +572,16 @@ mod tests {
             );
             publication_push("c", &object)
         };
-        assert_eq!(t.deliver_publication("c", &publication("goal"), None), 3);
+        assert_eq!(
+            t.deliver_publication("c", &publication("goal"), None, NO_STAMP),
+            3
+        );
         assert!(goals.iter().all(|g| g.has_output()) && all.has_output());
         assert!(!cards.has_output());
-        assert_eq!(t.deliver_publication("c", &publication("offside"), None), 1);
+        assert_eq!(
+            t.deliver_publication("c", &publication("offside"), None, NO_STAMP),
+            1
+        );
         // Join/leave pushes reach everyone.
         assert_eq!(t.deliver("c", &Bytes::from_static(b"x")), 4);
         assert!(cards.has_output());

@@ -1,5 +1,6 @@
 //! Wire protocols above WebSocket. Parsers and encoders only: no I/O.
 
+pub mod client;
 pub mod codes;
 pub mod command;
 pub mod delta;

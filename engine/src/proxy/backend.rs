@@ -397,6 +397,9 @@ async fn run(
         src,
         flush_scheduled: Cell::new(false),
     });
+    if t.plain.iter().any(Option::is_some) {
+        tokio::task::spawn_local(reap_idle(Rc::downgrade(&t)));
+    }
     let _ = ready.send(());
     let deadline = loop {
         tokio::select! {
@@ -446,6 +449,38 @@ async fn run(
                 return;
             }
         }
+    }
+}
+
+/// Pooled backend connections closed by one look that make a heap trim
+/// worth asking for (each held ~27 KB).
+const TRIM_AFTER_REAPED: usize = 32;
+/// ... unless the process trimmed this recently.
+const TRIM_GAP: Duration = Duration::from_secs(1);
+
+/// Closes pooled backend connections idle for longer than
+/// `plain::IDLE_TIMEOUT`, looking twice per timeout, while the thread runs.
+/// After a burst (many closed at once) it asks for a heap trim, as the
+/// shards do after a burst of client connections, so that the memory those
+/// connections held goes back to the OS.
+async fn reap_idle(t: std::rc::Weak<Thread>) {
+    let mut trim_wanted = false;
+    loop {
+        tokio::time::sleep(super::plain::IDLE_TIMEOUT / 2).await;
+        let Some(t) = t.upgrade() else { return };
+        let now = Instant::now();
+        let closed: usize = t.plain.iter().flatten().map(|p| p.reap(now)).sum();
+        if closed > 0 {
+            tracing::debug!(closed, "idle backend connections closed");
+        }
+        // Not in the look that closed them: a connection's buffers are
+        // freed when its task has seen the pool let go of it and ended.
+        let why = "idle backend connections closed";
+        if trim_wanted && closed == 0 && crate::shard::trim::trim_unless_recent(now, TRIM_GAP, why)
+        {
+            trim_wanted = false;
+        }
+        trim_wanted |= closed >= TRIM_AFTER_REAPED;
     }
 }
 
@@ -960,6 +995,34 @@ mod tests {
             "peak {}",
             b.peak.load(Ordering::SeqCst)
         );
+    }
+
+    #[test]
+    fn pooled_connections_idle_past_the_timeout_are_closed() {
+        let b = backend(Duration::from_millis(2));
+        let backends = start(&b, Duration::from_secs(10), 4);
+        let (h, seen) = hook();
+        for i in 0..100 {
+            backends.send(delete(i), &h);
+        }
+        wait_until("100 answers", 10_000, || seen.lock().unwrap().len() == 100);
+        let answered = Instant::now();
+        assert_eq!(b.open.load(Ordering::SeqCst), 4, "kept alive in the pool");
+        wait_until("the idle pool closed", 10_000, || {
+            b.open.load(Ordering::SeqCst) == 0
+        });
+        assert!(
+            answered.elapsed() + Duration::from_millis(100) >= super::super::plain::IDLE_TIMEOUT,
+            "closed after {:?}, before the idle timeout",
+            answered.elapsed()
+        );
+        // The next call opens a new connection.
+        backends.send(delete(100), &h);
+        wait_until("one more answer", 10_000, || {
+            seen.lock().unwrap().len() == 101
+        });
+        assert!(seen.lock().unwrap().iter().all(|(_, l, _)| *l == "ok"));
+        assert_eq!(b.open.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -5,10 +5,16 @@
 //! reqwest (TLS).
 //!
 //! The pool holds idle connections only; the caller's slot (one of
-//! `max_in_flight`) is what bounds how many exist.
+//! `max_in_flight`) is what bounds how many exist. The most recently
+//! returned connection is taken first, so under steady load only as many
+//! stay warm as are in use at once; the rest age, and `reap` closes those
+//! idle for longer than `IDLE_TIMEOUT`. Each pooled connection holds ~27 KB
+//! of hyper's buffers: after a burst of connects through ws2api the 256 a
+//! full pool held came to ~460 B per idle client connection at 15,000
+//! (docs/benchmarks.md, "Session 9").
 
 use std::cell::RefCell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -20,13 +26,21 @@ use super::backend::{Method, Outcome};
 /// The largest answer read from a backend.
 const MAX_ANSWER: usize = 16 << 20;
 
+/// A pooled connection unused for this long is closed. Below the 5 s
+/// keep-alive timeout of Node's HTTP server (and most others), so the pool
+/// closes an idle connection before the backend does and a request never
+/// races the backend's close.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct PlainPool {
     /// `host:port`, to connect to and for the Host header.
     authority: String,
     /// The endpoint URL's path and query (origin form), `/` at least.
     path: String,
     connect_timeout: Duration,
-    idle: RefCell<Vec<SendRequest<Full<Bytes>>>>,
+    /// Idle connections and when each was returned, oldest first: taken
+    /// from the end, closed from the front.
+    idle: RefCell<Vec<(SendRequest<Full<Bytes>>, Instant)>>,
 }
 
 impl PlainPool {
@@ -99,7 +113,7 @@ impl PlainPool {
         match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
             Ok(body) => {
                 if keep && !sender.is_closed() {
-                    self.idle.borrow_mut().push(sender);
+                    self.idle.borrow_mut().push((sender, Instant::now()));
                 }
                 Outcome::Response {
                     status,
@@ -110,10 +124,23 @@ impl PlainPool {
         }
     }
 
+    /// Closes the connections idle since before `now - IDLE_TIMEOUT`;
+    /// returns how many.
+    pub fn reap(&self, now: Instant) -> usize {
+        let mut idle = self.idle.borrow_mut();
+        let stale = idle.partition_point(|(_, at)| now.duration_since(*at) >= IDLE_TIMEOUT);
+        // Dropping the sender ends its connection task, which closes the socket.
+        idle.drain(..stale);
+        if idle.is_empty() && idle.capacity() > 0 {
+            *idle = Vec::new();
+        }
+        stale
+    }
+
     /// An idle connection that is still open, or a new one.
     async fn checkout(&self) -> Result<SendRequest<Full<Bytes>>, String> {
         loop {
-            let Some(mut s) = self.idle.borrow_mut().pop() else {
+            let Some((mut s, _)) = self.idle.borrow_mut().pop() else {
                 break;
             };
             // A keep-alive connection the backend has closed meanwhile.

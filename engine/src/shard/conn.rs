@@ -7,14 +7,15 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
+use super::latency;
 use super::outbox::Outbox;
+use super::outq::OutQueue;
 
 /// A close the server decided on: sent as a close frame, then the socket closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,71 +27,103 @@ pub struct CloseRequest {
 /// Centrifugo's "slow" disconnect: the outbound queue passed its byte limit.
 pub const SLOW_CONSUMER: u16 = 3008;
 
+/// On the dirty list already.
+const DIRTY_FLAG: u8 = 1;
+/// The front frame is partly on the wire: it must be finished before
+/// anything else, even when the rest of the queue is dropped.
+const FRONT_STARTED: u8 = 2;
+/// The socket refused data (EAGAIN) and has not become writable since.
+const BLOCKED: u8 = 4;
+/// Set by the first close request and never cleared: a closing connection
+/// accepts no more frames.
+const CLOSED: u8 = 8;
+/// Frames queue but do not leave: a reply that must go first is still being
+/// put together (`hold`, `release_with`).
+const HELD: u8 = 16;
+
+/// A connection's boolean states, one bit each.
+struct Flags(Cell<u8>);
+
+impl Flags {
+    #[inline]
+    fn get(&self, f: u8) -> bool {
+        self.0.get() & f != 0
+    }
+
+    #[inline]
+    fn set(&self, f: u8, on: bool) {
+        let v = self.0.get();
+        self.0.set(if on { v | f } else { v & !f });
+    }
+
+    /// Sets `f` to `on` and returns what it was.
+    #[inline]
+    fn replace(&self, f: u8, on: bool) -> bool {
+        let was = self.get(f);
+        self.set(f, on);
+        was
+    }
+}
+
 pub struct Conn {
     /// Unique on its shard; stable for the connection's life.
     pub id: u64,
     /// The reactor's slab slot (set when the connection is handed over).
     token: Cell<u32>,
-    /// On the dirty list already.
-    dirty: Cell<bool>,
-    out: RefCell<VecDeque<Bytes>>,
-    out_bytes: Cell<usize>,
-    /// The front frame is partly on the wire: it must be finished before
-    /// anything else, even when the rest of the queue is dropped.
-    front_started: Cell<bool>,
-    /// Queue bytes past which the connection is cut with 3008 (0: never),
-    /// once its socket is full: a burst queued within one pass is only cut
-    /// at four times the limit. (A `u32`, so that the outbox handle costs
-    /// no bytes: a limit of 4 GiB or more is 4 GiB.)
-    limit: u32,
-    /// The socket refused data (EAGAIN) and has not become writable since.
-    blocked: Cell<bool>,
+    /// What waits to be sent (one frame inline: no allocation while idle).
+    out: RefCell<OutQueue>,
+    /// Bytes queued, in 32 bits like the limit (this, and the limit kept in
+    /// the outbox, leave room for the outbox handle within 88 bytes).
+    /// Saturating at 4 GiB: a connection with a limit is cut long before;
+    /// one without (the backpressure policy) that queued 4 GiB would count
+    /// too few bytes once it drained below, which only `queued_bytes` reads.
+    out_bytes: Cell<u32>,
     close: Cell<Option<Box<CloseRequest>>>,
-    /// Set by the first close request and never cleared: a closing
-    /// connection accepts no more frames.
-    closed: Cell<bool>,
-    /// Frames queue but do not leave: a reply that must go first is still
-    /// being put together (`hold`, `release_with`).
-    held: Cell<bool>,
+    /// `DIRTY_FLAG`, `FRONT_STARTED`, `BLOCKED`, `CLOSED`, `HELD` (one
+    /// byte: the connection is allocated per client, see
+    /// docs/why-subscribed-memory.md).
+    flags: Flags,
     /// How this connection's transport frames what it is sent.
     framing: Framing,
-    /// The shard's outbox, where the reactor finds it once it has output.
+    /// Timed deliveries (publications) queued and not yet sent, and the
+    /// stamp of the oldest of them (after a send that left some queued, an
+    /// estimate: see `latency::sent`). Both fit in the padding the other
+    /// fields leave.
+    timed: Cell<u16>,
+    timed_since: Cell<latency::Stamp>,
+    /// The shard's outbox, where the reactor finds it once it has output;
+    /// it also keeps the queue limit, the service's and the same for every
+    /// connection of the shard: queue bytes past which the connection is
+    /// cut with 3008 (0: never), once its socket is full (a burst queued
+    /// within one pass is only cut at four times the limit).
     outbox: Rc<Outbox>,
 }
 
 impl Conn {
     /// A connection outside any shard (tests): it has an outbox of its own,
-    /// which no reactor takes from.
+    /// with the queue limit `limit`, which no reactor takes from.
     pub fn new(id: u64, limit: usize) -> Self {
         Self::with_framing(id, limit, Framing::WebSocket)
     }
 
     /// The same, framed by `framing`.
     pub fn with_framing(id: u64, limit: usize, framing: Framing) -> Self {
-        Self::with_outbox(id, limit, framing, &Rc::default())
+        Self::with_outbox(id, framing, &Rc::new(Outbox::new(limit)))
     }
 
-    /// A connection of the shard whose reactor takes from `outbox`
-    /// (`task::new_conn`).
-    pub(crate) fn with_outbox(
-        id: u64,
-        limit: usize,
-        framing: Framing,
-        outbox: &Rc<Outbox>,
-    ) -> Self {
+    /// A connection of the shard whose reactor takes from `outbox`, with
+    /// its queue limit (`task::new_conn`).
+    pub(crate) fn with_outbox(id: u64, framing: Framing, outbox: &Rc<Outbox>) -> Self {
         Conn {
             id,
             token: Cell::new(u32::MAX),
-            dirty: Cell::new(false),
-            out: RefCell::new(VecDeque::new()),
+            out: RefCell::new(OutQueue::Empty),
             out_bytes: Cell::new(0),
-            front_started: Cell::new(false),
-            limit: limit.min(u32::MAX as usize) as u32,
-            blocked: Cell::new(false),
             close: Cell::new(None),
-            closed: Cell::new(false),
-            held: Cell::new(false),
+            flags: Flags(Cell::new(0)),
             framing,
+            timed: Cell::new(0),
+            timed_since: Cell::new(latency::NO_STAMP),
             outbox: outbox.clone(),
         }
     }
@@ -98,6 +131,12 @@ impl Conn {
     /// Whether this connection queues into `outbox`.
     pub(crate) fn queues_into(&self, outbox: &Rc<Outbox>) -> bool {
         Rc::ptr_eq(&self.outbox, outbox)
+    }
+
+    /// Adds `n` bytes to the queued count (saturating: see `out_bytes`).
+    fn add_queued(&self, n: usize) {
+        self.out_bytes
+            .set(saturate(self.out_bytes.get() as usize + n));
     }
 
     pub fn framing(&self) -> Framing {
@@ -114,17 +153,17 @@ impl Conn {
     /// reports server-side subscriptions whose publications may already be
     /// arriving). A close request releases the hold.
     pub fn hold(&self) {
-        self.held.set(true);
+        self.flags.set(HELD, true);
     }
 
     /// Queues `first` (a WebSocket frame the hub or session encoded) ahead
     /// of everything held, and lets it all go.
     pub fn release_with(&self, first: Bytes) {
         let first = self.framing.reframe(&first);
-        if !self.held.replace(false) || self.closed.get() || first.is_empty() {
+        if !self.flags.replace(HELD, false) || self.flags.get(CLOSED) || first.is_empty() {
             return;
         }
-        self.out_bytes.set(self.out_bytes.get() + first.len());
+        self.add_queued(first.len());
         // Nothing has left while held, so nothing is partly on the wire.
         self.out.borrow_mut().push_front(first);
         self.mark_dirty();
@@ -134,11 +173,11 @@ impl Conn {
     }
 
     pub(crate) fn is_held(&self) -> bool {
-        self.held.get()
+        self.flags.get(HELD)
     }
 
     pub(crate) fn unhold(&self) {
-        self.held.set(false);
+        self.flags.set(HELD, false);
     }
 
     /// Queues a WebSocket text frame the hub or session encoded, framed for
@@ -160,10 +199,31 @@ impl Conn {
         self.send_framed(set.get(self.framing))
     }
 
+    /// Queues a delivery (bytes already framed for this connection) of the
+    /// publication accepted at `since`: its latency is recorded when the
+    /// send that carries it is made (`NO_STAMP`: not timed).
+    #[inline]
+    pub fn send_delivery(&self, frame: Bytes, since: latency::Stamp) -> bool {
+        let queued = self.send_framed(frame);
+        if queued && since != latency::NO_STAMP {
+            match self.timed.get() {
+                0 => {
+                    self.timed_since.set(since);
+                    self.timed.set(1);
+                }
+                // Never in practice (a queue that long is cut as slow
+                // unless the limit is off): counted as sent now.
+                u16::MAX => latency::record(since, 1),
+                n => self.timed.set(n + 1),
+            }
+        }
+        queued
+    }
+
     /// Queues bytes already framed for this connection. The same `Bytes`
     /// may sit in many queues.
     pub fn send_framed(&self, frame: Bytes) -> bool {
-        if self.closed.get() {
+        if self.flags.get(CLOSED) {
             return false;
         }
         if frame.is_empty() {
@@ -171,13 +231,16 @@ impl Conn {
             // framing); an empty entry would never leave the queue.
             return true;
         }
-        let total = self.out_bytes.get() + frame.len();
-        let limit = self.limit as usize;
-        if limit != 0 && total > limit && (self.blocked.get() || total > limit.saturating_mul(4)) {
+        let total = self.out_bytes.get() as usize + frame.len();
+        let limit = self.outbox.limit() as usize;
+        if limit != 0
+            && total > limit
+            && (self.flags.get(BLOCKED) || total > limit.saturating_mul(4))
+        {
             self.cut_slow();
             return false;
         }
-        self.out_bytes.set(total);
+        self.out_bytes.set(saturate(total));
         self.out.borrow_mut().push_back(frame);
         self.mark_dirty();
         true
@@ -204,7 +267,7 @@ impl Conn {
     /// Asks the connection task to send a close frame and close. The first
     /// request wins.
     pub fn close_with(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
-        if !self.closed.replace(true) {
+        if !self.flags.replace(CLOSED, true) {
             self.close.set(Some(Box::new(CloseRequest {
                 code,
                 reason: reason.into(),
@@ -216,9 +279,9 @@ impl Conn {
     /// The socket is full (or writable again). A full socket with more than
     /// the limit queued behind it is a slow consumer: cut.
     pub(crate) fn set_blocked(&self, blocked: bool) {
-        self.blocked.set(blocked);
-        let limit = self.limit as usize;
-        if blocked && limit != 0 && self.out_bytes.get() > limit && !self.closed.get() {
+        self.flags.set(BLOCKED, blocked);
+        let limit = self.outbox.limit();
+        if blocked && limit != 0 && self.out_bytes.get() > limit && !self.flags.get(CLOSED) {
             self.cut_slow();
         }
     }
@@ -232,22 +295,28 @@ impl Conn {
     /// that one would corrupt the stream before the close frame).
     fn drop_queued(&self) {
         let mut out = self.out.borrow_mut();
-        let keep = if self.front_started.get() {
+        let keep = if self.flags.get(FRONT_STARTED) {
             out.pop_front()
         } else {
             None
         };
         out.clear();
-        self.out_bytes.set(keep.as_ref().map_or(0, |b| b.len()));
-        out.extend(keep);
+        // Dropped deliveries never reach the kernel: not timed. (A frame
+        // already partly on the wire is not counted either.)
+        self.timed.set(0);
+        self.out_bytes
+            .set(saturate(keep.as_ref().map_or(0, |b| b.len())));
+        if let Some(k) = keep {
+            out.push_back(k);
+        }
     }
 
     pub fn is_closing(&self) -> bool {
-        self.closed.get()
+        self.flags.get(CLOSED)
     }
 
     pub fn queued_bytes(&self) -> usize {
-        self.out_bytes.get()
+        self.out_bytes.get() as usize
     }
 
     pub fn has_output(&self) -> bool {
@@ -264,12 +333,12 @@ impl Conn {
 
     /// Off the dirty list (the reactor took it).
     pub(crate) fn clear_dirty(&self) {
-        self.dirty.set(false);
+        self.flags.set(DIRTY_FLAG, false);
     }
 
     /// Puts the connection on its shard's dirty list, once.
     pub(crate) fn mark_dirty(&self) {
-        if self.token.get() == u32::MAX || self.dirty.replace(true) {
+        if self.token.get() == u32::MAX || self.flags.replace(DIRTY_FLAG, true) {
             return;
         }
         self.outbox.dirty(self.token.get());
@@ -277,7 +346,7 @@ impl Conn {
 
     /// Queues a frame bypassing the close check (the close frame itself).
     pub(crate) fn push_final(&self, frame: Bytes) {
-        self.out_bytes.set(self.out_bytes.get() + frame.len());
+        self.add_queued(frame.len());
         self.out.borrow_mut().push_back(frame);
     }
 
@@ -317,7 +386,8 @@ impl Conn {
 
     /// Drops `sent` bytes from the front of the queue; returns whole frames sent.
     pub(crate) fn consume(&self, mut sent: usize) -> usize {
-        self.out_bytes.set(self.out_bytes.get() - sent);
+        self.out_bytes
+            .set(self.out_bytes.get().saturating_sub(saturate(sent)));
         let mut out = self.out.borrow_mut();
         let mut frames = 0;
         while sent > 0 {
@@ -326,19 +396,30 @@ impl Conn {
                 sent -= front.len();
                 out.pop_front();
                 frames += 1;
-                self.front_started.set(false);
+                self.flags.set(FRONT_STARTED, false);
             } else {
                 front.advance(sent);
                 sent = 0;
-                self.front_started.set(true);
+                self.flags.set(FRONT_STARTED, true);
             }
         }
-        if out.is_empty() && out.capacity() > 64 {
-            // A burst grew the ring; give the memory back once it drains.
-            *out = VecDeque::new();
+        let timed = self.timed.get();
+        if timed > 0 && frames > 0 {
+            let sent = timed.min(frames.min(u16::MAX as usize) as u16);
+            let oldest = latency::sent(self.timed_since.get(), sent, timed);
+            self.timed_since.set(oldest);
+            self.timed.set(timed - sent);
         }
+        // A drained queue gives its ring back when it was small or a
+        // burst grew it (`OutQueue::pop_front`).
         frames
     }
+}
+
+/// A byte count in the 32 bits `Conn` keeps it in (4 GiB at most).
+#[inline]
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Slices gathered into one sendmsg(2). Linux allows 1024 (UIO_MAXIOV).
@@ -405,7 +486,7 @@ mod tests {
     #[test]
     fn queueing_puts_the_connection_in_its_outbox_once_per_pass() {
         let outbox = Rc::new(Outbox::default());
-        let c = Conn::with_outbox(1, 0, Framing::WebSocket, &outbox);
+        let c = Conn::with_outbox(1, Framing::WebSocket, &outbox);
         assert!(c.queues_into(&outbox) && !Conn::new(2, 0).queues_into(&outbox));
         // Not in a reactor yet: the frame waits, nothing is marked.
         assert!(c.send(Bytes::from_static(b"a")));
@@ -429,22 +510,25 @@ mod tests {
         // Out of the reactor: a reply is not marked either.
         c.set_token(u32::MAX);
         c.clear_dirty();
-        let d = Conn::with_outbox(3, 0, Framing::WebSocket, &outbox);
+        let d = Conn::with_outbox(3, Framing::WebSocket, &outbox);
         assert!(d.reply(Bytes::from_static(b"f")));
         assert!(!outbox.has_dirty() && !outbox.has_urgent());
     }
 
-    /// Idle memory per connection is a tracked goal: `Rc<Conn>` is one
-    /// allocation of 16 + 88 bytes (a 112-byte glibc chunk); 8 more bytes
-    /// would make it a 128-byte one.
     #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn a_conn_fits_its_allocation() {
-        assert!(
-            std::mem::size_of::<Conn>() <= 88,
-            "{}",
-            std::mem::size_of::<Conn>()
-        );
+    fn a_held_reply_released_is_urgent_and_counted() {
+        let outbox = Rc::new(Outbox::default());
+        let c = Conn::with_outbox(1, Framing::WebSocket, &outbox);
+        c.set_token(4);
+        c.hold();
+        c.send(Bytes::from_static(b"pub"));
+        c.release_with(Bytes::from_static(b"reply"));
+        let mut urgent = Vec::new();
+        outbox.take_urgent(&mut urgent);
+        assert_eq!(urgent, [4]);
+        assert_eq!(c.queued_bytes(), 8);
+        assert_eq!(c.consume(8), 2);
+        assert_eq!(c.queued_bytes(), 0);
     }
 
     #[test]
@@ -458,6 +542,48 @@ mod tests {
         assert_eq!(front, vec![b"efg".to_vec()]);
         assert_eq!(c.consume(3), 1);
         assert!(!c.has_output());
+    }
+
+    /// The histogram's total count, on this thread.
+    fn timed_count() -> u64 {
+        latency::snapshot().count()
+    }
+
+    #[test]
+    fn each_timed_delivery_is_counted_once_when_its_frame_leaves() {
+        let c = Conn::new(1, 0);
+        let n0 = timed_count();
+        let since = latency::stamp();
+        c.send(Bytes::from_static(b"reply"));
+        c.send_delivery(Bytes::from_static(b"pub1"), since);
+        c.send_delivery(Bytes::from_static(b"pub2"), since);
+        // Not timed: a join push.
+        c.send_delivery(Bytes::from_static(b"join"), latency::NO_STAMP);
+        assert_eq!(timed_count(), n0, "nothing sent yet");
+        // The reply and half of pub1 leave, then the rest of pub1, pub2
+        // and the join. (Which of a send's frames are the timed ones is not
+        // kept, only how many are queued: the total is exact once they left.)
+        assert_eq!(c.consume(7), 1);
+        assert_eq!(c.consume(2 + 4 + 4), 3);
+        assert_eq!(timed_count() - n0, 2, "two timed deliveries in all");
+        assert!(!c.has_output());
+        // A later publication counts again; one dropped with a cut queue
+        // never reached the kernel and does not.
+        c.send_delivery(Bytes::from_static(b"pub3"), latency::stamp());
+        c.consume(4);
+        assert_eq!(timed_count() - n0, 3);
+        let d = Conn::new(2, 10);
+        d.set_blocked(true);
+        d.send_delivery(Bytes::from_static(b"pub4"), latency::stamp());
+        assert!(!d.send_delivery(Bytes::from_static(b"pub5-too-big"), latency::stamp()));
+        assert!(!d.has_output());
+        assert_eq!(timed_count() - n0, 3);
+    }
+
+    #[test]
+    fn timing_deliveries_makes_no_connection_bigger() {
+        // 88 bytes before the two counters: they fit in the padding.
+        assert!(std::mem::size_of::<Conn>() <= 88);
     }
 
     /// Drains the queue the way the reactor does (gathered copies or

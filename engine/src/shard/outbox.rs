@@ -1,6 +1,7 @@
 //! A shard's outbox: which of its connections have output queued (or a close
-//! to act on), which have a command reply queued, and the reactor task to
-//! wake when the first of them arrives.
+//! to act on), which have a command reply queued, the reactor task to wake
+//! when the first of them arrives, and how much a connection may queue (the
+//! service's limit, the same for all of them).
 //!
 //! The reactor owns it; every connection it serves holds a handle
 //! (`Rc<Outbox>`, one pointer in `Conn`), so queueing a frame puts the
@@ -22,9 +23,27 @@ pub struct Outbox {
     /// The reactor task, woken when the dirty list goes from empty to not
     /// (or the urgent one does).
     reactor: Cell<Option<Waker>>,
+    /// Queue bytes past which a connection is cut with 3008 (0: never):
+    /// the service's `OutboundPolicy`, kept here once rather than in every
+    /// `Conn` (32 bits: a limit of 4 GiB or more is 4 GiB).
+    limit: u32,
 }
 
 impl Outbox {
+    /// The outbox of connections cut past `limit` queued bytes (0: never).
+    pub(crate) fn new(limit: usize) -> Self {
+        Outbox {
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            ..Outbox::default()
+        }
+    }
+
+    /// The queue limit in bytes (0: none).
+    #[inline]
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit
+    }
+
     /// `token` has output or a close to act on (the caller puts each
     /// connection here once until the reactor takes the list).
     pub(crate) fn dirty(&self, token: u32) {

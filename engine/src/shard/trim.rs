@@ -83,6 +83,30 @@ impl TrimPolicy {
 /// The process's last trim (every shard's calls trim the whole heap).
 static LAST_TRIM: Mutex<Option<Instant>> = Mutex::new(None);
 
+/// Trims now, unless the process trimmed less than `min_gap` ago; whether
+/// it did. For a thread other than a shard's that freed much at once, once
+/// per burst (the backends thread closing its idle pool: the shards' trim
+/// after the same burst of connects came too early for it).
+pub(crate) fn trim_unless_recent(now: Instant, min_gap: Duration, why: &'static str) -> bool {
+    let mut last = LAST_TRIM.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|at| now.duration_since(at) < min_gap) {
+        return false;
+    }
+    *last = Some(now);
+    drop(last);
+    let before = sys::rss_bytes();
+    let released = sys::malloc_trim();
+    tracing::debug!(
+        why,
+        released,
+        rss_before = before,
+        rss_after = sys::rss_bytes(),
+        took_us = now.elapsed().as_micros() as u64,
+        "heap trimmed"
+    );
+    true
+}
+
 /// Runs one shard's trim policy until the runtime is dropped.
 pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
     let churn = || shard.handshakes.dispatched() + shard.stats.closed_total();

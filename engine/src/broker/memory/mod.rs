@@ -21,7 +21,7 @@ use super::{
     Broker, Done, HistoryQuery, HistoryResult, PresenceManager, Recovery, SubscribeReq, Then,
 };
 use crate::hub::mesh::{ChannelName, Member, MeshMsg};
-use crate::hub::Hub;
+use crate::hub::{stamp, Hub, NO_STAMP};
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::push;
 
@@ -335,6 +335,7 @@ impl MemoryBroker {
                     frame: frame.clone(),
                     publication: false,
                     delta: None,
+                    since: NO_STAMP,
                 },
             );
         }
@@ -371,6 +372,8 @@ impl MemoryBroker {
             .entry(channel.clone())
             .or_insert_with(|| new_channel(hub, &channel));
         ch.offset += 1;
+        // Accepted: each delivery's latency counts from here.
+        let since = stamp();
         let (epoch, offset) = (ch.epoch.clone(), ch.offset);
         complete_publish(hub, done, Ok((epoch.clone(), offset)));
         let delta = ch.delta_frames(&channel, data, fields, offset);
@@ -386,6 +389,7 @@ impl MemoryBroker {
                             frame: frame.clone(),
                             publication: true,
                             delta: delta.clone(),
+                            since,
                         },
                     );
                 }
@@ -417,6 +421,7 @@ impl MemoryBroker {
         let Some(ch) = owned.get_mut(&channel).filter(|ch| ch.total > 0) else {
             return;
         };
+        let since = stamp();
         let delta = ch.delta_frames(&channel, data, fields, 0);
         let object = push::publication_object_with(data, fields, 0);
         let frame = push::publication_push(&channel, &object);
@@ -428,6 +433,7 @@ impl MemoryBroker {
                     frame: frame.clone(),
                     publication: true,
                     delta: delta.clone(),
+                    since,
                 },
             );
         }

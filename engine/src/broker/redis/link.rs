@@ -31,7 +31,7 @@ use crate::broker::memory::owner::{epoch_string, new_epoch};
 use crate::broker::{Control, ControlHandler, Done, HistoryQuery, HistoryResult, Recovery, Then};
 use crate::config::{BrokerSection, Config};
 use crate::hub::mesh::{ChannelName, Mesh, MeshMsg};
-use crate::hub::Hub;
+use crate::hub::{stamp, Hub};
 use crate::protocol::codes::{self, ClientError};
 use crate::protocol::{delta, push};
 
@@ -1688,6 +1688,9 @@ impl State {
                 epoch,
                 object,
             } => {
+                // Arrived at this node: each delivery's latency counts
+                // from here.
+                let since = stamp();
                 if offset > 0 && self.gap(&name, offset, epoch) {
                     self.insufficient(&name);
                 }
@@ -1695,7 +1698,9 @@ impl State {
                 let delta = self.delta_frames(&name, object, offset, epoch);
                 for dst in self.shards_of(&name) {
                     let (n, f, d) = (name.clone(), frame.clone(), delta.clone());
-                    self.run_on(dst, move |h| h.deliver_publication(&n, offset, &f, d));
+                    self.run_on(dst, move |h| {
+                        h.deliver_publication(&n, offset, &f, d, since)
+                    });
                 }
             }
             ChannelMsg::Join(info) | ChannelMsg::Leave(info) => {

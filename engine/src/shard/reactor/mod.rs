@@ -80,10 +80,12 @@ pub(crate) struct Reactor<St> {
 }
 
 impl<St> Reactor<St> {
-    pub(crate) fn new() -> std::io::Result<Self> {
+    /// A reactor whose connections are cut past `limit` queued bytes (0:
+    /// never).
+    pub(crate) fn new(limit: usize) -> std::io::Result<Self> {
         Ok(Reactor {
             io: Io::new()?,
-            outbox: Rc::default(),
+            outbox: Rc::new(Outbox::new(limit)),
             slab: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             next_generation: Cell::new(1),

@@ -64,7 +64,8 @@ fn write_queue<S: Service, St>(shard: &ShardCtx<S>, e: &Entry<St>) -> io::Result
 
 /// The send-completion point: the kernel took the first `n` queued bytes
 /// of `conn` (one send). They leave the queue here; frames whose last byte
-/// went are counted as sent.
+/// went are counted as sent, and the timed deliveries among them get their
+/// latency recorded (`Conn::consume`): this is its only caller.
 #[inline]
 fn sent_to_kernel(stats: &ShardStats, conn: &Conn, n: usize) {
     let frames = conn.consume(n);

@@ -1,0 +1,3 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.12061804727278981 (idle check before: 0.158)
+taskset -c 0 ringcast serve --port 18900 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 18901 --publisher-port 18902 --api-key bench-key --flush-hold-max 0
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:18900/connection/websocket --subscribers 10000 --channels 1000 --publishers 1 --rate 10000 --pace even --size 100 -d 10 --conns-per-addr 5000 --metrics-url http://127.0.0.1:18901/metrics --server-pid 22676 --cpu 1 --json --no-progress

@@ -1,0 +1,3 @@
+# 2026-12-07T00:34:17Z 4bb1b14 load: 2.01 3.06 4.89
+taskset -c 0 ringcast serve --port 21500 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 21501 --publisher-port 21502 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:21500/connection/websocket --transport websocket --channels 1000 --subs-per-conn 5 -n 15000 -d 10 --conns-per-addr 5000 --server-pid 12272 --cpu 1 --json --no-progress

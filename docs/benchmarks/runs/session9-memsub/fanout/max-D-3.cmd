@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.7441939533803902 (idle check before: 0.124)
+taskset -c 0 ringcast serve --port 21700 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 21701 --publisher-port 21702 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:21700/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --max --in-flight 32 -d 10 --conns-per-addr 5000 --server-pid 21623 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 0.10331559321440914 (idle check before: 1.451)
+taskset -c 0 ringcast serve --port 21703 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 21704 --publisher-port 21705 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:21703/connection/websocket --subscribers 10000 --channels 1 --publishers 1 --size 100 --max --in-flight 32 -d 10 --conns-per-addr 5000 --server-pid 22150 --cpu 1 --json --no-progress

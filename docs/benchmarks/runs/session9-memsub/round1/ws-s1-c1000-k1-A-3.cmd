@@ -1,0 +1,3 @@
+# 2026-12-07T00:20:49Z 5e57b6c load: 5.80 6.62 7.70
+taskset -c 0 ringcast serve --port 21500 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 21501 --publisher-port 21502 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:21500/connection/websocket --transport websocket --channels 1000 --subs-per-conn 1 -n 15000 -d 6 --conns-per-addr 5000 --server-pid 2839 --cpu 1 --json --no-progress

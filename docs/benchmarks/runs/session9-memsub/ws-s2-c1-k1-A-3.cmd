@@ -1,0 +1,3 @@
+# 2026-12-07T00:36:11Z 4bb1b14 load: 2.35 2.97 4.65
+taskset -c 0,1 ringcast serve --port 21500 --address 127.0.0.1 --shards 2 --no-pin --insecure --api-port 21501 --publisher-port 21502 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:21500/connection/websocket --transport websocket --channels 1 --subs-per-conn 1 -n 15000 -d 6 --conns-per-addr 5000 --server-pid 17494 --cpu 1 --json --no-progress
