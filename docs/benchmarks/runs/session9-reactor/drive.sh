@@ -4,10 +4,10 @@
 #
 #   BIN_A=/tmp/reactor-bins/A BIN_B=/tmp/reactor-bins/B \
 #     docs/benchmarks/runs/session9-reactor/drive.sh [echo|fanout|hold-raw|hold-cf]...
-# PAIRS (3) pairs per scenario, numbered from FIRST (1).
+# PAIRS (3) pairs per scenario, numbered from FIRST (1); OUT: where the runs go.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
-OUT=docs/benchmarks/runs/session9-reactor
+OUT=${OUT:-docs/benchmarks/runs/session9-reactor}
 : "${BIN_A:?}" "${BIN_B:?}" "${PAIRS:=3}" "${FIRST:=1}"
 RUN=(scripts/bench-run.sh --out "$OUT" --max-other 0.2 --retries 1 --quiet-wait 20)
 [ $# -gt 0 ] || set -- echo fanout hold-raw hold-cf

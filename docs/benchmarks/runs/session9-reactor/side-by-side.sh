@@ -3,13 +3,14 @@
 # same load from the rest of the (shared) host: both servers on cpu 0, both
 # load generators on cpu 1, the same arguments; ROUNDS rounds per scenario.
 # Each server's CPU per message is read by its own ringcast-bench
-# (--server-pid). All traffic on 127.0.0.1; every run bounded by -d.
+# (--server-pid). All traffic on 127.0.0.1; every run bounded by -d. OUT:
+# where the runs go (default side-by-side/).
 #
 #   BIN_A=/tmp/reactor-bins/A BIN_B=/tmp/reactor-bins/B \
 #     docs/benchmarks/runs/session9-reactor/side-by-side.sh echo fanout
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
-OUT=docs/benchmarks/runs/session9-reactor/side-by-side
+OUT=${OUT:-docs/benchmarks/runs/session9-reactor/side-by-side}
 mkdir -p "$OUT"
 : "${BIN_A:?}" "${BIN_B:?}" "${ROUNDS:=3}" "${PORT:=19600}"
 PIDS=()
