@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Tabulates the A/B pairs of this directory (drive.sh): per pair A, B and
-B/A; the medians of A and of B and their ratio; the host's other load."""
+B/A; the medians of A and of B and their ratio; the host's other load.
+An argument: that directory instead (merged/)."""
 import json
 import os
 import statistics
+import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 METRICS = {
     "echo": [("server CPU per message (µs)", ".server.cpu_us_per_msg"), ("messages/s", ".echo.msgs_per_s")],
     "fanout": [("server CPU per delivery (µs)", ".server.cpu_us_per_msg"),
