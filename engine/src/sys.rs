@@ -133,6 +133,21 @@ pub fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: one vDSO call, without the epoch
+/// arithmetic of `Instant::elapsed` (the delivery-latency stamps read it
+/// once per send).
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
+    // exists on Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Resident set size of this process in bytes, from /proc/self/statm.
 pub fn rss_bytes() -> u64 {
     let page = 4096u64;

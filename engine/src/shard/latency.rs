@@ -20,11 +20,9 @@
 //! summed over shards for `/metrics` (`ringcast_delivery_latency_seconds`).
 
 use std::cell::Cell;
-use std::sync::OnceLock;
-use std::time::Instant;
 
-/// When a publication was accepted: 64-ns units since the process's first
-/// stamp, wrapping after ~275 s (ages are taken with wrapping arithmetic, so
+/// When a publication was accepted: CLOCK_MONOTONIC in 64-ns units, its low 32 bits,
+/// wrapping every ~275 s (ages are taken with wrapping arithmetic, so
 /// an age up to that long is exact). Never 0: 0 marks a frame that is not a
 /// timed delivery.
 pub type Stamp = u32;
@@ -35,13 +33,12 @@ pub const NO_STAMP: Stamp = 0;
 /// Nanoseconds per stamp unit (a power of two: the conversion is a shift).
 const UNIT_SHIFT: u32 = 6;
 
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
 /// The clock now, as a stamp (one clock read).
 #[inline]
 pub fn stamp() -> Stamp {
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let units = (epoch.elapsed().as_nanos() >> UNIT_SHIFT) as u32;
+    // The low 32 bits of the monotonic clock in units: ages are taken with
+    // wrapping arithmetic, so no epoch is needed.
+    let units = (crate::sys::monotonic_ns() >> UNIT_SHIFT) as u32;
     units.max(1)
 }
 

@@ -51,6 +51,18 @@ pub fn parse_close_payload(payload: Bytes) -> Result<Option<CloseFrame>, WsError
     }
 }
 
+impl WsError {
+    /// The close code to send the peer for this error. (Here, not in
+    /// `error.rs`: errors know nothing of close frames.)
+    pub fn close_code(&self) -> u16 {
+        match self {
+            WsError::Protocol(_) => code::PROTOCOL_ERROR,
+            WsError::Capacity(_) => code::MESSAGE_TOO_BIG,
+            WsError::InvalidUtf8 => code::INVALID_PAYLOAD,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

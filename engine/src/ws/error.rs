@@ -1,8 +1,7 @@
-//! Codec errors. Every variant maps to the close code the peer is sent.
+//! Codec errors. Every variant maps to the close code the peer is sent
+//! (`WsError::close_code`, in `close.rs`).
 
 use std::fmt;
-
-use super::close::code;
 
 /// The peer broke RFC 6455 framing rules (close 1002).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +48,6 @@ pub enum WsError {
 }
 
 impl WsError {
-    /// The close code to send the peer for this error.
-    pub fn close_code(&self) -> u16 {
-        match self {
-            WsError::Protocol(_) => code::PROTOCOL_ERROR,
-            WsError::Capacity(_) => code::MESSAGE_TOO_BIG,
-            WsError::InvalidUtf8 => code::INVALID_PAYLOAD,
-        }
-    }
-
     /// A short reason for the close frame and the logs.
     pub fn reason(&self) -> &'static str {
         match self {
