@@ -1,58 +1,20 @@
 //! The shared half of a connection: its outbound queue and close request. The
 //! shard's reactor owns the socket; services and the hub hold `Rc<Conn>` and
-//! only ever enqueue. Enqueueing marks the connection dirty: the reactor then
+//! only ever enqueue. Enqueueing marks the connection dirty in its shard's
+//! outbox (`outbox.rs`), a handle the connection holds: the reactor then
 //! flushes every dirty connection once per pass, so frames queued in one pass
 //! leave together.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::io::IoSlice;
-use std::task::Waker;
-
-thread_local! {
-    /// Tokens of this shard's connections with something to flush or a close
-    /// to act on (each shard is one thread).
-    static DIRTY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    /// Connections with a command reply queued since the current flush pass
-    /// began: flushed between slices of a long pass, and while the reactor
-    /// holds its next pass, instead of waiting for the pass.
-    static URGENT: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    /// The reactor task, woken when the dirty list goes from empty to not.
-    static REACTOR: Cell<Option<Waker>> = const { Cell::new(None) };
-}
-
-/// Takes this shard's dirty list.
-pub(crate) fn take_dirty(into: &mut Vec<u32>) {
-    DIRTY.with(|d| std::mem::swap(&mut *d.borrow_mut(), into));
-}
-
-/// Takes this shard's list of connections with a reply queued.
-pub(crate) fn take_urgent(into: &mut Vec<u32>) {
-    URGENT.with(|d| std::mem::swap(&mut *d.borrow_mut(), into));
-}
-
-pub(crate) fn has_urgent() -> bool {
-    URGENT.with(|d| !d.borrow().is_empty())
-}
-
-pub(crate) fn has_dirty() -> bool {
-    DIRTY.with(|d| !d.borrow().is_empty())
-}
-
-pub(crate) fn register_reactor(w: &Waker) {
-    REACTOR.with(|r| {
-        let old = r.take();
-        match old {
-            Some(o) if o.will_wake(w) => r.set(Some(o)),
-            _ => r.set(Some(w.clone())),
-        }
-    });
-}
+use std::rc::Rc;
 
 use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
 use super::latency;
+use super::outbox::Outbox;
 use super::outq::OutQueue;
 
 /// A close the server decided on: sent as a close frame, then the socket closes.
@@ -110,13 +72,12 @@ pub struct Conn {
     token: Cell<u32>,
     /// What waits to be sent (one frame inline: no allocation while idle).
     out: RefCell<OutQueue>,
-    out_bytes: Cell<usize>,
-    /// Queue bytes past which the connection is cut with 3008 (0: never),
-    /// once its socket is full: a burst queued within one pass is only cut
-    /// at four times the limit. 32 bits (a limit above 4 GiB is kept as
-    /// 4 GiB) keep the connection at 88 bytes with the inline frame and the
-    /// latency counters.
-    limit: u32,
+    /// Bytes queued, in 32 bits like the limit (this, and the limit kept in
+    /// the outbox, leave room for the outbox handle within 88 bytes).
+    /// Saturating at 4 GiB: a connection with a limit is cut long before;
+    /// one without (the backpressure policy) that queued 4 GiB would count
+    /// too few bytes once it drained below, which only `queued_bytes` reads.
+    out_bytes: Cell<u32>,
     close: Cell<Option<Box<CloseRequest>>>,
     /// `DIRTY_FLAG`, `FRONT_STARTED`, `BLOCKED`, `CLOSED`, `HELD` (one
     /// byte: the connection is allocated per client, see
@@ -130,26 +91,52 @@ pub struct Conn {
     /// fields leave.
     timed: Cell<u16>,
     timed_since: Cell<latency::Stamp>,
+    /// The shard's outbox, where the reactor finds it once it has output;
+    /// it also keeps the queue limit, the service's and the same for every
+    /// connection of the shard: queue bytes past which the connection is
+    /// cut with 3008 (0: never), once its socket is full (a burst queued
+    /// within one pass is only cut at four times the limit).
+    outbox: Rc<Outbox>,
 }
 
 impl Conn {
+    /// A connection outside any shard (tests): it has an outbox of its own,
+    /// with the queue limit `limit`, which no reactor takes from.
     pub fn new(id: u64, limit: usize) -> Self {
         Self::with_framing(id, limit, Framing::WebSocket)
     }
 
+    /// The same, framed by `framing`.
     pub fn with_framing(id: u64, limit: usize, framing: Framing) -> Self {
+        Self::with_outbox(id, framing, &Rc::new(Outbox::new(limit)))
+    }
+
+    /// A connection of the shard whose reactor takes from `outbox`, with
+    /// its queue limit (`task::new_conn`).
+    pub(crate) fn with_outbox(id: u64, framing: Framing, outbox: &Rc<Outbox>) -> Self {
         Conn {
             id,
             token: Cell::new(u32::MAX),
             out: RefCell::new(OutQueue::Empty),
             out_bytes: Cell::new(0),
-            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             close: Cell::new(None),
             flags: Flags(Cell::new(0)),
             framing,
             timed: Cell::new(0),
             timed_since: Cell::new(latency::NO_STAMP),
+            outbox: outbox.clone(),
         }
+    }
+
+    /// Whether this connection queues into `outbox`.
+    pub(crate) fn queues_into(&self, outbox: &Rc<Outbox>) -> bool {
+        Rc::ptr_eq(&self.outbox, outbox)
+    }
+
+    /// Adds `n` bytes to the queued count (saturating: see `out_bytes`).
+    fn add_queued(&self, n: usize) {
+        self.out_bytes
+            .set(saturate(self.out_bytes.get() as usize + n));
     }
 
     pub fn framing(&self) -> Framing {
@@ -176,12 +163,12 @@ impl Conn {
         if !self.flags.replace(HELD, false) || self.flags.get(CLOSED) || first.is_empty() {
             return;
         }
-        self.out_bytes.set(self.out_bytes.get() + first.len());
+        self.add_queued(first.len());
         // Nothing has left while held, so nothing is partly on the wire.
         self.out.borrow_mut().push_front(first);
         self.mark_dirty();
         if self.token.get() != u32::MAX {
-            URGENT.with(|u| u.borrow_mut().push(self.token.get()));
+            self.outbox.urgent(self.token.get(), false);
         }
     }
 
@@ -244,8 +231,8 @@ impl Conn {
             // framing); an empty entry would never leave the queue.
             return true;
         }
-        let total = self.out_bytes.get() + frame.len();
-        let limit = self.limit as usize;
+        let total = self.out_bytes.get() as usize + frame.len();
+        let limit = self.outbox.limit() as usize;
         if limit != 0
             && total > limit
             && (self.flags.get(BLOCKED) || total > limit.saturating_mul(4))
@@ -253,7 +240,7 @@ impl Conn {
             self.cut_slow();
             return false;
         }
-        self.out_bytes.set(total);
+        self.out_bytes.set(saturate(total));
         self.out.borrow_mut().push_back(frame);
         self.mark_dirty();
         true
@@ -266,16 +253,8 @@ impl Conn {
     pub fn reply(&self, frame: Bytes) -> bool {
         let queued = self.send_framed(frame);
         if queued && self.token.get() != u32::MAX {
-            URGENT.with(|u| {
-                let mut u = u.borrow_mut();
-                u.push(self.token.get());
-                if u.len() == 1 {
-                    // The reactor may be holding its flush pass back.
-                    if let Some(w) = REACTOR.with(Cell::take) {
-                        w.wake();
-                    }
-                }
-            });
+            // The reactor may be holding its flush pass back: wake it.
+            self.outbox.urgent(self.token.get(), true);
         }
         queued
     }
@@ -301,11 +280,8 @@ impl Conn {
     /// the limit queued behind it is a slow consumer: cut.
     pub(crate) fn set_blocked(&self, blocked: bool) {
         self.flags.set(BLOCKED, blocked);
-        if blocked
-            && self.limit != 0
-            && self.out_bytes.get() > self.limit as usize
-            && !self.flags.get(CLOSED)
-        {
+        let limit = self.outbox.limit();
+        if blocked && limit != 0 && self.out_bytes.get() > limit && !self.flags.get(CLOSED) {
             self.cut_slow();
         }
     }
@@ -328,7 +304,8 @@ impl Conn {
         // Dropped deliveries never reach the kernel: not timed. (A frame
         // already partly on the wire is not counted either.)
         self.timed.set(0);
-        self.out_bytes.set(keep.as_ref().map_or(0, |b| b.len()));
+        self.out_bytes
+            .set(saturate(keep.as_ref().map_or(0, |b| b.len())));
         if let Some(k) = keep {
             out.push_back(k);
         }
@@ -339,7 +316,7 @@ impl Conn {
     }
 
     pub fn queued_bytes(&self) -> usize {
-        self.out_bytes.get()
+        self.out_bytes.get() as usize
     }
 
     pub fn has_output(&self) -> bool {
@@ -364,21 +341,12 @@ impl Conn {
         if self.token.get() == u32::MAX || self.flags.replace(DIRTY_FLAG, true) {
             return;
         }
-        let token = self.token.get();
-        DIRTY.with(|d| {
-            let mut d = d.borrow_mut();
-            d.push(token);
-            if d.len() == 1 {
-                if let Some(w) = REACTOR.with(Cell::take) {
-                    w.wake();
-                }
-            }
-        });
+        self.outbox.dirty(self.token.get());
     }
 
     /// Queues a frame bypassing the close check (the close frame itself).
     pub(crate) fn push_final(&self, frame: Bytes) {
-        self.out_bytes.set(self.out_bytes.get() + frame.len());
+        self.add_queued(frame.len());
         self.out.borrow_mut().push_back(frame);
     }
 
@@ -418,7 +386,8 @@ impl Conn {
 
     /// Drops `sent` bytes from the front of the queue; returns whole frames sent.
     pub(crate) fn consume(&self, mut sent: usize) -> usize {
-        self.out_bytes.set(self.out_bytes.get() - sent);
+        self.out_bytes
+            .set(self.out_bytes.get().saturating_sub(saturate(sent)));
         let mut out = self.out.borrow_mut();
         let mut frames = 0;
         while sent > 0 {
@@ -445,6 +414,12 @@ impl Conn {
         // burst grew it (`OutQueue::pop_front`).
         frames
     }
+}
+
+/// A byte count in the 32 bits `Conn` keeps it in (4 GiB at most).
+#[inline]
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Slices gathered into one sendmsg(2). Linux allows 1024 (UIO_MAXIOV).
@@ -506,6 +481,54 @@ mod tests {
         assert!(c.is_closing());
         assert!(!c.send(Bytes::from_static(&[4; 1])));
         assert_eq!(c.queued_bytes(), 30);
+    }
+
+    #[test]
+    fn queueing_puts_the_connection_in_its_outbox_once_per_pass() {
+        let outbox = Rc::new(Outbox::default());
+        let c = Conn::with_outbox(1, Framing::WebSocket, &outbox);
+        assert!(c.queues_into(&outbox) && !Conn::new(2, 0).queues_into(&outbox));
+        // Not in a reactor yet: the frame waits, nothing is marked.
+        assert!(c.send(Bytes::from_static(b"a")));
+        assert!(!outbox.has_dirty() && !outbox.has_urgent());
+        c.set_token(7);
+        c.send(Bytes::from_static(b"b"));
+        assert!(c.reply(Bytes::from_static(b"c")));
+        c.send(Bytes::from_static(b"d"));
+        let (mut dirty, mut urgent) = (Vec::new(), Vec::new());
+        outbox.take_dirty(&mut dirty);
+        outbox.take_urgent(&mut urgent);
+        assert_eq!((&dirty[..], &urgent[..]), (&[7][..], &[7][..]));
+        // Until the reactor has taken it off the list, nothing is added.
+        c.send(Bytes::from_static(b"e"));
+        assert!(!outbox.has_dirty());
+        c.clear_dirty();
+        c.close_with(1000, "");
+        let mut again = Vec::new();
+        outbox.take_dirty(&mut again);
+        assert_eq!(again, [7]);
+        // Out of the reactor: a reply is not marked either.
+        c.set_token(u32::MAX);
+        c.clear_dirty();
+        let d = Conn::with_outbox(3, Framing::WebSocket, &outbox);
+        assert!(d.reply(Bytes::from_static(b"f")));
+        assert!(!outbox.has_dirty() && !outbox.has_urgent());
+    }
+
+    #[test]
+    fn a_held_reply_released_is_urgent_and_counted() {
+        let outbox = Rc::new(Outbox::default());
+        let c = Conn::with_outbox(1, Framing::WebSocket, &outbox);
+        c.set_token(4);
+        c.hold();
+        c.send(Bytes::from_static(b"pub"));
+        c.release_with(Bytes::from_static(b"reply"));
+        let mut urgent = Vec::new();
+        outbox.take_urgent(&mut urgent);
+        assert_eq!(urgent, [4]);
+        assert_eq!(c.queued_bytes(), 8);
+        assert_eq!(c.consume(8), 2);
+        assert_eq!(c.queued_bytes(), 0);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod framing;
 pub(crate) mod handshakes;
 pub mod latency;
 pub mod listener;
+pub(crate) mod outbox;
 mod outq;
 pub mod plain;
 pub(crate) mod reactor;
@@ -303,7 +304,8 @@ async fn shard_main<S: Service>(
         stats: stats.clone(),
         ceiling: boot.ceiling.clone(),
     };
-    let reactor = match reactor::Reactor::new() {
+    let service = make_service(&env);
+    let reactor = match reactor::Reactor::new(task::queue_limit(&service)) {
         Ok(r) => r,
         Err(e) => {
             let _ = boot
@@ -315,7 +317,7 @@ async fn shard_main<S: Service>(
     let shard = Rc::new(ShardCtx {
         id,
         cfg: boot.cfg.clone(),
-        service: make_service(&env),
+        service,
         stats,
         scratch: RefCell::new(BytesMut::new()),
         next_id: Cell::new(1),

@@ -1,6 +1,6 @@
 //! A connection's first moments: read and answer the upgrade request (bounded
 //! in size and time), then hand the socket to the shard's reactor
-//! (`reactor.rs`), which serves it from then on. The handshake is the only part
+//! (`reactor/`), which serves it from then on. The handshake is the only part
 //! of a connection's life served by a task: one of the shard's handshake
 //! workers (`handshakes.rs`), which serve one connection after another.
 
@@ -72,13 +72,23 @@ pub fn adopt_stream<S: Service>(
     })
 }
 
-/// A new connection's shared half, with the service's outbound limit.
+/// A new connection's shared half, queueing into the shard's outbox (which
+/// keeps the service's outbound limit: `queue_limit`).
 pub fn new_conn<S: Service>(shard: &ShardCtx<S>, framing: super::framing::Framing) -> Rc<Conn> {
-    let limit = match shard.service.outbound_policy() {
+    Rc::new(Conn::with_outbox(
+        shard.next_conn_id(),
+        framing,
+        shard.reactor.outbox(),
+    ))
+}
+
+/// The queue limit of the service's connections (0: none, they are paused
+/// by backpressure instead).
+pub(crate) fn queue_limit<S: Service>(service: &S) -> usize {
+    match service.outbound_policy() {
         OutboundPolicy::Disconnect { limit } => limit,
         OutboundPolicy::Backpressure { .. } => 0,
-    };
-    Rc::new(Conn::with_framing(shard.next_conn_id(), limit, framing))
+    }
 }
 
 enum Upgrade {

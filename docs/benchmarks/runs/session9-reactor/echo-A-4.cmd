@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 1.417443027250517 (idle check before: 1.996)
+taskset -c 0 ringcast echo --port 19403 --address 127.0.0.1 --shards 1 --no-pin
+taskset -c 1 ringcast-bench echo --url ws://127.0.0.1:19403/ -c 100 -w 16 -s 100 -d 10 --server-pid 2961 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 1.4974677867650013 (idle check before: 2.000)
+taskset -c 0 ringcast echo --port 19406 --address 127.0.0.1 --shards 1 --no-pin
+taskset -c 1 ringcast-bench echo --url ws://127.0.0.1:19406/ -c 100 -w 16 -s 100 -d 10 --server-pid 3635 --cpu 1 --json --no-progress

@@ -1,0 +1,3 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.014810794371129534 (idle check before: 0.014)
+taskset -c 0 ringcast serve --port 19403 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19404 --publisher-port 19405 --api-key bench-key
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:19403/connection/websocket --subscribers 5000 --channels 1 --publishers 1 --size 100 --rate 200 --pace even -d 10 --conns-per-addr 5000 --server-pid 11608 --cpu 1 --json --no-progress

@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.6713152118610606 (idle check before: 1.092)
+taskset -c 0 ringcast serve --port 19403 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19404 --publisher-port 19405 --api-key bench-key
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19403/connection/websocket -n 15000 -d 10 --conns-per-addr 5000 --server-pid 21104 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 0.6088530602244222 (idle check before: 1.105)
+taskset -c 0 ringcast serve --port 19406 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19407 --publisher-port 19408 --api-key bench-key
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19406/connection/websocket -n 15000 -d 10 --conns-per-addr 5000 --server-pid 21417 --cpu 1 --json --no-progress

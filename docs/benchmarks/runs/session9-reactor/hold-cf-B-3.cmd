@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 0.953435956477014 (idle check before: 0.907)
+taskset -c 0 ringcast serve --port 19403 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19404 --publisher-port 19405 --api-key bench-key
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19403/connection/websocket -n 15000 -d 10 --conns-per-addr 5000 --server-pid 28074 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 0.04163473864384118 (idle check before: 0.008)
+taskset -c 0 ringcast serve --port 19406 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19407 --publisher-port 19408 --api-key bench-key
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19406/connection/websocket -n 15000 -d 10 --conns-per-addr 5000 --server-pid 29174 --cpu 1 --json --no-progress

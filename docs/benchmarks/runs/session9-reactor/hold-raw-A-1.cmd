@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 1.0040856371166094 (idle check before: 1.007)
+taskset -c 0 ringcast echo --port 19403 --address 127.0.0.1 --shards 1 --no-pin
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19403/ --protocol raw -n 15000 -d 10 --conns-per-addr 5000 --server-pid 12129 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 1.6537715525908332 (idle check before: 1.972)
+taskset -c 0 ringcast echo --port 19406 --address 127.0.0.1 --shards 1 --no-pin
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19406/ --protocol raw -n 15000 -d 10 --conns-per-addr 5000 --server-pid 12868 --cpu 1 --json --no-progress

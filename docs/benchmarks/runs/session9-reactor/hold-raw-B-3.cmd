@@ -1,0 +1,6 @@
+# attempt 1: bench exit 0, host.other_busy_cores 1.2489492122151846 (idle check before: 0.887)
+taskset -c 0 ringcast echo --port 19403 --address 127.0.0.1 --shards 1 --no-pin
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19403/ --protocol raw -n 15000 -d 10 --conns-per-addr 5000 --server-pid 20724 --cpu 1 --json --no-progress
+# attempt 2: bench exit 0, host.other_busy_cores 1.0712194677044107 (idle check before: 0.760)
+taskset -c 0 ringcast echo --port 19406 --address 127.0.0.1 --shards 1 --no-pin
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:19406/ --protocol raw -n 15000 -d 10 --conns-per-addr 5000 --server-pid 20993 --cpu 1 --json --no-progress
