@@ -65,6 +65,17 @@ impl Flags {
     }
 }
 
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The peer closed or reset the TCP connection.
+    Gone,
+    /// A close frame went out (ours, or our echo of the peer's).
+    Closing,
+    /// A close was pending but could not be delivered in time.
+    Abandoned,
+}
+
 pub struct Conn {
     /// Unique on its shard; stable for the connection's life.
     pub id: u64,

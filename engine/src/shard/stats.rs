@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 
-use super::task::End;
+use super::conn::End;
 
 #[derive(Debug, Default)]
 pub struct ShardStats {

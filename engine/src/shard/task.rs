@@ -13,7 +13,7 @@ use monoio::net::TcpStream;
 use monoio::time::timeout;
 
 use super::ceiling::Slot;
-use super::conn::Conn;
+use super::conn::{Conn, End};
 use super::framing::PROTOBUF_SUBPROTOCOL;
 use super::reactor;
 use super::service::{OutboundPolicy, Service};
@@ -232,17 +232,6 @@ pub(crate) async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result
         }
     }
     Ok(())
-}
-
-/// How a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// The peer closed or reset the TCP connection.
-    Gone,
-    /// A close frame went out (ours, or our echo of the peer's).
-    Closing,
-    /// A close was pending but could not be delivered in time.
-    Abandoned,
 }
 
 /// For services: a complete unmasked frame for one message.

@@ -13,9 +13,9 @@ use bytes::BytesMut;
 
 use super::io::Io;
 use super::{remove, Entry, READ_CHUNK};
+use crate::shard::conn::End;
 use crate::shard::conn::SLOW_CONSUMER;
 use crate::shard::service::Service;
-use crate::shard::task::End;
 use crate::shard::ShardCtx;
 
 /// Where a connection is in its life.

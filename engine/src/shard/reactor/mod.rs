@@ -35,10 +35,10 @@ use self::flush::{Pass, Sent};
 use self::io::{Events, Io, Key, Socket};
 use super::ceiling::Slot;
 use super::conn::Conn;
+use super::conn::End;
 use super::outbox::Outbox;
 use super::service::Service;
 use super::stats::ShardStats;
-use super::task::End;
 use super::ShardCtx;
 use crate::ws::Decoder;
 

@@ -11,8 +11,8 @@ use bytes::BytesMut;
 
 use super::close::{self, Phase};
 use super::{remove, send, Entry, READ_CHUNK};
+use crate::shard::conn::End;
 use crate::shard::service::{OutboundPolicy, Service};
-use crate::shard::task::End;
 use crate::shard::ShardCtx;
 use crate::ws::close::code;
 use crate::ws::frame::{encode, OpCode};

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use super::close::{self, Phase};
 use super::{remove, Entry};
 use crate::shard::conn::Conn;
+use crate::shard::conn::End;
 use crate::shard::service::Service;
 use crate::shard::stats::ShardStats;
-use crate::shard::task::End;
 use crate::shard::ShardCtx;
 
 /// Acts on a connection's close request and sends what it has queued.
