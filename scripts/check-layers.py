@@ -92,11 +92,11 @@ def seam_violations():
 
 # Sibling files known to import each other (allowed for now; the list may
 # only shrink). shard/reactor.rs and shard/task.rs, ws/close.rs and
-# ws/error.rs were the first to go (session 9).
+# ws/error.rs, proxy/backend.rs and proxy/plain.rs were the first to go
+# (session 9).
 SIBLING_DEBT = {
     ("client/proxy.rs", "client/session.rs"),
     ("hub/mesh.rs", "hub/seam.rs"),
-    ("proxy/backend.rs", "proxy/plain.rs"),
 }
 
 

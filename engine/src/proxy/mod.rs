@@ -2,6 +2,8 @@
 //!
 //! - `backend.rs`: the backend thread (pooled keep-alive clients, limits,
 //!   timeouts); a shard hands it a request and awaits the answer.
+//! - `outcome.rs`: a request's method and what became of it;
+//!   `plain.rs`: the thread's pooled HTTP/1.1 client for `http://`.
 //! - `wire.rs`: Centrifugo's proxy protocol, the JSON bodies (no I/O, fuzzed).
 //! - `ws2api.rs`: `ringcast ws2api`, every WebSocket event an HTTP request.
 //!
@@ -9,6 +11,7 @@
 //! headers each one forwards.
 
 pub mod backend;
+mod outcome;
 mod plain;
 pub mod wire;
 pub mod ws2api;

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use tokio::net::TcpStream;
 
-use super::backend::{Method, Outcome};
+use super::outcome::{error_chain, Method, Outcome};
 
 /// The largest answer read from a backend.
 const MAX_ANSWER: usize = 16 << 20;
@@ -103,7 +103,7 @@ impl PlainPool {
         };
         let resp = match sender.send_request(req).await {
             Ok(r) => r,
-            Err(e) => return Outcome::Unreachable(super::backend::error_chain(&e)),
+            Err(e) => return Outcome::Unreachable(error_chain(&e)),
         };
         let status = resp.status().as_u16();
         let keep = !resp
@@ -159,7 +159,7 @@ impl PlainPool {
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|e| super::backend::error_chain(&e))?;
+            .map_err(|e| error_chain(&e))?;
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });
