@@ -144,7 +144,7 @@ impl ClientService {
                 &p.kept_headers,
                 headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             );
-            *s.proxy.borrow_mut() = Some(proxy::ProxyState::new(kept));
+            *s.proxy.borrow_mut() = Some(session::ProxyState::new(kept));
         }
         registry::Registry::of(&self.hub).insert(s.clone());
     }

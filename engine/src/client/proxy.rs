@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
 use super::commands::{positions, Creds, PendingSub, Positions, FLAG_REJECT_UNRECOVERED};
-use super::session::{Identity, Session, SubState};
+use super::session::{Identity, ProxyState, Session, SubState};
 use super::{disconnect, new_client_id, reply_error, sep, ClientService};
 use crate::auth::{unix_now, ServerSub};
 use crate::config::ChannelOptions;
@@ -32,39 +32,8 @@ use crate::proxy::{Headers, Proxies};
 /// many seconds, as in Centrifugo.
 const RETRY_REFRESH: u64 = 60;
 
-/// What a session keeps for its proxy calls (only where proxies exist).
-#[derive(Default)]
-pub struct ProxyState {
-    /// The client's request headers some proxy forwards.
-    pub headers: Option<Box<Headers>>,
-    /// From the connect (or refresh) proxy; sent where a proxy includes it.
-    pub meta: Option<Box<RawValue>>,
-    /// The client id the connect proxy was told, until the connect is done.
-    pub client: Option<Arc<str>>,
-    /// A connect proxy call is in flight.
-    pub connecting: bool,
-    /// A refresh proxy call is in flight.
-    pub refreshing: bool,
-    /// Subscriptions the server refreshes: channel, expiry (unix seconds),
-    /// a call in flight.
-    pub sub_expiry: Vec<(ChannelName, u64, bool)>,
-    /// The subscribe proxy's `data` for a reply still to go.
-    pub sub_data: Vec<(ChannelName, Box<RawValue>)>,
-    /// Command lines that came while the connect waited on its proxy.
-    pub queued: Vec<Bytes>,
-}
-
 /// Frames a connect waiting on its proxy may have waiting behind it.
 const MAX_QUEUED: usize = 32;
-
-impl ProxyState {
-    pub fn new(headers: Option<Box<Headers>>) -> Box<Self> {
-        Box::new(ProxyState {
-            headers,
-            ..ProxyState::default()
-        })
-    }
-}
 
 /// An answer read: `Err(())` when the call failed or the answer is not one
 /// (logged at debug).

@@ -12,9 +12,11 @@ use std::rc::Rc;
 use std::sync::{Arc, LazyLock};
 
 use bytes::{Bytes, BytesMut};
+use serde_json::value::RawValue;
 
 use crate::hub::mesh::ChannelName;
 use crate::protocol::push;
+use crate::proxy::Headers;
 use crate::shard::conn::Conn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +235,7 @@ pub struct Session {
     /// `/emulation` requests name); none on WebSocket.
     pub transport_session: Option<Box<str>>,
     /// What the proxy calls need (only where `[proxy.*]` is configured).
-    pub proxy: RefCell<Option<Box<super::proxy::ProxyState>>>,
+    pub proxy: RefCell<Option<Box<ProxyState>>>,
 }
 
 /// A connect reply being put together: its result fields so far, and the
@@ -372,6 +374,37 @@ impl Session {
 
     pub fn take_subs(&self) -> Vec<(ChannelName, SubState)> {
         self.subs.borrow_mut().take()
+    }
+}
+
+/// What a session keeps for its proxy calls (only where proxies exist).
+#[derive(Default)]
+pub struct ProxyState {
+    /// The client's request headers some proxy forwards.
+    pub headers: Option<Box<Headers>>,
+    /// From the connect (or refresh) proxy; sent where a proxy includes it.
+    pub meta: Option<Box<RawValue>>,
+    /// The client id the connect proxy was told, until the connect is done.
+    pub client: Option<Arc<str>>,
+    /// A connect proxy call is in flight.
+    pub connecting: bool,
+    /// A refresh proxy call is in flight.
+    pub refreshing: bool,
+    /// Subscriptions the server refreshes: channel, expiry (unix seconds),
+    /// a call in flight.
+    pub sub_expiry: Vec<(ChannelName, u64, bool)>,
+    /// The subscribe proxy's `data` for a reply still to go.
+    pub sub_data: Vec<(ChannelName, Box<RawValue>)>,
+    /// Command lines that came while the connect waited on its proxy.
+    pub queued: Vec<Bytes>,
+}
+
+impl ProxyState {
+    pub fn new(headers: Option<Box<Headers>>) -> Box<Self> {
+        Box::new(ProxyState {
+            headers,
+            ..ProxyState::default()
+        })
     }
 }
 

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use futures_util::task::AtomicWaker;
 
+use crate::protocol::tags::FilterNode;
+
 /// Channel names are shared, immutable strings.
 pub type ChannelName = Arc<str>;
 
@@ -35,7 +37,7 @@ pub type Job = Box<dyn FnOnce(&super::Hub) + Send>;
 
 pub enum MeshMsg {
     // To the channel's owner (the memory broker).
-    Subscribe(Box<super::seam::SubscribeReq>),
+    Subscribe(Box<SubscribeReq>),
     Unsubscribe {
         channel: ChannelName,
         shard: u16,
@@ -47,7 +49,7 @@ pub enum MeshMsg {
         info: Option<Bytes>,
         /// Its `tags`, a JSON object of strings.
         tags: Option<Bytes>,
-        done: super::seam::Done,
+        done: Done,
     },
     // From the owner.
     /// An encoded push frame for every local subscriber of `channel`: a
@@ -72,7 +74,7 @@ pub enum MeshMsg {
         offset: u64,
         recoverable: bool,
         /// Present when recovery was asked for.
-        recovery: Option<super::seam::Recovery>,
+        recovery: Option<Recovery>,
         expires_at: u64,
         /// Handed back for presence, once the subscription is active.
         member: Option<Member>,
@@ -83,7 +85,7 @@ pub enum MeshMsg {
     /// A client publish's result, for its connection.
     Published {
         reply: ReplyTo,
-        result: Result<super::seam::Position, crate::protocol::codes::ClientError>,
+        result: Result<Position, crate::protocol::codes::ClientError>,
     },
     /// Anything else: API calls, queries, metrics gathering (see `Hub::call`).
     Run(Job),
@@ -163,6 +165,53 @@ pub fn owner_of(channel: &str, shards: usize) -> usize {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % shards as u64) as usize
+}
+
+// ---- The data the broker seam (seam.rs) and the mesh's messages share ----
+
+/// What a subscriber recovering from (offset, epoch) gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Everything after the client's offset, in order.
+    Recovered(Vec<Bytes>),
+    /// The window no longer covers the gap, or the epoch changed.
+    Unrecoverable,
+}
+
+/// A stream position: (epoch, offset). Offset 0 with an empty epoch: the
+/// publication started no stream (a channel without history nobody holds).
+pub type Position = (Arc<str>, u64);
+
+/// Where a publish's result goes, on the shard that published.
+#[derive(Debug, Clone, Copy)]
+pub enum Done {
+    /// A client's publish command: an empty result or an error reply.
+    Client(ReplyTo),
+    /// A waiting call on `shard` (server API, TCP publishers).
+    Call { shard: u16, id: u64 },
+    /// Nobody waits.
+    None,
+}
+
+/// A client's subscription as it goes to the broker.
+pub struct SubscribeReq {
+    pub channel: ChannelName,
+    /// Who subscribes, for presence (`None` where the channel keeps none).
+    pub member: Option<Member>,
+    /// The connection and command id; id 0 marks a server-side subscription.
+    pub reply: ReplyTo,
+    /// The subscriber wants a recoverable stream position back.
+    pub recoverable: bool,
+    /// Recover from this (offset, epoch).
+    pub recover: Option<(u64, Arc<str>)>,
+    /// Unix seconds when the subscription token expires (0: never).
+    pub expires_at: u64,
+    /// An unrecoverable position is an error 112, not a subscription.
+    pub reject_unrecovered: bool,
+    /// The subscriber takes fossil deltas (its namespace allows them).
+    pub delta: bool,
+    /// The subscriber's tags filter.
+    pub filter: Option<Arc<FilterNode>>,
 }
 
 #[cfg(test)]

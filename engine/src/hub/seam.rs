@@ -7,58 +7,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::mesh::{ChannelName, Member, MeshMsg, ReplyTo};
+use super::mesh::{ChannelName, Member, MeshMsg};
+pub use super::mesh::{Done, Position, Recovery, SubscribeReq};
 use super::Hub;
 use crate::protocol::codes::ClientError;
-use crate::protocol::tags::FilterNode;
-
-/// What a subscriber recovering from (offset, epoch) gets.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Recovery {
-    /// Everything after the client's offset, in order.
-    Recovered(Vec<Bytes>),
-    /// The window no longer covers the gap, or the epoch changed.
-    Unrecoverable,
-}
-
-/// A stream position: (epoch, offset). Offset 0 with an empty epoch: the
-/// publication started no stream (a channel without history nobody holds).
-pub type Position = (Arc<str>, u64);
-
-/// Where a publish's result goes, on the shard that published.
-#[derive(Debug, Clone, Copy)]
-pub enum Done {
-    /// A client's publish command: an empty result or an error reply.
-    Client(ReplyTo),
-    /// A waiting call on `shard` (server API, TCP publishers).
-    Call { shard: u16, id: u64 },
-    /// Nobody waits.
-    None,
-}
 
 /// A continuation run on the shard that asked, with its hub.
 pub type Then<T> = Box<dyn FnOnce(&Hub, T) + Send>;
-
-/// A client's subscription as it goes to the broker.
-pub struct SubscribeReq {
-    pub channel: ChannelName,
-    /// Who subscribes, for presence (`None` where the channel keeps none).
-    pub member: Option<Member>,
-    /// The connection and command id; id 0 marks a server-side subscription.
-    pub reply: ReplyTo,
-    /// The subscriber wants a recoverable stream position back.
-    pub recoverable: bool,
-    /// Recover from this (offset, epoch).
-    pub recover: Option<(u64, Arc<str>)>,
-    /// Unix seconds when the subscription token expires (0: never).
-    pub expires_at: u64,
-    /// An unrecoverable position is an error 112, not a subscription.
-    pub reject_unrecovered: bool,
-    /// The subscriber takes fossil deltas (its namespace allows them).
-    pub delta: bool,
-    /// The subscriber's tags filter.
-    pub filter: Option<Arc<FilterNode>>,
-}
 
 /// A history read: publications after `since` (from the start when `None`),
 /// at most `limit` (all when negative), newest first when `reverse`.
