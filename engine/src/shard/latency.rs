@@ -168,6 +168,14 @@ pub fn snapshot() -> Histogram {
 mod tests {
     use super::*;
 
+    /// Per bucket, what was recorded between two snapshots.
+    fn counts_since(before: &Histogram, after: &Histogram) -> Vec<u64> {
+        let at = |h: &Histogram, i: usize| h.counts.get(i).copied().unwrap_or(0);
+        (0..after.counts.len())
+            .map(|i| at(after, i) - at(before, i))
+            .collect()
+    }
+
     #[test]
     fn ages_fall_in_their_buckets() {
         let before = snapshot();
@@ -177,12 +185,7 @@ mod tests {
         }
         record_age((400_000u64 >> UNIT_SHIFT) as u32, 3);
         let after = snapshot();
-        let d: Vec<u64> = after
-            .counts
-            .iter()
-            .zip(&before.counts)
-            .map(|(a, b)| a - b)
-            .collect();
+        let d = counts_since(&before, &after);
         assert_eq!(d[0], 2, "{d:?}");
         let le = |s: f64| BOUNDS_SECONDS.iter().position(|&b| b == s).unwrap();
         assert_eq!(d[le(0.0004)], 4);
@@ -216,12 +219,7 @@ mod tests {
         let oldest = stamp().wrapping_sub((1_200_000_000u64 >> UNIT_SHIFT) as u32);
         let next = sent(oldest, 2, 4);
         let after = snapshot();
-        let d: Vec<u64> = after
-            .counts
-            .iter()
-            .zip(&before.counts)
-            .map(|(a, b)| a - b)
-            .collect();
+        let d = counts_since(&before, &after);
         // The oldest at its age (over 1 s: +Inf); the other as the second
         // of four spread over those 1.2 s: ~0.9 s, in (0.5, 1].
         assert_eq!(d[BUCKETS], 1, "{d:?}");

@@ -94,6 +94,13 @@ pub(crate) fn trim_unless_recent(now: Instant, min_gap: Duration, why: &'static 
     }
     *last = Some(now);
     drop(last);
+    trim(now, why);
+    true
+}
+
+/// `malloc_trim(0)`, logged with what it gave back (the caller has taken
+/// its turn in `LAST_TRIM`).
+fn trim(now: Instant, why: &'static str) {
     let before = sys::rss_bytes();
     let released = sys::malloc_trim();
     tracing::debug!(
@@ -104,7 +111,6 @@ pub(crate) fn trim_unless_recent(now: Instant, min_gap: Duration, why: &'static 
         took_us = now.elapsed().as_micros() as u64,
         "heap trimmed"
     );
-    true
 }
 
 /// Runs one shard's trim policy until the runtime is dropped.
@@ -121,16 +127,7 @@ pub(crate) async fn run<S: Service>(shard: Rc<ShardCtx<S>>) {
         *last = Some(now);
         drop(last);
         policy.trimmed();
-        let before = sys::rss_bytes();
-        let released = sys::malloc_trim();
-        tracing::debug!(
-            shard = shard.id,
-            released,
-            rss_before = before,
-            rss_after = sys::rss_bytes(),
-            took_us = now.elapsed().as_micros() as u64,
-            "heap trimmed after a burst of connections"
-        );
+        trim(now, "a burst of connections on a shard");
     }
 }
 
