@@ -7,6 +7,9 @@
 //   keys live on that master; more than one master carries channels;
 // - recovery across nodes: dropped on A, reconnected to B, exactly the
 //   missed publications recovered;
+// - a node's connection to a healthy master killed (CLIENT KILL): the node
+//   finds that connection short of sharded subscriptions and subscribes
+//   exactly that master's channels again; nothing published is lost;
 // - a master SIGKILLed under load: the nodes live on, its replica is
 //   promoted, delivery on its channels (and on another master's) is back
 //   within 10 s of the promotion, /health is 200 on both nodes, and nothing
@@ -15,6 +18,7 @@
 //   6): classic PUB/SUB, publications still cross nodes in order.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { api, eventually, health, waitFor } from './harness.mjs';
 import { connect, recoverOnOtherNode, sleep, startCluster, subscribe, summary } from './nodes.mjs';
 import { command, startRedisCluster } from './redis.mjs';
@@ -226,6 +230,77 @@ test('a client dropped on one node reconnects to the other and recovers exactly 
   }
 });
 
+test('a node\'s connection to a healthy master killed: the sharded subscriptions it held are counted missing and made again, publications flow, nothing lost', { timeout: 45000 }, async (t) => {
+  const cl = await nodesOn(shared);
+  try {
+    const [A, B] = cl.nodes;
+    const chans = channels('k');
+    const pubName = (ch) => `${cl.prefix}.pub.{${ch}}`;
+    const owner = {};
+    for (const ch of chans) owner[ch] = (await shared.masterOfKey(pubName(ch))).port;
+    // The master with the most of them: after a reconnect, redis-rs puts a
+    // node's sharded channels in one SSUBSCRIBE, refused when they span
+    // slots; ringcast must find them missing by itself.
+    const ports = [...new Set(Object.values(owner))];
+    const port = ports.reduce((a, b) => (chans.filter((c) => owner[c] === b).length > chans.filter((c) => owner[c] === a).length ? b : a));
+    const mine = chans.filter((ch) => owner[ch] === port);
+    assert.ok(mine.length >= 2, `a master with 2 or more of the channels: ${JSON.stringify(owner)}`);
+
+    const sc = cl.client(B.url);
+    await connect(sc);
+    const recs = Object.fromEntries(await Promise.all(chans.map(async (ch) => [ch, await subscribe(sc, ch)])));
+    // Only B subscribes: the one connection on that master with sharded
+    // subscriptions is B's.
+    const clients = async () => (await command(port, ['CLIENT', 'LIST'])).trim().split('\n')
+      .map((l) => Object.fromEntries(l.split(' ').map((kv) => kv.split('='))));
+    const held = (await clients()).filter((c) => Number(c.ssub) > 0);
+    assert.equal(held.length, 1, `one connection with sharded subscriptions on ${port}: ${JSON.stringify(held)}`);
+    assert.equal(Number(held[0].ssub), mine.length, `B's connection holds ${mine.join(', ')}`);
+
+    // Publications before, the kill, publications during and after: the
+    // subscriber ends up with every one, in order (recovery fills a gap).
+    let sent = 0;
+    const publishAll = async (tag) => {
+      for (const ch of mine) await api(A, KEY, 'publish', { channel: ch, data: { tag, n: sent } });
+      sent += 1;
+    };
+    const resubscribed = async () => Number((await (await fetch(`http://${B.apiAddr}/metrics`)).text())
+      .match(/^ringcast_broker_resubscribed_channels_total(?:\{[^}]*\})? (\d+)/m)?.[1]);
+    const before = await resubscribed();
+    assert.ok(Number.isFinite(before), 'ringcast_broker_resubscribed_channels_total on B');
+    await publishAll('before');
+    assert.equal(await command(port, ['CLIENT', 'KILL', 'ID', held[0].id]), 1, 'CLIENT KILL ID');
+    const killed = Date.now();
+    await publishAll('during');
+    const numsub = async () => Promise.all(mine.map(async (ch) => (await command(port, ['PUBSUB', 'SHARDNUMSUB', pubName(ch)]))[1]));
+    let last = [];
+    await eventually(async () => (last = await numsub()).every((n) => n === 1), 5000,
+      () => `every channel of ${port} subscribed again (SHARDNUMSUB ${JSON.stringify(last)})`);
+    const again = Date.now() - killed;
+    // Only the channels that master's connection lost, not all 12.
+    let made = 0;
+    await eventually(async () => (made = (await resubscribed()) - before) >= mine.length, 5000,
+      () => `B counts ${mine.length} channels subscribed again (has ${made})`);
+    assert.equal(made, mine.length, `B subscribed again exactly the ${mine.length} channels of ${port}`);
+    await publishAll('after');
+    const want = sent;
+    await waitFor(() => mine.every((ch) => recs[ch].pubs.length >= want), 5000,
+      () => `all ${want} publications on every channel of ${port} (${mine.map((ch) => `${ch}: ${summary(recs[ch])} ${recs[ch].pubs.length}`).join('; ')})`);
+    for (const ch of mine) {
+      assert.deepEqual(recs[ch].pubs.map((p) => p.data.n), [...Array(want).keys()], `${ch}: every publication once, in order`);
+    }
+    let seen = [];
+    await eventually(async () => (seen = await Promise.all(cl.nodes.map(health))).every((h) => h.status === 200), 5000,
+      () => `/health 200 on both nodes (last: ${JSON.stringify(seen)})`);
+    t.diagnostic(`channels of ${port}: ${mine.join(', ')}; subscribed again ${again} ms after the kill`);
+  } catch (e) {
+    e.message += `\n${cl.logs()}`;
+    throw e;
+  } finally {
+    await cl.stop();
+  }
+});
+
 test('a master SIGKILLed under load: the nodes live on, the replica is promoted, delivery on its channels back within 10 s of the promotion', { timeout: 90000 }, async (t) => {
   let rc;
   let cl;
@@ -367,6 +442,10 @@ test('a master SIGKILLed under load: the nodes live on, the replica is promoted,
     }).join('') : '';
     throw e;
   } finally {
+    // Every line of both nodes, when asked for.
+    if (cl && process.env.RINGCAST_TEST_LOGDIR) {
+      for (const s of cl.nodes) writeFileSync(`${process.env.RINGCAST_TEST_LOGDIR}/${s.name}.log`, s.log());
+    }
     await cl?.stop();
     await rc?.stop();
   }

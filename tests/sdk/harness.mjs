@@ -30,7 +30,7 @@ export async function startServer(args) {
 export async function startRingcast(argv) {
   const child = spawn(ringcastBin(), argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: 'info' },
+    env: { ...process.env, RUST_LOG: process.env.RINGCAST_TEST_RUST_LOG || 'info' },
   });
   live.add(child);
   child.on('exit', () => live.delete(child));

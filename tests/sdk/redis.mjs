@@ -75,18 +75,26 @@ process.on('exit', () => {
 /// Starts redis-server on a free port; `aof` turns on the append-only file
 /// with an fsync per write (acknowledged writes survive a SIGKILL); `args`
 /// go on its command line after ours (e.g. `['--replicaof', host, port]`),
-/// or `args(dir)` gives them, for options naming files in its directory.
+/// or `args(dir)` gives them (or a promise of them), for options naming
+/// files in its directory or ports of their own.
+///
+/// A port found free can be taken before redis-server binds it (another
+/// process's outgoing connection gets it as its ephemeral port): a server
+/// that exits with "Address already in use" is started again on new ports,
+/// up to 5 times.
 export async function startRedis({ aof = false, args: more = [] } = {}) {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', aof ? 'yes' : 'no', '--appendfsync', 'always',
-    '--dir', dir, '--daemonize', 'no', ...(typeof more === 'function' ? more(dir) : more)];
-  try {
-    return await launch(port, dir, args, { aof });
-  } catch (e) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw e;
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-redis-'));
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+      '--appendonly', aof ? 'yes' : 'no', '--appendfsync', 'always',
+      '--dir', dir, '--daemonize', 'no', ...(typeof more === 'function' ? await more(dir) : more)];
+    try {
+      return await launch(port, dir, args, { aof });
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (attempt >= 5 || !/Address already in use/.test(e.message)) throw e;
+    }
   }
 }
 
@@ -304,10 +312,11 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
   try {
     for (let i = 0; i < count; i++) {
       // The bus port is not port + 10000 (that may be above 65535).
-      const bus = await freePort();
+      let bus;
       nodes.push(await startRedis({
-        args: (dir) => ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
-          '--cluster-node-timeout', String(nodeTimeout), '--cluster-port', String(bus),
+        args: async (dir) => ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+          '--cluster-port', String(bus = await freePort()),
+          '--cluster-node-timeout', String(nodeTimeout),
           // Replicas sync at once, and any replica may take over.
           '--repl-diskless-sync-delay', '0', '--cluster-replica-validity-factor', '0', ...more],
       }));

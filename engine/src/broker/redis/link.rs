@@ -23,6 +23,7 @@ use bytes::Bytes;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::cluster;
 use super::conn::{has_sharded_pubsub, Conn, Pushed, SubSink, SubStream};
 use super::keys::{server_of, Keys};
 use super::wire::{self, ChannelMsg, ControlKind, ControlMsg};
@@ -156,9 +157,12 @@ struct Link {
     /// connection, so a stale wake-up never ends the next).
     dead: RefCell<Rc<Notify>>,
     probe_seen: Cell<Instant>,
+    /// Woken when the probe comes back over PUB/SUB.
+    probe_back: Notify,
     /// A Cluster: every channel must be subscribed again once every master
-    /// answers (a node's connection dropped: the cluster client restores
-    /// classic subscriptions on its new connection, not sharded ones).
+    /// answers (after a connect that could not subscribe them all, or a
+    /// node's connection dropped without sharded PUB/SUB; with it, the
+    /// probe counts each master's sharded subscriptions instead).
     resync: Cell<bool>,
     /// That resubscription is running now.
     resyncing: Cell<bool>,
@@ -255,6 +259,7 @@ pub(crate) fn start(
                             up: Cell::new(false),
                             dead: RefCell::new(Rc::new(Notify::new())),
                             probe_seen: Cell::new(Instant::now()),
+                            probe_back: Notify::new(),
                             resync: Cell::new(false),
                             resyncing: Cell::new(false),
                         })
@@ -1283,9 +1288,19 @@ async fn supervise(st: Rc<State>, link: Rc<Link>) {
                 let (tx, rx) = mpsc::unbounded_channel();
                 *link.subq.borrow_mut() = Some(tx);
                 tokio::task::spawn_local(sub_task(sink, rx));
-                if let Err(e) = resubscribe(&st, &link).await {
-                    st.shared.links[link.idx].set_down(&e);
+                let subscribed = resubscribe(&st, &link).await;
+                if let Err(e) = &subscribed {
+                    st.shared.links[link.idx].set_down(e);
                     tracing::warn!(redis = %st.shared.links[link.idx].addr, "redis subscribe failed: {e}");
+                }
+                if subscribed.is_err() && st.cluster {
+                    // The masters that answer serve their channels; the
+                    // probe subscribes the rest once every master answers.
+                    link.resync.set(true);
+                    link.probe_seen.set(Instant::now());
+                    serve_stream(&st, &link, stream).await;
+                } else if subscribed.is_err() {
+                    tokio::time::sleep(backoff).await;
                 } else {
                     link.probe_seen.set(Instant::now());
                     link.up.set(true);
@@ -1487,6 +1502,12 @@ async fn resubscribe(st: &State, link: &Link) -> Result<(), String> {
         .filter(|c| server_of(c, st.links.len()) == link.idx)
         .map(|c| st.keys.pubsub(c))
         .collect();
+    subscribe_again(st, link, names).await
+}
+
+/// Subscribes `names` (PUB/SUB names of channels on `link`) again and marks
+/// them active.
+async fn subscribe_again(st: &State, link: &Link, names: Vec<String>) -> Result<(), String> {
     if names.is_empty() {
         return Ok(());
     }
@@ -1506,9 +1527,9 @@ async fn resubscribe(st: &State, link: &Link) -> Result<(), String> {
     }
     let n = names.len();
     st.shared.metrics.count_resubscribed(n as u64);
-    let links = st.links.len();
-    for (name, c) in st.chans.borrow_mut().iter_mut() {
-        if server_of(name, links) == link.idx {
+    let mut chans = st.chans.borrow_mut();
+    for name in &names {
+        if let Some(c) = st.keys.channel_of(name).and_then(|c| chans.get_mut(c)) {
             c.active = true;
         }
     }
@@ -1591,10 +1612,12 @@ async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: SubStream) {
                 continue;
             }
             Some(Pushed::NodeLost) => {
-                // Its sharded subscriptions are gone with it: down until
-                // the probe finds every master answering and the channels
-                // are subscribed again.
-                link.resync.set(true);
+                // Its subscriptions are gone with it: down until the probe
+                // finds every master answering and the channels subscribed
+                // again. Sharded ones are counted on each master's
+                // connection and those of a short one subscribed again;
+                // classic ones (no sharded PUB/SUB) all subscribed again.
+                link.resync.set(!st.sharded.get());
                 st.mark_down(link, "a node's connection dropped: resubscribing");
                 continue;
             }
@@ -1603,6 +1626,7 @@ async fn serve_stream(st: &Rc<State>, link: &Rc<Link>, mut stream: SubStream) {
         let name = msg.get_channel_name();
         if name == probe {
             link.probe_seen.set(Instant::now());
+            link.probe_back.notify_waiters();
             continue;
         }
         if name == control {
@@ -1820,7 +1844,10 @@ async fn probe(st: Rc<State>, link: Rc<Link>) {
     let channel = st.keys.probe(&st.node);
     let mut down_since: Option<Instant> = None;
     loop {
-        tokio::time::sleep(PROBE_EVERY).await;
+        // A Cluster link that is down looks four times as often: back up
+        // within a quarter second of the failover.
+        let down = st.cluster && !link.up.get();
+        tokio::time::sleep(if down { PROBE_EVERY / 4 } else { PROBE_EVERY }).await;
         if st.cluster {
             probe_cluster(&st, &link, &channel, &mut down_since).await;
             continue;
@@ -1838,12 +1865,16 @@ async fn probe(st: Rc<State>, link: Rc<Link>) {
     }
 }
 
-/// A Cluster's probe: every master answers PING and the node's probe
+/// A Cluster's probe (cluster.rs): every master answers over the
+/// connection the cluster client routes its slots to, that connection holds
+/// as many sharded subscriptions as the node has there, and the node's probe
 /// message comes back over PUB/SUB. While not, the link is down (/health
-/// red; the healthy masters' channels keep working); when all answer again
-/// every channel is subscribed again (a promoted replica has none of our
-/// subscriptions) and its position checked. Down for longer than
-/// `CLUSTER_REBUILD`, the cluster client is dropped and built anew.
+/// red; the healthy masters' channels keep working). When all answer again
+/// after a node's connection dropped, every channel is subscribed again (a
+/// promoted replica has none of our subscriptions) and its position
+/// checked; a connection short of subscriptions gets its master's channels
+/// subscribed again. Down for longer than `CLUSTER_REBUILD`, the cluster
+/// client is dropped and built anew.
 async fn probe_cluster(
     st: &Rc<State>,
     link: &Rc<Link>,
@@ -1854,35 +1885,72 @@ async fn probe_cluster(
         *down_since = None;
         return;
     };
+    let active: Vec<String> = if st.sharded.get() {
+        st.chans
+            .borrow()
+            .iter()
+            .filter(|(_, ch)| ch.active)
+            .map(|(name, _)| st.keys.pubsub(name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let back = link.probe_back.notified();
+    tokio::pin!(back);
+    back.as_mut().enable();
     let answered = tokio::time::timeout(st.timeout, async {
-        ping_masters(&mut c).await?;
+        let found = cluster::check(&c, &active).await?;
         redis::cmd("PUBLISH")
             .arg(channel)
             .arg("p")
             .query_async::<i64>(&mut c)
-            .await
+            .await?;
+        Ok::<_, redis::RedisError>(found)
     })
     .await;
+    let mut missing = Vec::new();
     let why = match answered {
-        Ok(Ok(_)) if link.probe_seen.get().elapsed() <= PROBE_DEADLINE => None,
-        Ok(Ok(_)) => Some("liveness probe did not come back over PUB/SUB".to_string()),
+        Ok(Ok(found)) if !found.down.is_empty() => Some(format!(
+            "a master does not answer: {}",
+            found.down.join("; ")
+        )),
+        Ok(Ok(found)) => {
+            missing = found.missing;
+            // Back after an outage, the last probe seen is old: this
+            // round's must come back.
+            let fresh = link.probe_seen.get().elapsed() <= PROBE_DEADLINE
+                || tokio::time::timeout(st.timeout, back).await.is_ok();
+            (!fresh).then(|| "liveness probe did not come back over PUB/SUB".to_string())
+        }
         Ok(Err(e)) => Some(format!("a master does not answer: {e}")),
         Err(_) => Some("a master does not answer: timed out".to_string()),
     };
     match why {
         None => {
             *down_since = None;
-            if link.up.get() && !link.resync.get() || link.resyncing.get() {
+            if link.resyncing.get() || link.up.get() && !link.resync.get() && missing.is_empty() {
                 return;
             }
             // Back (or a node of the cluster reconnected): every channel
-            // subscribed again where its slot lives now, then checked. The
-            // link is up once that worked; a failure is retried next round.
-            link.resync.set(false);
+            // subscribed again where its slot lives now, then checked. Or a
+            // master's connection lost some: its channels subscribed again.
+            // The link is up once that worked; a failure is retried next
+            // round.
+            let all = link.resync.replace(false);
+            if !missing.is_empty() {
+                tracing::warn!(
+                    channels = missing.len(),
+                    "redis cluster: a master's connection lost sharded subscriptions: subscribing its channels again"
+                );
+            }
             link.resyncing.set(true);
             let (st, link) = (st.clone(), link.clone());
             tokio::task::spawn_local(async move {
-                let r = resubscribe(&st, &link).await;
+                let r = if all {
+                    resubscribe(&st, &link).await
+                } else {
+                    subscribe_again(&st, &link, missing).await
+                };
                 link.resyncing.set(false);
                 match r {
                     Ok(()) => {

@@ -2,6 +2,9 @@
 //! Centrifugo's semantics (docs/architecture.md, "Many nodes").
 //!
 //! - `link.rs`: the Redis thread (connections, scripts, PUB/SUB, probes).
+//! - `conn.rs`: one server's or a whole Cluster's connections behind one face.
+//! - `cluster.rs`: a Cluster's masters checked every second (who answers for
+//!   which slots, which sharded subscriptions each connection holds).
 //! - `keys.rs`: the key layout and which Redis server holds a channel.
 //! - `scripts.rs`: the Lua scripts.
 //! - `wire.rs`: what nodes send each other (no I/O, fuzzed).
@@ -10,6 +13,7 @@
 //! for the Redis thread and returns at once; `Shared` is what the shards and
 //! the thread both see (link health, metrics, the other nodes).
 
+mod cluster;
 mod conn;
 pub mod keys;
 mod link;
