@@ -171,6 +171,49 @@ fn unanswered_pings_close_with_3012() {
     assert_eq!(polite.reply(9), json!({"id":9,"ping":{}}));
 }
 
+#[test]
+fn pings_are_spread_over_the_interval_not_sent_all_at_once() {
+    // One shard, 20 clients, a ping every second: each client gets its
+    // pings a second apart, but the shard pings them in slices over the
+    // second, never all in the same pass.
+    let server = Server::start(
+        "serve",
+        &["--shards", "1", "--insecure", "--ping-interval", "1"],
+    );
+    let clients: Vec<Proto> = (0..20).map(|_| connect(&server)).collect();
+    let times: Vec<(std::time::Instant, std::time::Instant)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = clients
+            .into_iter()
+            .map(|mut c| {
+                scope.spawn(move || {
+                    c.pump_until(Duration::from_secs(10), "a first ping", |c| c.pings >= 1);
+                    let first = std::time::Instant::now();
+                    c.pump_until(Duration::from_secs(10), "a second ping", |c| c.pings >= 2);
+                    (first, std::time::Instant::now())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (first, second) in &times {
+        let gap = second.duration_since(*first);
+        assert!(
+            gap >= Duration::from_millis(700) && gap <= Duration::from_millis(1500),
+            "a client's pings {gap:?} apart, not the ping interval"
+        );
+    }
+    let firsts: Vec<_> = times.iter().map(|t| t.0).collect();
+    let spread = firsts
+        .iter()
+        .max()
+        .unwrap()
+        .duration_since(*firsts.iter().min().unwrap());
+    assert!(
+        spread >= Duration::from_millis(300),
+        "the 20 first pings came within {spread:?}: one burst, not slices"
+    );
+}
+
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()

@@ -74,6 +74,17 @@ impl Registry {
         self.sessions.borrow().values().cloned().collect()
     }
 
+    /// The sessions of slice `k` of `n` (connection id modulo `n`); a walk
+    /// over the map's keys, copying only those.
+    pub fn slice(&self, k: u64, n: u64) -> Vec<Rc<Session>> {
+        self.sessions
+            .borrow()
+            .iter()
+            .filter(|(&id, _)| id % n == k)
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
     /// Calls `f` on every session without copying the list (`f` must not
     /// add or remove sessions).
     pub fn for_each(&self, mut f: impl FnMut(&Rc<Session>)) {
