@@ -2,13 +2,31 @@
 //! over arbitrary bytes: a channel message or a control message. Parsing must
 //! never panic; a parsed publication must rebuild the same bytes and give a
 //! publication object with its offset that is still one JSON-shaped object;
-//! a parsed control message must rebuild the same bytes.
+//! a parsed control message must rebuild the same bytes. The same bytes as a
+//! Redis Cluster's replies (engine/src/broker/redis/cluster.rs): a CLUSTER
+//! SLOTS reply parses or is refused without panicking, every range it gives
+//! is in order and belongs to its master; a CLIENT INFO line's `ssub` and
+//! a key's slot never panic, and the slot is below 16384.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ringcast::broker::redis::cluster;
 use ringcast::broker::redis::wire::{self, ChannelMsg, ControlKind, ControlMsg};
 
 fuzz_target!(|data: &[u8]| {
+    if let Some(masters) = cluster::parse_slots_reply(data) {
+        for m in &masters {
+            for &(a, b) in &m.ranges {
+                if a <= b {
+                    assert!(m.owns(a) && m.owns(b));
+                }
+            }
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = cluster::ssub_of(text);
+    }
+    assert!(cluster::slot_of(data) < 16384);
     if let Ok(msg) = wire::parse_channel_msg(data) {
         match msg {
             ChannelMsg::Publication {

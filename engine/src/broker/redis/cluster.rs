@@ -20,6 +20,9 @@
 //! master that does not answer, or another node answering for it, gets a
 //! keyed command routed the same way: the MOVED it earns makes the client
 //! read the slot map again.
+//!
+//! The reply parsers (`parse_slots`, `ssub_of`, `slot_of`) do no I/O and are
+//! fuzzed (fuzz/fuzz_targets/redis_message.rs).
 
 use futures_util::future::join_all;
 use redis::cluster_async::ClusterConnection;
@@ -30,14 +33,14 @@ const SLOTS: u16 = 16384;
 
 /// A master and the slot ranges it serves.
 #[derive(Debug, PartialEq)]
-pub(super) struct Master {
+pub struct Master {
     pub id: String,
     pub addr: String,
     pub ranges: Vec<(u16, u16)>,
 }
 
 impl Master {
-    fn owns(&self, slot: u16) -> bool {
+    pub fn owns(&self, slot: u16) -> bool {
         self.ranges.iter().any(|&(a, b)| a <= slot && slot <= b)
     }
 }
@@ -54,7 +57,7 @@ pub(super) struct Check {
 }
 
 /// The slot of a key (CRC16-XMODEM of its hash tag, or of the whole key).
-pub(super) fn slot_of(key: &[u8]) -> u16 {
+pub fn slot_of(key: &[u8]) -> u16 {
     let tag = key
         .iter()
         .position(|&b| b == b'{')
@@ -68,8 +71,14 @@ pub(super) fn slot_of(key: &[u8]) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(tag.unwrap_or(key)) % SLOTS
 }
 
+/// The masters in a CLUSTER SLOTS reply as it came over the wire (RESP2
+/// or RESP3 bytes): what the fuzzer drives.
+pub fn parse_slots_reply(resp: &[u8]) -> Option<Vec<Master>> {
+    parse_slots(&redis::parse_redis_value(resp).ok()?)
+}
+
 /// The masters in a CLUSTER SLOTS reply (ranges of one master merged).
-pub(super) fn parse_slots(v: &Value) -> Option<Vec<Master>> {
+pub fn parse_slots(v: &Value) -> Option<Vec<Master>> {
     let Value::Array(ranges) = v else {
         return None;
     };
@@ -114,7 +123,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// The `ssub` field of a CLIENT INFO line (Redis 7: sharded subscriptions
 /// of that connection).
-pub(super) fn ssub_of(info: &str) -> Option<u32> {
+pub fn ssub_of(info: &str) -> Option<u32> {
     info.split_ascii_whitespace()
         .find_map(|kv| kv.strip_prefix("ssub="))
         .and_then(|n| n.parse().ok())
@@ -243,6 +252,14 @@ mod tests {
         assert_eq!(m[0].ranges, vec![(0, 5460), (10923, 16383)]);
         assert!(m[0].owns(16383) && !m[0].owns(5461) && m[1].owns(5461));
         assert!(parse_slots(&Value::Array(vec![Value::Int(1)])).is_none());
+        // The same from RESP bytes, as a server sends it.
+        let resp = b"*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$1\r\na\r\n";
+        let m = parse_slots_reply(resp).unwrap();
+        assert_eq!(
+            (m[0].addr.as_str(), m[0].ranges.as_slice()),
+            ("127.0.0.1:7000", &[(0, 16383)][..])
+        );
+        assert!(parse_slots_reply(b"*1\r\n:").is_none());
         assert!(parse_slots(&bulk("x")).is_none());
     }
 

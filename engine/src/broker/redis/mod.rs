@@ -13,7 +13,7 @@
 //! for the Redis thread and returns at once; `Shared` is what the shards and
 //! the thread both see (link health, metrics, the other nodes).
 
-mod cluster;
+pub mod cluster;
 mod conn;
 pub mod keys;
 mod link;
