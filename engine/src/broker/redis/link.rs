@@ -175,6 +175,11 @@ struct Chan {
     total: u32,
     /// The last stream position this node saw (publications and reads).
     last: Option<(Arc<str>, u64)>,
+    /// The last positioned publication that came over PUB/SUB: one that
+    /// is not newer is a second copy (the node held the channel on two
+    /// connections for a while, e.g. a master's replica took a subscribe
+    /// while the master's connection was being repaired) and is dropped.
+    delivered: Option<(Arc<str>, u64)>,
     history: bool,
     /// The SUBSCRIBE was acknowledged on the current connection.
     active: bool,
@@ -185,6 +190,23 @@ struct Chan {
     /// The last positioned payload this node saw, and its epoch: the base of
     /// the next delta.
     delta_base: Option<(Arc<str>, delta::Base)>,
+}
+
+impl Chan {
+    /// Whether the publication at `offset` of `epoch` came over PUB/SUB
+    /// before (or an older one); remembers it if not.
+    fn seen_before(&mut self, epoch: &str, offset: u64) -> bool {
+        match &mut self.delivered {
+            Some((e, o)) if **e == *epoch => {
+                if offset <= *o {
+                    return true;
+                }
+                *o = offset;
+            }
+            _ => self.delivered = Some((epoch.into(), offset)),
+        }
+        false
+    }
 }
 
 struct State {
@@ -687,6 +709,7 @@ impl State {
                 shards: vec![0; shards],
                 total: 0,
                 last: None,
+                delivered: None,
                 history,
                 active: false,
                 fossil: opts.is_some_and(|o| o.fossil_allowed()),
@@ -1715,6 +1738,14 @@ impl State {
                 // Arrived at this node: each delivery's latency counts
                 // from here.
                 let since = stamp();
+                let again = self
+                    .chans
+                    .borrow_mut()
+                    .get_mut(&name)
+                    .is_some_and(|c| offset > 0 && c.seen_before(epoch, offset));
+                if again {
+                    return;
+                }
                 if offset > 0 && self.gap(&name, offset, epoch) {
                     self.insufficient(&name);
                 }
@@ -1987,6 +2018,30 @@ async fn probe_cluster(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_second_copy_of_a_publication_is_dropped() {
+        let mut c = super::Chan {
+            shards: vec![1],
+            total: 1,
+            last: None,
+            delivered: None,
+            history: true,
+            active: true,
+            fossil: false,
+            delta_publish: false,
+            delta_base: None,
+        };
+        assert!(!c.seen_before("e1", 1));
+        assert!(!c.seen_before("e1", 2));
+        assert!(c.seen_before("e1", 2), "the same publication again");
+        assert!(c.seen_before("e1", 1), "an older one");
+        assert!(!c.seen_before("e1", 5), "a gap is not a copy");
+        // A new epoch (Redis lost the stream) starts over.
+        assert!(!c.seen_before("e2", 1));
+        assert!(c.seen_before("e2", 1));
+        assert!(!c.seen_before("e2", 2));
+    }
+
     use super::*;
 
     fn entry(offset: u64, payload: &str) -> Value {
