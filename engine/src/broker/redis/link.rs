@@ -192,7 +192,36 @@ struct Chan {
     delta_base: Option<(Arc<str>, delta::Base)>,
 }
 
+/// What a positioned publication that came over PUB/SUB is.
+enum Arrival {
+    Next,
+    AfterGap,
+    Again,
+}
+
 impl Chan {
+    /// Whether the publication at `offset` of `epoch` comes after a gap
+    /// in what this node saw (publications and reads; a new epoch counts
+    /// as one); remembers it as the last position if newer.
+    fn gap(&mut self, offset: u64, epoch: &str) -> bool {
+        let gap = match &self.last {
+            Some((e, o)) => **e != *epoch || offset != o + 1,
+            None => false,
+        };
+        let newer = match &self.last {
+            Some((e, o)) => **e != *epoch || offset > *o,
+            None => true,
+        };
+        if newer {
+            match &mut self.last {
+                // The epoch's text is kept, not made again per publication.
+                Some((e, o)) if **e == *epoch => *o = offset,
+                _ => self.last = Some((epoch.into(), offset)),
+            }
+        }
+        gap && newer
+    }
+
     /// Whether the publication at `offset` of `epoch` came over PUB/SUB
     /// before (or an older one); remembers it if not.
     fn seen_before(&mut self, epoch: &str, offset: u64) -> bool {
@@ -1738,16 +1767,12 @@ impl State {
                 // Arrived at this node: each delivery's latency counts
                 // from here.
                 let since = stamp();
-                let again = self
-                    .chans
-                    .borrow_mut()
-                    .get_mut(&name)
-                    .is_some_and(|c| offset > 0 && c.seen_before(epoch, offset));
-                if again {
-                    return;
-                }
-                if offset > 0 && self.gap(&name, offset, epoch) {
-                    self.insufficient(&name);
+                if offset > 0 {
+                    match self.arrived(&name, offset, epoch) {
+                        Arrival::Again => return,
+                        Arrival::AfterGap => self.insufficient(&name),
+                        Arrival::Next => {}
+                    }
                 }
                 let frame = push::publication_push(&name, &wire::with_offset(object, offset));
                 let delta = self.delta_frames(&name, object, offset, epoch);
@@ -1800,25 +1825,21 @@ impl State {
         Some(Arc::new(df))
     }
 
-    /// Records a publication's position; true when it does not follow the
-    /// last one this node saw (missed publications, or a new epoch).
-    fn gap(&self, channel: &str, offset: u64, epoch: &str) -> bool {
+    /// A positioned publication came over PUB/SUB for `channel`: a second
+    /// copy, one after a gap, or the next.
+    fn arrived(&self, channel: &str, offset: u64, epoch: &str) -> Arrival {
         let mut chans = self.chans.borrow_mut();
         let Some(c) = chans.get_mut(channel) else {
-            return false;
+            return Arrival::Next;
         };
-        let gap = match &c.last {
-            Some((e, o)) => **e != *epoch || offset != o + 1,
-            None => false,
-        };
-        let newer = match &c.last {
-            Some((e, o)) => **e != *epoch || offset > *o,
-            None => true,
-        };
-        if newer {
-            c.last = Some((epoch.into(), offset));
+        if c.seen_before(epoch, offset) {
+            return Arrival::Again;
         }
-        gap && newer
+        if c.gap(offset, epoch) {
+            Arrival::AfterGap
+        } else {
+            Arrival::Next
+        }
     }
 
     fn on_control(self: &Rc<Self>, payload: &[u8]) {
