@@ -31,9 +31,10 @@ pub struct Outbox {
     ids: RefCell<Ids>,
 }
 
-/// Connection ids: the low 32 bits are a slot, the lowest free one among
-/// the shard's live connections, so tables indexed by it (the client
-/// registry's) stay as dense as the connections; the high 32 bits count
+/// Connection ids: the low 32 bits are a slot no live connection of the
+/// shard holds (the one given back last, else a new one), so tables
+/// indexed by it (the client registry's) stay about as long as the most
+/// connections the shard has had at once; the high 32 bits count
 /// the ids given out, so an id is not given out again while a reply
 /// addressed to an earlier holder of its slot may still arrive (that takes
 /// 2^32 connections on the shard).
