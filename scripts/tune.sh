@@ -25,13 +25,13 @@ STATE_VERSION=1
 
 DEFAULT_CONNECTIONS=1000000
 # ringcast's own memory per idle client, connected and subscribed to one
-# channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards, 568-614 B
-# measured in session 9 (docs/benchmarks.md), rounded up; a raw WebSocket
+# channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards, 441-470 B
+# measured in session 10 (docs/benchmarks.md), rounded up; a raw WebSocket
 # connection is 258 B
-DEFAULT_PER_CONN_BYTES=640
+DEFAULT_PER_CONN_BYTES=480
 # ... and per subscription past the first (same runs, 5 against 1 per client:
-# 62 B measured, rounded up)
-DEFAULT_PER_SUB_BYTES=64
+# 66 B measured, 68 B on main before the change; rounded up)
+DEFAULT_PER_SUB_BYTES=72
 DEFAULT_SUBS_PER_CONN=1
 DEFAULT_KERNEL_BYTES=4096       # kernel memory per idle TCP socket (measured)
 CONNTRACK_ENTRY_BYTES=256       # nf_conntrack slab object size (/proc/slabinfo)

@@ -102,9 +102,9 @@ impl ClientService {
         }
         // The low 32 bits of the second are enough to tell it changed.
         let now = unix_now() as u32;
-        let (used, second) = s.rate.get();
+        let (used, second) = s.rate().get();
         let used = if second == now { used + 1 } else { 1 };
-        s.rate.set((used, now));
+        s.rate().set((used, now));
         used <= limit
     }
 
@@ -176,10 +176,8 @@ impl ClientService {
             data,
         } = creds;
         let client = s
-            .proxy
-            .borrow_mut()
-            .as_mut()
-            .and_then(|p| p.client.take())
+            .proxy()
+            .and_then(|mut p| p.client.take())
             .map_or_else(ClientId::random, |c| ClientId::from_text(&c));
         let user = user_arc(&user);
         if !self.opts.users.admit(&user) {
@@ -212,7 +210,7 @@ impl ClientService {
         if !framing.is_unidirectional() {
             head.put_slice(b",\"pong\":true");
         }
-        if let Some(session) = &s.transport_session {
+        if let Some(session) = s.transport_session() {
             head.put_slice(b",\"session\":");
             put_str(&mut head, session);
             if framing.is_emulation() {
@@ -236,7 +234,7 @@ impl ClientService {
         // waits for their broker answers; their publications may arrive
         // first and wait behind it (the connection is held until then).
         s.conn.hold();
-        *s.connecting.borrow_mut() = Some(Box::new(PendingConnect {
+        s.set_pending_connect(Box::new(PendingConnect {
             id,
             head,
             subs: BytesMut::new(),

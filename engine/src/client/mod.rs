@@ -144,7 +144,7 @@ impl ClientService {
                 &p.kept_headers,
                 headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             );
-            *s.proxy.borrow_mut() = Some(session::ProxyState::new(kept));
+            s.set_proxy(session::ProxyState::new(kept));
         }
         registry::Registry::of(&self.hub).insert(s.clone());
     }
@@ -293,7 +293,7 @@ impl Service for ClientService {
         if s.conn.framing().is_unidirectional() {
             // The first message is the connect request; the client has
             // nothing to say after it.
-            if !s.is_connected() && s.connecting.borrow().is_none() && !self.proxy_connecting(s) {
+            if !s.is_connected() && !s.is_connect_pending() && !self.proxy_connecting(s) {
                 self.uni_connect(s, &data);
             }
             return;

@@ -16,7 +16,8 @@ use crate::shard::framing::FrameSet;
 use crate::ws::frame::{encode, OpCode};
 
 /// Pings go out in slices, not all at once: every `TICK` the sessions of
-/// one slice (connection id modulo the number of slices), so each session
+/// one slice (the slot in their connection id, `outbox::slot_of`, modulo
+/// the number of slices), so each session
 /// still gets a ping every ping interval but a shard never sends one to
 /// every connection in the same pass (10,000 connections on a shard were
 /// ~70 ms of sends in one go, a latency spike every 25 s for everything

@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
 use super::commands::{positions, Creds, PendingSub, Positions, FLAG_REJECT_UNRECOVERED};
-use super::session::{Identity, ProxyState, Session, SubState};
+use super::session::{Identity, Session, SubState};
 use super::{disconnect, new_client_id, reply_error, sep, ClientService};
 use crate::auth::{unix_now, ServerSub};
 use crate::config::ChannelOptions;
@@ -56,8 +56,9 @@ impl ClientService {
     /// Keeps command lines until the connect's proxy answers; false when
     /// too many wait.
     pub(super) fn stash(&self, s: &Session, lines: Bytes) -> bool {
-        let mut st = s.proxy.borrow_mut();
-        let Some(st) = st.as_mut() else { return false };
+        let Some(mut st) = s.proxy() else {
+            return false;
+        };
         if st.queued.len() >= MAX_QUEUED {
             return false;
         }
@@ -67,13 +68,13 @@ impl ClientService {
 
     /// Whether a connect proxy call is in flight for `s`.
     pub(super) fn proxy_connecting(&self, s: &Session) -> bool {
-        s.proxy.borrow().as_ref().is_some_and(|p| p.connecting)
+        s.proxy_ref().is_some_and(|p| p.connecting)
     }
 
     /// POSTs `body` to endpoint `p` with what `s` forwards.
     fn post(&self, s: &Session, p: usize, body: Vec<u8>) -> crate::hub::call::Call<Outcome> {
         let proxies = self.proxies().expect("proxies").clone();
-        let st = s.proxy.borrow();
+        let st = s.proxy_ref();
         let headers: &Headers = st
             .as_ref()
             .and_then(|x| x.headers.as_deref())
@@ -86,7 +87,7 @@ impl ClientService {
         if !self.proxies()?.meta[p] {
             return None;
         }
-        s.proxy.borrow().as_ref()?.meta.clone()
+        s.proxy_ref()?.meta.clone()
     }
 
     /// Reads endpoint `p`'s answer: a 200 with a proxy-protocol body.
@@ -192,8 +193,7 @@ impl ClientService {
             channels: &channels,
         });
         {
-            let mut st = s.proxy.borrow_mut();
-            let st = st.get_or_insert_with(|| ProxyState::new(None));
+            let mut st = s.proxy_or_new();
             st.connecting = true;
             st.client = Some(client);
         }
@@ -214,7 +214,7 @@ impl ClientService {
         positions: &Positions,
         o: Outcome,
     ) {
-        if let Some(st) = s.proxy.borrow_mut().as_mut() {
+        if let Some(mut st) = s.proxy() {
             st.connecting = false;
         }
         if s.conn.is_closing() {
@@ -230,7 +230,7 @@ impl ClientService {
             Some(None) => return disconnect(s, codes::BAD_REQUEST_DISCONNECT),
             Some(Some(r)) => match self.connect_creds(p, r) {
                 Ok((creds, meta)) => {
-                    if let Some(st) = s.proxy.borrow_mut().as_mut() {
+                    if let Some(mut st) = s.proxy() {
                         st.meta = meta;
                     }
                     self.admit(s, id, creds, positions, &mut out)
@@ -242,10 +242,8 @@ impl ClientService {
         // What came behind the connect runs now (a failed connect: the
         // client closes, nothing more is run for it).
         let queued = s
-            .proxy
-            .borrow_mut()
-            .as_mut()
-            .map(|st| std::mem::take(&mut st.queued))
+            .proxy()
+            .map(|mut st| std::mem::take(&mut st.queued))
             .unwrap_or_default();
         for lines in queued {
             if !s.is_connected() || s.conn.is_closing() {
@@ -317,8 +315,7 @@ impl ClientService {
     /// The connection's credentials ran out: ask the refresh proxy.
     pub(super) fn proxy_refresh(&self, s: &Rc<Session>, p: usize) {
         {
-            let mut st = s.proxy.borrow_mut();
-            let st = st.get_or_insert_with(|| ProxyState::new(None));
+            let mut st = s.proxy_or_new();
             if st.refreshing {
                 return;
             }
@@ -342,7 +339,7 @@ impl ClientService {
     }
 
     fn proxy_refreshed(&self, s: &Rc<Session>, p: usize, o: Outcome) {
-        if let Some(st) = s.proxy.borrow_mut().as_mut() {
+        if let Some(mut st) = s.proxy() {
             st.refreshing = false;
         }
         if s.conn.is_closing() {
@@ -482,7 +479,7 @@ impl ClientService {
         // sub_refresh proxy is set; else the client does, with a token.
         let server_refresh = self.proxy_named(&opts.sub_refresh_proxy).is_some();
         let mut expires_at = r.expire_at;
-        if let Some(st) = s.proxy.borrow_mut().as_mut() {
+        if let Some(mut st) = s.proxy() {
             st.sub_expiry.retain(|(c, _, _)| *c != channel);
             if server_refresh && expires_at > 0 {
                 st.sub_expiry.push((channel.clone(), expires_at, false));
@@ -517,8 +514,7 @@ impl ClientService {
     /// Subscriptions of `s` the server refreshes whose time has come.
     pub(super) fn proxy_sub_refresh_due(&self, s: &Rc<Session>, now: u64) {
         let due: Vec<ChannelName> = {
-            let mut st = s.proxy.borrow_mut();
-            let Some(st) = st.as_mut() else { return };
+            let Some(mut st) = s.proxy() else { return };
             st.sub_expiry
                 .iter_mut()
                 .filter(|(_, at, busy)| !*busy && *at <= now)
@@ -566,8 +562,7 @@ impl ClientService {
             Ok(_) => None,
         };
         {
-            let mut st = s.proxy.borrow_mut();
-            let Some(st) = st.as_mut() else { return };
+            let Some(mut st) = s.proxy() else { return };
             let Some(pos) = st.sub_expiry.iter().position(|(c, _, _)| *c == channel) else {
                 // Unsubscribed meanwhile.
                 return;
@@ -599,7 +594,7 @@ impl ClientService {
 
     /// A client unsubscribed: the server no longer refreshes that channel.
     pub(super) fn proxy_forget(&self, s: &Session, channel: &str) {
-        if let Some(st) = s.proxy.borrow_mut().as_mut() {
+        if let Some(mut st) = s.proxy() {
             st.sub_expiry.retain(|(c, _, _)| &**c != channel);
             st.sub_data.retain(|(c, _)| &**c != channel);
         }
@@ -759,8 +754,7 @@ fn base<'a>(s: &Session, client: &'a str) -> Base<'a> {
 
 /// The subscribe proxy's `data` for `channel`'s reply, taken.
 pub fn take_sub_data(s: &Session, channel: &str) -> Option<Box<RawValue>> {
-    let mut st = s.proxy.borrow_mut();
-    let st = st.as_mut()?;
+    let mut st = s.proxy()?;
     let pos = st.sub_data.iter().position(|(c, _)| &**c == channel)?;
     Some(st.sub_data.remove(pos).1)
 }

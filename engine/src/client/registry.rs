@@ -17,15 +17,20 @@ use crate::protocol::codes::{self, ClientError};
 use crate::protocol::json::put_str;
 use crate::protocol::push;
 use crate::shard::conn::Conn;
+use crate::shard::outbox::slot_of;
 use crate::ws::frame::{encode, OpCode};
 
 /// Runs a client-protocol payload on a session, as if it had arrived on
 /// the session's connection (the `/emulation` path).
 pub type Emulate = Box<dyn Fn(&Rc<Session>, Bytes)>;
 
+/// The shard's sessions by the slot in their connection's id
+/// (`outbox::slot_of`): one pointer per slot, no hashing. The slot of a
+/// connection that is gone may hold a newer connection's session, so a
+/// lookup by id checks the whole id.
 #[derive(Default)]
 pub struct Registry {
-    sessions: RefCell<HashMap<u64, Rc<Session>, ahash::RandomState>>,
+    sessions: RefCell<Vec<Option<Rc<Session>>>>,
     /// Sessions of the HTTP transports by their session id.
     by_transport_session: RefCell<HashMap<Box<str>, Rc<Session>, ahash::RandomState>>,
     emulate: OnceCell<Emulate>,
@@ -41,12 +46,28 @@ impl Registry {
     }
 
     pub fn insert(&self, s: Rc<Session>) {
-        if let Some(id) = &s.transport_session {
+        if let Some(id) = s.transport_session() {
             self.by_transport_session
                 .borrow_mut()
-                .insert(id.clone(), s.clone());
+                .insert(id.into(), s.clone());
         }
-        self.sessions.borrow_mut().insert(s.conn.id, s);
+        let slot = slot_of(s.conn.id);
+        let mut table = self.sessions.borrow_mut();
+        if table.len() <= slot {
+            table.resize(slot + 1, None);
+        }
+        // A connection's id (and slot) is its own until it is dropped,
+        // and a session holds its connection: the slot is free.
+        debug_assert!(table[slot].is_none(), "slot {slot} taken");
+        table[slot] = Some(s);
+    }
+
+    /// The session of connection `conn`, if it is still here.
+    fn find<R>(&self, conn: u64, f: impl FnOnce(&Rc<Session>) -> R) -> Option<R> {
+        match self.sessions.borrow().get(slot_of(conn)) {
+            Some(Some(s)) if s.conn.id == conn => Some(f(s)),
+            _ => None,
+        }
     }
 
     /// Runs `data` on the HTTP-transport session `id`, if it is here.
@@ -66,39 +87,37 @@ impl Registry {
     }
 
     pub fn get(&self, conn: u64) -> Option<Rc<Session>> {
-        self.sessions.borrow().get(&conn).cloned()
+        self.find(conn, Rc::clone)
     }
 
     /// Every session now (a copy: callers may act on them freely).
     pub fn all(&self) -> Vec<Rc<Session>> {
-        self.sessions.borrow().values().cloned().collect()
+        self.sessions.borrow().iter().flatten().cloned().collect()
     }
 
-    /// The sessions of slice `k` of `n` (connection id modulo `n`); a walk
-    /// over the map's keys, copying only those.
+    /// The sessions of slice `k` of `n`: those whose slot is `k` modulo `n`.
+    /// A session keeps its slot for its life, so `n` calls, one per `k`,
+    /// visit every session once; each call reads one entry in `n`.
     pub fn slice(&self, k: u64, n: u64) -> Vec<Rc<Session>> {
-        self.sessions
-            .borrow()
-            .iter()
-            .filter(|(&id, _)| id % n == k)
-            .map(|(_, s)| s.clone())
+        let table = self.sessions.borrow();
+        let (k, n) = (k as usize, n.max(1) as usize);
+        (k.min(table.len())..table.len())
+            .step_by(n)
+            .filter_map(|i| table[i].clone())
             .collect()
     }
 
     /// Calls `f` on every session without copying the list (`f` must not
     /// add or remove sessions).
     pub fn for_each(&self, mut f: impl FnMut(&Rc<Session>)) {
-        for s in self.sessions.borrow().values() {
+        for s in self.sessions.borrow().iter().flatten() {
             f(s);
         }
     }
 
     /// Drops a session: its local subscriptions and its presence everywhere.
     pub fn remove(&self, hub: &Hub, session: &Rc<Session>) {
-        self.sessions.borrow_mut().remove(&session.conn.id);
-        if let Some(id) = &session.transport_session {
-            self.by_transport_session.borrow_mut().remove(id);
-        }
+        self.forget(session);
         let client = session.client_id().unwrap_or_else(|| "".into());
         for (channel, state) in session.take_subs() {
             if state == SubState::Active {
@@ -109,11 +128,32 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Takes `session` out of the tables (nothing else).
+    fn forget(&self, session: &Rc<Session>) {
+        {
+            let mut table = self.sessions.borrow_mut();
+            let slot = slot_of(session.conn.id);
+            if table
+                .get(slot)
+                .is_some_and(|s| s.as_ref().is_some_and(|s| Rc::ptr_eq(s, session)))
+            {
+                table[slot] = None;
+                // Free slots at the end are not kept.
+                while table.last().is_some_and(Option::is_none) {
+                    table.pop();
+                }
+            }
+        }
+        if let Some(id) = session.transport_session() {
+            self.by_transport_session.borrow_mut().remove(id);
+        }
+    }
+}
+
 impl Clients for Registry {
     fn reply(&self, conn: u64, line: &[u8]) {
-        if let Some(s) = self.sessions.borrow().get(&conn) {
-            s.conn.reply_text(line);
-        }
+        self.find(conn, |s| s.conn.reply_text(line));
     }
 
     fn activate(
@@ -190,7 +230,7 @@ impl Clients for Registry {
 
     fn census(&self) -> (usize, Vec<String>) {
         let (mut connected, mut users) = (0, Vec::new());
-        for s in self.sessions.borrow().values() {
+        for s in self.sessions.borrow().iter().flatten() {
             users.extend(s.with_identity(|i| i.user.to_string()));
             connected += s.is_connected() as usize;
         }
@@ -198,10 +238,7 @@ impl Clients for Registry {
     }
 
     fn client_id(&self, conn: u64) -> Option<Arc<str>> {
-        self.sessions
-            .borrow()
-            .get(&conn)
-            .and_then(|s| s.client_id())
+        self.find(conn, |s| s.client_id()).flatten()
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -222,7 +259,10 @@ enum Answer<'a> {
 /// (`id` is its command id): the channel's result joins the reply, which
 /// leaves once every answer is in. False when `id` is not that connect's.
 fn connect_answered(s: &Session, id: u32, answer: Answer<'_>) -> bool {
-    let mut slot = s.connecting.borrow_mut();
+    let Some(cell) = s.pending_connect() else {
+        return false;
+    };
+    let mut slot = cell.borrow_mut();
     let Some(pc) = slot.as_mut().filter(|pc| pc.id == id && id != 0) else {
         return false;
     };
@@ -319,5 +359,101 @@ fn subscribe_fields(line: &mut BytesMut, a: &Accepted<'_>) {
             }
             Recovery::Unrecoverable => line.put_slice(b",\"recovered\":false"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::framing::Framing;
+    use crate::shard::outbox::Outbox;
+
+    fn session(outbox: &Rc<Outbox>) -> Rc<Session> {
+        Rc::new(Session::new(Rc::new(Conn::of_shard(
+            Framing::WebSocket,
+            outbox,
+        ))))
+    }
+
+    #[test]
+    fn a_gone_connection_finds_nothing_after_its_slot_is_reused() {
+        let (outbox, r) = (Rc::new(Outbox::new(0)), Registry::default());
+        let (a, b) = (session(&outbox), session(&outbox));
+        r.insert(a.clone());
+        r.insert(b.clone());
+        let gone = a.conn.id;
+        assert!(r.get(gone).is_some_and(|s| Rc::ptr_eq(&s, &a)));
+        r.forget(&a);
+        assert!(r.get(gone).is_none());
+        drop(a);
+        // The slot is free once the connection is dropped: the next one takes it.
+        let c = session(&outbox);
+        assert_eq!(slot_of(c.conn.id), slot_of(gone));
+        assert_ne!(c.conn.id, gone);
+        r.insert(c.clone());
+        assert!(
+            r.get(gone).is_none(),
+            "a reply to the gone one finds nothing"
+        );
+        assert!(r.client_id(gone).is_none());
+        r.reply(gone, b"{}");
+        assert!(!c.conn.has_output(), "and is not given to the new one");
+        r.reply(c.conn.id, b"{}");
+        assert!(c.conn.has_output());
+        assert!(r.get(b.conn.id).is_some_and(|s| Rc::ptr_eq(&s, &b)));
+        // An id past the table, and one of a slot never used.
+        assert!(r.get(u64::from(u32::MAX)).is_none());
+        assert!(r.get(7).is_none());
+    }
+
+    #[test]
+    fn n_slices_visit_every_session_once() {
+        let (outbox, r) = (Rc::new(Outbox::new(0)), Registry::default());
+        let all: Vec<_> = (0..23).map(|_| session(&outbox)).collect();
+        for s in &all {
+            r.insert(s.clone());
+        }
+        // Holes: some gone.
+        for s in all.iter().step_by(4) {
+            r.forget(s);
+        }
+        let here: Vec<u64> = all
+            .iter()
+            .filter(|s| r.get(s.conn.id).is_some())
+            .map(|s| s.conn.id)
+            .collect();
+        assert_eq!(here.len(), 17);
+        for n in [1, 2, 5, 10, 40] {
+            let mut seen: Vec<u64> = (0..n)
+                .flat_map(|k| {
+                    let slice = r.slice(k, n);
+                    assert!(slice.iter().all(|s| slot_of(s.conn.id) as u64 % n == k));
+                    slice.into_iter().map(|s| s.conn.id)
+                })
+                .collect();
+            seen.sort_unstable();
+            let mut want = here.clone();
+            want.sort_unstable();
+            assert_eq!(seen, want, "{n} slices");
+        }
+        assert_eq!(r.all().len(), 17);
+        let mut count = 0;
+        r.for_each(|_| count += 1);
+        assert_eq!(count, 17);
+    }
+
+    #[test]
+    fn the_table_gives_back_free_slots_at_its_end() {
+        let (outbox, r) = (Rc::new(Outbox::new(0)), Registry::default());
+        let all: Vec<_> = (0..8).map(|_| session(&outbox)).collect();
+        for s in &all {
+            r.insert(s.clone());
+        }
+        for s in all.iter().rev().take(5) {
+            r.forget(s);
+        }
+        assert_eq!(r.sessions.borrow().len(), 3);
+        r.forget(&all[0]);
+        assert_eq!(r.sessions.borrow().len(), 3, "a hole is kept");
     }
 }

@@ -2,12 +2,14 @@
 //! the shard's hub (which routes owner replies to it by connection id).
 //!
 //! A connected, subscribed, idle client costs its session and little else,
-//! so the session is kept small (docs/why-subscribed-memory.md): the client
-//! id is 16 bytes inline when it is a UUID, an anonymous user shares one
-//! empty string, the `ClientInfo` JSON is built when it is needed, and the
-//! first subscription sits in the session itself.
+//! so the session is kept small (docs/why-subscribed-memory.md): an
+//! anonymous client's identity is its 16-byte UUID inline (any other is
+//! boxed), the `ClientInfo` JSON is built when it is needed, the first
+//! subscription sits in the session itself, and what only some sessions
+//! use (transport session id, proxy state, pending connect, rate limit) is
+//! one boxed part allocated by the first use.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, Ref, RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::{Arc, LazyLock};
 
@@ -168,6 +170,12 @@ enum Subs {
     Heap(Box<[(ChannelName, SubState)]>),
 }
 
+impl Default for Subs {
+    fn default() -> Self {
+        Subs::Inline(None)
+    }
+}
+
 impl Subs {
     fn as_slice(&self) -> &[(ChannelName, SubState)] {
         match self {
@@ -215,27 +223,83 @@ impl Subs {
     }
 }
 
+/// Who a session is, as it keeps it: the common connected case (a UUID
+/// client id, the anonymous user, no `conn_info`) in the 16 bytes of the
+/// id, any other identity boxed. 24 bytes.
+#[derive(Debug, Default)]
+enum Who {
+    /// No connect yet.
+    #[default]
+    Unconnected,
+    /// Connected, anonymous, no `conn_info`, with this UUID client id.
+    Anonymous([u8; 16]),
+    /// Connected otherwise: a user, a `conn_info` or a client id that is
+    /// not a UUID.
+    Full(Box<Identity>),
+    /// Lent to a `with_identity` call, for its duration.
+    Lent,
+}
+
+impl Who {
+    fn of(id: Identity) -> Who {
+        match id.client {
+            ClientId::Uuid(u) if id.user.is_empty() && id.conn_info.is_none() => Who::Anonymous(u),
+            _ => Who::Full(Box::new(id)),
+        }
+    }
+}
+
+/// Puts a lent identity back when the `with_identity` call ends.
+struct Lend<'a> {
+    cell: &'a Cell<Who>,
+    who: Who,
+}
+
+impl Drop for Lend<'_> {
+    fn drop(&mut self) {
+        self.cell.set(std::mem::take(&mut self.who));
+    }
+}
+
+/// A session: allocated per connection and kept for its life, so it is
+/// small (72 bytes, asserted in `size_tests::sizes`). What only some
+/// sessions use is in `Cold`, allocated by the first of them.
 pub struct Session {
     pub conn: Rc<Conn>,
-    identity: RefCell<Option<Identity>>,
+    /// Who the connection is, once connected (a `Cell`: read by lending,
+    /// see `with_identity`).
+    who: Cell<Who>,
+    /// Subscriptions (a `Cell`: each method takes the list out and puts it
+    /// back, and calls nothing meanwhile).
+    subs: Cell<Subs>,
+    /// Allocated when one of its parts is first used.
+    cold: OnceCell<Box<Cold>>,
+    /// Unix seconds when the connection's credentials expire (0: never);
+    /// 32 bits hold seconds until 2106 (later ones are kept as that).
+    expires_at: Cell<u32>,
     /// A ping went out and no pong has come back yet.
     pub awaiting_pong: Cell<bool>,
     /// Ping sweeps seen without a connect command.
     pub unconnected_sweeps: Cell<u8>,
-    /// Unix seconds when the connection's credentials expire (0: never);
-    /// 32 bits hold seconds until 2106 (later ones are kept as that).
-    expires_at: Cell<u32>,
-    /// Command rate limit: commands counted and the second (Unix, low 32
-    /// bits) they were counted in.
-    pub rate: Cell<(u32, u32)>,
-    subs: RefCell<Subs>,
+}
+
+/// The parts of a session that most idle connections never use: a
+/// connection on an HTTP transport, one served where proxies or a command
+/// rate limit are configured, or whose connect reply waits for server-side
+/// subscriptions, has them (56 bytes, in a 64-byte chunk, for the session's
+/// life once allocated).
+#[derive(Default)]
+struct Cold {
+    /// Command rate limit (only where one is configured): commands counted
+    /// and the second (Unix, low 32 bits) they were counted in.
+    rate: Cell<(u32, u32)>,
     /// A connect reply waiting for its server-side subscriptions.
-    pub connecting: RefCell<Option<Box<PendingConnect>>>,
+    connecting: RefCell<Option<Box<PendingConnect>>>,
     /// The session id of an HTTP or unidirectional transport (what
     /// `/emulation` requests name); none on WebSocket.
-    pub transport_session: Option<Box<str>>,
+    transport_session: Option<Box<str>>,
     /// What the proxy calls need (only where `[proxy.*]` is configured).
-    pub proxy: RefCell<Option<Box<ProxyState>>>,
+    proxy: RefCell<Option<Box<ProxyState>>>,
 }
 
 /// A connect reply being put together: its result fields so far, and the
@@ -259,18 +323,27 @@ impl Session {
     }
 
     pub fn with_transport_session(conn: Rc<Conn>, transport_session: Option<Box<str>>) -> Self {
+        let cold = OnceCell::new();
+        if transport_session.is_some() {
+            let _ = cold.set(Box::new(Cold {
+                transport_session,
+                ..Cold::default()
+            }));
+        }
         Session {
             conn,
-            identity: RefCell::new(None),
+            who: Cell::new(Who::Unconnected),
+            subs: Cell::new(Subs::default()),
+            cold,
+            expires_at: Cell::new(0),
             awaiting_pong: Cell::new(false),
             unconnected_sweeps: Cell::new(0),
-            expires_at: Cell::new(0),
-            rate: Cell::new((0, 0)),
-            subs: RefCell::new(Subs::Inline(None)),
-            connecting: RefCell::new(None),
-            transport_session,
-            proxy: RefCell::new(None),
         }
+    }
+
+    /// The cold part, allocated if it was not.
+    fn cold(&self) -> &Cold {
+        self.cold.get_or_init(Box::default)
     }
 
     /// Unix seconds when the connection's credentials expire (0: never).
@@ -283,97 +356,194 @@ impl Session {
     }
 
     pub fn is_connected(&self) -> bool {
-        self.identity.borrow().is_some()
+        let who = self.who.take();
+        // Lent: asked within `with_identity`, so connected.
+        let connected = !matches!(who, Who::Unconnected);
+        self.who.set(who);
+        connected
     }
 
     pub fn set_identity(&self, id: Identity) {
-        *self.identity.borrow_mut() = Some(id);
+        let was = self.who.replace(Who::of(id));
+        assert!(
+            !matches!(was, Who::Lent),
+            "identity set within with_identity"
+        );
     }
 
     /// The client id as a shared string (made from the inline UUID).
     pub fn client_id(&self) -> Option<Arc<str>> {
-        self.identity.borrow().as_ref().map(|i| i.client.to_arc())
+        self.with_identity(|i| i.client.to_arc())
     }
 
+    /// Calls `f` with the session's identity, if it is connected. An
+    /// anonymous session's is made for the call (the shared empty user, the
+    /// inline client id); any other is lent: `f` must not ask for it again
+    /// (that panics).
     pub fn with_identity<R>(&self, f: impl FnOnce(&Identity) -> R) -> Option<R> {
-        self.identity.borrow().as_ref().map(f)
+        match self.who.replace(Who::Lent) {
+            Who::Unconnected => {
+                self.who.set(Who::Unconnected);
+                None
+            }
+            Who::Anonymous(u) => {
+                self.who.set(Who::Anonymous(u));
+                Some(f(&Identity {
+                    client: ClientId::Uuid(u),
+                    user: NO_USER.clone(),
+                    conn_info: None,
+                }))
+            }
+            Who::Full(i) => {
+                let lent = Lend {
+                    cell: &self.who,
+                    who: Who::Full(i),
+                };
+                let Who::Full(i) = &lent.who else {
+                    unreachable!("lent as it was")
+                };
+                Some(f(i))
+            }
+            Who::Lent => panic!("a session's identity asked for within with_identity"),
+        }
+    }
+
+    /// The session id of an HTTP or unidirectional transport (what
+    /// `/emulation` requests name); none on WebSocket.
+    pub fn transport_session(&self) -> Option<&str> {
+        self.cold.get()?.transport_session.as_deref()
+    }
+
+    /// The command rate limit's count and second (allocates the cold part:
+    /// only called where a limit is configured).
+    pub fn rate(&self) -> &Cell<(u32, u32)> {
+        &self.cold().rate
+    }
+
+    /// The connect reply waiting for server-side subscriptions, if one
+    /// ever did.
+    pub fn pending_connect(&self) -> Option<&RefCell<Option<Box<PendingConnect>>>> {
+        self.cold.get().map(|c| &c.connecting)
+    }
+
+    pub fn set_pending_connect(&self, pc: Box<PendingConnect>) {
+        *self.cold().connecting.borrow_mut() = Some(pc);
+    }
+
+    /// A connect reply is waiting for server-side subscriptions.
+    pub fn is_connect_pending(&self) -> bool {
+        self.pending_connect().is_some_and(|c| c.borrow().is_some())
+    }
+
+    /// The proxy state, if the session has one.
+    pub fn proxy(&self) -> Option<RefMut<'_, ProxyState>> {
+        let c = self.cold.get()?;
+        RefMut::filter_map(c.proxy.borrow_mut(), |p| p.as_deref_mut()).ok()
+    }
+
+    /// The same, to read.
+    pub fn proxy_ref(&self) -> Option<Ref<'_, ProxyState>> {
+        let c = self.cold.get()?;
+        Ref::filter_map(c.proxy.borrow(), |p| p.as_deref()).ok()
+    }
+
+    /// The proxy state, made if the session had none.
+    pub fn proxy_or_new(&self) -> RefMut<'_, ProxyState> {
+        RefMut::map(self.cold().proxy.borrow_mut(), |p| {
+            &mut **p.get_or_insert_with(|| ProxyState::new(None))
+        })
+    }
+
+    pub fn set_proxy(&self, st: Box<ProxyState>) {
+        *self.cold().proxy.borrow_mut() = Some(st);
+    }
+
+    /// Runs `f` on the subscription list (taken out of its cell meanwhile).
+    fn with_subs<R>(&self, f: impl FnOnce(&mut Subs) -> R) -> R {
+        let mut subs = self.subs.take();
+        let r = f(&mut subs);
+        self.subs.set(subs);
+        r
     }
 
     pub fn sub_state(&self, channel: &str) -> Option<SubState> {
-        self.subs
-            .borrow()
-            .as_slice()
-            .iter()
-            .find(|(c, _)| &**c == channel)
-            .map(|(_, s)| *s)
+        self.with_subs(|subs| {
+            subs.as_slice()
+                .iter()
+                .find(|(c, _)| &**c == channel)
+                .map(|(_, s)| *s)
+        })
     }
 
     /// Live subscriptions (pending or active).
     pub fn sub_count(&self) -> usize {
-        self.subs
-            .borrow()
-            .as_slice()
-            .iter()
-            .filter(|(_, s)| *s != SubState::Cancelled)
-            .count()
+        self.with_subs(|subs| {
+            subs.as_slice()
+                .iter()
+                .filter(|(_, s)| *s != SubState::Cancelled)
+                .count()
+        })
     }
 
     pub fn add_pending(&self, channel: ChannelName) {
-        self.subs.borrow_mut().push((channel, SubState::Pending));
+        self.with_subs(|subs| subs.push((channel, SubState::Pending)));
     }
 
     /// The owner confirmed: pending becomes active (true); a cancelled entry is
     /// dropped (false).
     pub fn activate(&self, channel: &str) -> bool {
-        let mut subs = self.subs.borrow_mut();
-        let Some(pos) = subs
-            .as_slice()
-            .iter()
-            .position(|(c, s)| &**c == channel && *s != SubState::Active)
-        else {
-            return false;
-        };
-        let entry = &mut subs.as_mut_slice()[pos];
-        if entry.1 == SubState::Pending {
-            entry.1 = SubState::Active;
-            true
-        } else {
-            subs.remove(pos);
-            false
-        }
+        self.with_subs(|subs| {
+            let Some(pos) = subs
+                .as_slice()
+                .iter()
+                .position(|(c, s)| &**c == channel && *s != SubState::Active)
+            else {
+                return false;
+            };
+            let entry = &mut subs.as_mut_slice()[pos];
+            if entry.1 == SubState::Pending {
+                entry.1 = SubState::Active;
+                true
+            } else {
+                subs.remove(pos);
+                false
+            }
+        })
     }
 
     /// The broker refused a pending (or cancelled) subscription: forget it.
     pub fn fail_pending(&self, channel: &str) {
-        let mut subs = self.subs.borrow_mut();
-        if let Some(pos) = subs
-            .as_slice()
-            .iter()
-            .position(|(c, s)| &**c == channel && *s != SubState::Active)
-        {
-            subs.remove(pos);
-        }
+        self.with_subs(|subs| {
+            if let Some(pos) = subs
+                .as_slice()
+                .iter()
+                .position(|(c, s)| &**c == channel && *s != SubState::Active)
+            {
+                subs.remove(pos);
+            }
+        })
     }
 
     /// Client unsubscribe: returns the state the subscription was in. Active
     /// ones are removed; pending ones become cancelled.
     pub fn unsubscribe(&self, channel: &str) -> Option<SubState> {
-        let mut subs = self.subs.borrow_mut();
-        let pos = subs
-            .as_slice()
-            .iter()
-            .position(|(c, s)| &**c == channel && *s != SubState::Cancelled)?;
-        let state = subs.as_slice()[pos].1;
-        match state {
-            SubState::Active => subs.remove(pos),
-            SubState::Pending => subs.as_mut_slice()[pos].1 = SubState::Cancelled,
-            SubState::Cancelled => {}
-        }
-        Some(state)
+        self.with_subs(|subs| {
+            let pos = subs
+                .as_slice()
+                .iter()
+                .position(|(c, s)| &**c == channel && *s != SubState::Cancelled)?;
+            let state = subs.as_slice()[pos].1;
+            match state {
+                SubState::Active => subs.remove(pos),
+                SubState::Pending => subs.as_mut_slice()[pos].1 = SubState::Cancelled,
+                SubState::Cancelled => {}
+            }
+            Some(state)
+        })
     }
 
     pub fn take_subs(&self) -> Vec<(ChannelName, SubState)> {
-        self.subs.borrow_mut().take()
+        self.with_subs(Subs::take)
     }
 }
 
@@ -530,19 +700,118 @@ mod size_tests {
         use std::mem::size_of;
         let rows = [
             ("Session", size_of::<Session>()),
+            ("Who", size_of::<Who>()),
             ("Identity", size_of::<Identity>()),
             ("ClientId", size_of::<ClientId>()),
             ("Subs", size_of::<Subs>()),
+            ("Cold", size_of::<Cold>()),
             ("Conn", size_of::<Conn>()),
         ];
         for (name, size) in rows {
             println!("{name:10} {size:4} B");
         }
-        // Rc's two counts come on top of the struct.
-        // An allocation of up to 184 B takes a 192 B chunk from glibc.
-        assert!(size_of::<Session>() + 16 <= 184, "{}", size_of::<Session>());
+        // glibc gives an allocation of n bytes a chunk of n + 8 rounded up
+        // to 16. Rc's two counts come on top of the struct: `Rc<Session>`
+        // is 88 B, a 96 B chunk.
+        assert_eq!(size_of::<Session>(), 72);
+        assert_eq!(size_of::<Who>(), 24);
         assert_eq!(size_of::<Subs>(), 24);
+        // A boxed identity or cold part: a 64 B chunk each.
+        assert!(size_of::<Identity>() <= 56, "{}", size_of::<Identity>());
+        assert!(size_of::<Cold>() <= 56, "{}", size_of::<Cold>());
         assert!(size_of::<Conn>() + 16 <= 104, "{}", size_of::<Conn>());
         assert!(size_of::<ClientId>() <= 24);
+    }
+
+    fn kind(s: &Session) -> &'static str {
+        let who = s.who.take();
+        let k = match &who {
+            Who::Unconnected => "unconnected",
+            Who::Anonymous(_) => "anonymous",
+            Who::Full(_) => "full",
+            Who::Lent => "lent",
+        };
+        s.who.set(who);
+        k
+    }
+
+    #[test]
+    fn identities_anonymous_inline_others_boxed() {
+        let s = Session::new(Rc::new(Conn::new(1, 0)));
+        assert!(!s.is_connected());
+        assert_eq!(s.client_id(), None);
+        assert_eq!(s.with_identity(|_| ()), None);
+        let anon = ClientId::random();
+        s.set_identity(Identity {
+            client: anon.clone(),
+            user: user_arc(""),
+            conn_info: None,
+        });
+        assert_eq!(kind(&s), "anonymous");
+        assert!(s.is_connected());
+        assert_eq!(s.client_id().as_deref(), Some(&*anon.to_string()));
+        assert_eq!(
+            s.with_identity(|i| (i.user.to_string(), i.conn_info.is_none())),
+            Some((String::new(), true))
+        );
+        // A user, a conn_info or another kind of client id: boxed.
+        for (client, user, info) in [
+            (anon.clone(), "u1", None),
+            (anon.clone(), "", Some(r#"{"a":1}"#)),
+            (ClientId::from_text("c-1"), "", None),
+        ] {
+            s.set_identity(Identity {
+                client: client.clone(),
+                user: user_arc(user),
+                conn_info: info.map(Into::into),
+            });
+            assert_eq!(kind(&s), "full");
+            assert!(s.is_connected());
+            let got = s.with_identity(|i| {
+                // Within the call: still connected.
+                assert!(s.is_connected());
+                (i.client.clone(), i.user.to_string(), i.conn_info.clone())
+            });
+            assert_eq!(got, Some((client, user.to_string(), info.map(Into::into))));
+            // Put back after the call.
+            assert!(s.with_identity(|_| ()).is_some());
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "within with_identity")]
+    fn a_lent_identity_is_not_lent_twice() {
+        let s = Session::new(Rc::new(Conn::new(1, 0)));
+        s.set_identity(Identity {
+            client: ClientId::from_text("c-1"),
+            user: user_arc("u1"),
+            conn_info: None,
+        });
+        s.with_identity(|_| s.client_id());
+    }
+
+    #[test]
+    fn the_cold_part_is_allocated_by_its_first_use() {
+        let s = Session::new(Rc::new(Conn::new(1, 0)));
+        s.set_identity(Identity {
+            client: ClientId::random(),
+            user: user_arc(""),
+            conn_info: None,
+        });
+        s.set_expires_at(5);
+        s.add_pending("a".into());
+        assert!(s.proxy().is_none() && s.proxy_ref().is_none());
+        assert!(!s.is_connect_pending() && s.transport_session().is_none());
+        assert!(
+            s.cold.get().is_none(),
+            "an anonymous subscribed client has none"
+        );
+        s.rate().set((1, 2));
+        assert!(s.cold.get().is_some());
+        assert!(s.proxy().is_none(), "a rate limit makes no proxy state");
+        s.proxy_or_new().connecting = true;
+        assert!(s.proxy_ref().is_some_and(|p| p.connecting));
+        let t = Session::with_transport_session(Rc::new(Conn::new(2, 0)), Some("0.x".into()));
+        assert_eq!(t.transport_session(), Some("0.x"));
     }
 }

@@ -40,6 +40,8 @@ const CLOSED: u8 = 8;
 /// Frames queue but do not leave: a reply that must go first is still being
 /// put together (`hold`, `release_with`).
 const HELD: u8 = 16;
+/// The id came from the outbox (`of_shard`) and goes back to it on drop.
+const OWN_ID: u8 = 32;
 
 /// A connection's boolean states, one bit each.
 struct Flags(Cell<u8>);
@@ -77,7 +79,9 @@ pub enum End {
 }
 
 pub struct Conn {
-    /// Unique on its shard; stable for the connection's life.
+    /// Unique on its shard; stable for the connection's life. For a shard's
+    /// connections, its low 32 bits are a slot no other live connection of
+    /// the shard holds (`outbox::slot_of`), for tables indexed by it.
     pub id: u64,
     /// The reactor's slab slot (set when the connection is handed over).
     token: Cell<u32>,
@@ -90,7 +94,7 @@ pub struct Conn {
     /// too few bytes once it drained below, which only `queued_bytes` reads.
     out_bytes: Cell<u32>,
     close: Cell<Option<Box<CloseRequest>>>,
-    /// `DIRTY_FLAG`, `FRONT_STARTED`, `BLOCKED`, `CLOSED`, `HELD` (one
+    /// `DIRTY_FLAG`, `FRONT_STARTED`, `BLOCKED`, `CLOSED`, `HELD`, `OWN_ID` (one
     /// byte: the connection is allocated per client, see
     /// docs/why-subscribed-memory.md).
     flags: Flags,
@@ -123,7 +127,15 @@ impl Conn {
     }
 
     /// A connection of the shard whose reactor takes from `outbox`, with
-    /// its queue limit (`task::new_conn`).
+    /// its queue limit and an id from it (`task::new_conn`); the id is
+    /// given back when the connection is dropped.
+    pub(crate) fn of_shard(framing: Framing, outbox: &Rc<Outbox>) -> Self {
+        let c = Self::with_outbox(outbox.new_id(), framing, outbox);
+        c.flags.set(OWN_ID, true);
+        c
+    }
+
+    /// A connection with id `id` whose reactor takes from `outbox`.
     pub(crate) fn with_outbox(id: u64, framing: Framing, outbox: &Rc<Outbox>) -> Self {
         Conn {
             id,
@@ -424,6 +436,14 @@ impl Conn {
         // A drained queue gives its ring back when it was small or a
         // burst grew it (`OutQueue::pop_front`).
         frames
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.flags.get(OWN_ID) {
+            self.outbox.free_id(self.id);
+        }
     }
 }
 

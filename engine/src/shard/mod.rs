@@ -103,7 +103,6 @@ pub struct ShardCtx<S: Service> {
     pub stats: Rc<ShardStats>,
     /// The read buffer every connection of this shard reads into.
     pub(crate) scratch: RefCell<BytesMut>,
-    next_id: Cell<u64>,
     /// Every upgraded connection of the shard.
     pub(crate) reactor: reactor::Reactor<S::State>,
     /// The tasks that serve accepted connections' handshakes.
@@ -112,12 +111,6 @@ pub struct ShardCtx<S: Service> {
 }
 
 impl<S: Service> ShardCtx<S> {
-    pub(crate) fn next_conn_id(&self) -> u64 {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        id
-    }
-
     /// Whether graceful shutdown has begun on this shard.
     pub fn is_stopping(&self) -> bool {
         self.stopping.get()
@@ -320,7 +313,6 @@ async fn shard_main<S: Service>(
         service,
         stats,
         scratch: RefCell::new(BytesMut::new()),
-        next_id: Cell::new(1),
         reactor,
         handshakes: handshakes::Handshakes::default(),
         stopping: Cell::new(false),

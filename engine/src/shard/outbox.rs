@@ -1,7 +1,7 @@
 //! A shard's outbox: which of its connections have output queued (or a close
 //! to act on), which have a command reply queued, the reactor task to wake
-//! when the first of them arrives, and how much a connection may queue (the
-//! service's limit, the same for all of them).
+//! when the first of them arrives, how much a connection may queue (the
+//! service's limit, the same for all of them), and the connections' ids.
 //!
 //! The reactor owns it; every connection it serves holds a handle
 //! (`Rc<Outbox>`, one pointer in `Conn`), so queueing a frame puts the
@@ -27,6 +27,31 @@ pub struct Outbox {
     /// the service's `OutboundPolicy`, kept here once rather than in every
     /// `Conn` (32 bits: a limit of 4 GiB or more is 4 GiB).
     limit: u32,
+    /// Where the shard's connection ids come from (`new_id`).
+    ids: RefCell<Ids>,
+}
+
+/// Connection ids: the low 32 bits are a slot no live connection of the
+/// shard holds (the one given back last, else a new one), so tables
+/// indexed by it (the client registry's) stay about as long as the most
+/// connections the shard has had at once; the high 32 bits count
+/// the ids given out, so an id is not given out again while a reply
+/// addressed to an earlier holder of its slot may still arrive (that takes
+/// 2^32 connections on the shard).
+#[derive(Default)]
+struct Ids {
+    /// Slots given back, reused last in first out.
+    free: Vec<u32>,
+    /// The next slot never given out.
+    next: u32,
+    /// Ids given out so far (wrapping).
+    count: u32,
+}
+
+/// The slot of connection id `id` (`Outbox::new_id`).
+#[inline]
+pub fn slot_of(id: u64) -> usize {
+    id as u32 as usize
 }
 
 impl Outbox {
@@ -95,6 +120,27 @@ impl Outbox {
     pub(crate) fn has_urgent(&self) -> bool {
         !self.urgent.borrow().is_empty()
     }
+
+    /// A new connection id: a slot no live connection of the shard holds
+    /// (`slot_of`) and a count. Given back with `free_id` when the
+    /// connection is dropped.
+    pub(crate) fn new_id(&self) -> u64 {
+        let mut ids = self.ids.borrow_mut();
+        let slot = ids.free.pop().unwrap_or_else(|| {
+            let s = ids.next;
+            ids.next = s
+                .checked_add(1)
+                .expect("fewer than 2^32 connections on a shard");
+            s
+        });
+        ids.count = ids.count.wrapping_add(1);
+        (u64::from(ids.count) << 32) | u64::from(slot)
+    }
+
+    /// `id`'s slot may be given out again.
+    pub(crate) fn free_id(&self, id: u64) {
+        self.ids.borrow_mut().free.push(slot_of(id) as u32);
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +180,26 @@ mod tests {
         o.take_dirty(&mut got);
         assert_eq!(got, [3, 4]);
         assert!(!o.has_dirty());
+    }
+
+    #[test]
+    fn ids_reuse_free_slots_and_never_repeat_soon() {
+        let o = Outbox::default();
+        let a = o.new_id();
+        let b = o.new_id();
+        let c = o.new_id();
+        assert_eq!([a, b, c].map(slot_of), [0, 1, 2]);
+        o.free_id(b);
+        let d = o.new_id();
+        assert_eq!(slot_of(d), 1, "the free slot is taken again");
+        assert_ne!(d, b, "with another id");
+        assert_eq!(slot_of(o.new_id()), 3);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = o.new_id();
+            assert!(seen.insert(id));
+            o.free_id(id);
+        }
+        assert!(seen.iter().all(|&id| slot_of(id) == 4));
     }
 }

@@ -75,11 +75,7 @@ pub fn adopt_stream<S: Service>(
 /// A new connection's shared half, queueing into the shard's outbox (which
 /// keeps the service's outbound limit: `queue_limit`).
 pub fn new_conn<S: Service>(shard: &ShardCtx<S>, framing: super::framing::Framing) -> Rc<Conn> {
-    Rc::new(Conn::with_outbox(
-        shard.next_conn_id(),
-        framing,
-        shard.reactor.outbox(),
-    ))
+    Rc::new(Conn::of_shard(framing, shard.reactor.outbox()))
 }
 
 /// The queue limit of the service's connections (0: none, they are paused
