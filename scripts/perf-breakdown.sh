@@ -24,12 +24,13 @@
 #
 # Environment: BIN (directory with ringcast and ringcast-bench; default
 # target/release), SERVER_CPU, LOAD_CPU, PORT (19500), DUR (10), PERF_D (5),
-# FREQ (1999). Needs perf; run as root (or perf_event_paranoid <= 1).
+# FREQ (1999), SERVER_FLAGS (more server arguments, e.g. `--data-path uring`).
+# Needs perf; run as root (or perf_event_paranoid <= 1).
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
 : "${BIN:=target/release}" "${SERVER_CPU:=0}" "${LOAD_CPU:=1}" "${PORT:=19500}"
-: "${DUR:=10}" "${PERF_D:=5}" "${FREQ:=1999}"
+: "${DUR:=10}" "${PERF_D:=5}" "${FREQ:=1999}" "${SERVER_FLAGS:=}"
 OUT=target/perf-breakdown ONLY=echo,ingest,fanout,quiet RECLASSIFY=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -56,7 +57,8 @@ trap cleanup EXIT
 start() {
   local name=$1; shift
   PORT=$((PORT + 3))
-  taskset -c "$SERVER_CPU" "$RC" "$@" --port $PORT --address 127.0.0.1 --shards 1 --no-pin \
+  # shellcheck disable=SC2086
+  taskset -c "$SERVER_CPU" "$RC" "$@" --port $PORT --address 127.0.0.1 --shards 1 --no-pin $SERVER_FLAGS \
     >"$OUT/$name.server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do

@@ -1,0 +1,2 @@
+taskset -c 0 ringcast serve --port 19830 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 19831 --publisher-port 19832 --api-key bench-key --data-path uring
+taskset -c 1 ringcast-bench fanout --url ws://127.0.0.1:19830/connection/websocket --subscribers 10000 --channels 1000 --publishers 1 --rate 10000 --pace even --size 100 -d 10 --conns-per-addr 5000 --metrics-url http://127.0.0.1:19831/metrics --server-pid 9855 --cpu 1 --json --no-progress
