@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# summary.sh [GLOB-PREFIX...]: RSS per connection of every run here, by
-# configuration and build, and the medians (python3).
-cd "$(dirname "$0")"
+# summary.sh [GLOB-PREFIX...]: RSS per connection of every run here (or in
+# DIR, e.g. DIR=../session10-memsub), by configuration and build, and the
+# medians (python3).
+cd "${DIR:-$(dirname "$0")}"
 python3 - "$@" <<'PY'
 import glob, json, re, statistics, sys, collections
 runs = collections.defaultdict(list)
