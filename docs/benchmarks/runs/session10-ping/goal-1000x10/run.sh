@@ -22,3 +22,4 @@ for r in $(seq "${1:-2}"); do
     kill "$pid"; wait "$pid" 2> /dev/null || true
   done
 done
+python3 "$here/../summary.py" "$here"
