@@ -46,14 +46,14 @@ impl Master {
 }
 
 /// What one round found.
-#[derive(Debug, Default)]
-pub(super) struct Check {
+#[derive(Debug)]
+pub(super) struct Check<N> {
     /// Masters that did not answer over the connection routed to them,
     /// each with why.
     pub down: Vec<String>,
-    /// Sharded channels (PUB/SUB names) to subscribe again: their master's
-    /// connection holds fewer sharded subscriptions than the node has.
-    pub missing: Vec<String>,
+    /// Sharded channels to subscribe again: their master's connection
+    /// holds fewer sharded subscriptions than the node has.
+    pub missing: Vec<N>,
 }
 
 /// The slot of a key (CRC16-XMODEM of its hash tag, or of the whole key).
@@ -139,9 +139,12 @@ fn key_of(m: &Master) -> Option<(String, u16)> {
     })
 }
 
-/// Checks every master. `active`: the PUB/SUB names of the sharded
-/// channels this node holds (empty without sharded PUB/SUB).
-pub(super) async fn check(c: &ClusterConnection, active: &[String]) -> RedisResult<Check> {
+/// Checks every master. `active`: the sharded channels this node holds,
+/// each with its PUB/SUB name's slot (empty without sharded PUB/SUB).
+pub(super) async fn check<N: Clone>(
+    c: &ClusterConnection,
+    active: &[(u16, N)],
+) -> RedisResult<Check<N>> {
     let slots: Value = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query_async(&mut c.clone())
@@ -149,14 +152,12 @@ pub(super) async fn check(c: &ClusterConnection, active: &[String]) -> RedisResu
     let masters = parse_slots(&slots).ok_or_else(|| {
         redis::RedisError::from((redis::ErrorKind::Parse, "unexpected CLUSTER SLOTS reply"))
     })?;
-    let slots: Vec<u16> = active.iter().map(|n| slot_of(n.as_bytes())).collect();
     let each = masters.iter().map(|m| {
         let mut c = c.clone();
-        let mine: Vec<&String> = active
+        let mine: Vec<&N> = active
             .iter()
-            .zip(&slots)
-            .filter(|(_, &s)| m.owns(s))
-            .map(|(n, _)| n)
+            .filter(|(s, _)| m.owns(*s))
+            .map(|(_, n)| n)
             .collect();
         async move {
             let Some((key, slot)) = key_of(m) else {
@@ -201,7 +202,10 @@ pub(super) async fn check(c: &ClusterConnection, active: &[String]) -> RedisResu
             }
         }
     });
-    let mut out = Check::default();
+    let mut out = Check {
+        down: Vec::new(),
+        missing: Vec::new(),
+    };
     for r in join_all(each).await {
         match r {
             Ok(names) => out.missing.extend(names),

@@ -183,6 +183,8 @@ struct Chan {
     history: bool,
     /// The SUBSCRIBE was acknowledged on the current connection.
     active: bool,
+    /// The Redis Cluster slot of the channel's PUB/SUB name.
+    slot: u16,
     /// The namespace lets subscribers take fossil deltas (and sends
     /// publications as deltas: `delta_publish`).
     fossil: bool,
@@ -739,6 +741,7 @@ impl State {
                 total: 0,
                 last: None,
                 delivered: None,
+                slot: cluster::slot_of(self.keys.pubsub(channel).as_bytes()),
                 history,
                 active: false,
                 fossil: opts.is_some_and(|o| o.fossil_allowed()),
@@ -1937,12 +1940,12 @@ async fn probe_cluster(
         *down_since = None;
         return;
     };
-    let active: Vec<String> = if st.sharded.get() {
+    let active: Vec<(u16, ChannelName)> = if st.sharded.get() {
         st.chans
             .borrow()
             .iter()
             .filter(|(_, ch)| ch.active)
-            .map(|(name, _)| st.keys.pubsub(name))
+            .map(|(name, ch)| (ch.slot, name.clone()))
             .collect()
     } else {
         Vec::new()
@@ -1967,7 +1970,7 @@ async fn probe_cluster(
             found.down.join("; ")
         )),
         Ok(Ok(found)) => {
-            missing = found.missing;
+            missing = found.missing.iter().map(|c| st.keys.pubsub(c)).collect();
             // Back after an outage, the last probe seen is old: this
             // round's must come back.
             let fresh = link.probe_seen.get().elapsed() <= PROBE_DEADLINE
@@ -2046,6 +2049,7 @@ mod tests {
             total: 1,
             last: None,
             delivered: None,
+            slot: 0,
             history: true,
             active: true,
             fossil: false,
