@@ -17,8 +17,17 @@ after(async () => {
   await server.stop();
 });
 
-async function connect() {
-  const c = new Centrifuge(server.url, { websocket: WebSocket });
+/// centrifuge-js's WebSocket, counting the server's pings (`{}` frames).
+let serverPings = 0;
+class CountingWS extends WebSocket {
+  constructor(url, protocols) {
+    super(url, protocols);
+    this.on('message', (m) => { if (String(m).split('\n').includes('{}')) serverPings++; });
+  }
+}
+
+async function connect(websocket = WebSocket) {
+  const c = new Centrifuge(server.url, { websocket });
   clients.push(c);
   const connected = new Promise((resolve, reject) => {
     c.once('connected', resolve);
@@ -88,12 +97,13 @@ test('clients on both shards receive every publication in order; unsubscribe sto
 });
 
 test('an idle client stays connected across several server pings', async () => {
-  const { client } = await connect();
+  const { client } = await connect(CountingWS);
   let disconnected = null;
   client.on('disconnected', (ctx) => { disconnected = ctx; });
   client.on('connecting', (ctx) => { disconnected = disconnected || ctx; });
-  // The server pings every second; centrifuge-js answers each with a pong.
-  await new Promise((r) => setTimeout(r, 3500));
+  // The server pings every second (pong timeout 0.5 s); centrifuge-js
+  // answers each with a pong. Three pings answered in time.
+  await waitFor(() => serverPings >= 4 || disconnected, 10000, () => `4 server pings (${serverPings})`);
   assert.equal(disconnected, null, `client was disconnected: ${JSON.stringify(disconnected)}`);
   assert.equal(client.state, 'connected');
   // Still usable afterwards.

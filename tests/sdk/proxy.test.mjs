@@ -11,9 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
 import { startBackend, deadPort } from './backend.mjs';
-import { eventually, hs256Token, startWithConfig, waitFor } from './harness.mjs';
+import { api, eventually, hs256Token, startWithConfig, waitFor } from './harness.mjs';
 
 const SECRET = 'proxy-test-secret';
+const KEY = 'proxy-test-key';
 
 /// centrifuge-js's WebSocket, sending the headers a browser or an app
 /// would (the proxies forward only those configured).
@@ -413,6 +414,70 @@ include_connection_meta = true
   }
 });
 
+test('refresh proxy refusals and failures: an error or a disconnect answer ends the connection with 3005; a 500, a timeout or a dead backend keep it (asked again in 60 s), counted per result', async () => {
+  const backend = await startBackend(routes());
+  backend.routes['/refresh'] = ({ body }) => {
+    if (body.user === 'err') return { json: { error: { code: 4010, message: 'no more' } } };
+    if (body.user === 'bye') return { json: { disconnect: { code: 4511, reason: 'refresh says bye' } } };
+    if (body.user === 'fail') return { status: 500, text: 'boom' };
+    return { delay: 1500, json: { result: { expire_at: Math.floor(Date.now() / 1000) + 600 } } };
+  };
+  const dead = await deadPort();
+  // Each client is subscribed by the server to a channel of its own (the
+  // connect result's `channels`), to show it is still served.
+  const connect = backend.routes['/connect'];
+  backend.routes['/connect'] = (req) => {
+    const answer = connect(req);
+    answer.json.result.channels = [`refreshed:${req.body.data.user}`];
+    return answer;
+  };
+  const make = async (endpoint) => (await config(backend, `
+[proxy.refresh]
+endpoint = "${endpoint}"
+timeout = 0.3
+[api]
+key = "${KEY}"
+[namespace.refreshed]
+`)).replace('connect_proxy = "connect"', 'connect_proxy = "connect"\nrefresh_proxy = "refresh"\nping_interval = 1');
+  const server = await startWithConfig(await make(backend.url('/refresh')));
+  const downServer = await startWithConfig(await make(`http://127.0.0.1:${dead}/refresh`));
+  const users = { err: server, bye: server, fail: server, slow: server, down: downServer };
+  const clients = {};
+  const codes = {};
+  const pubs = {};
+  try {
+    for (const [user, srv] of Object.entries(users)) {
+      const c = client(srv, { user, expire_in: 1 });
+      codes[user] = [];
+      pubs[user] = [];
+      c.on('publication', (ctx) => pubs[user].push(ctx.data));
+      await connected(c);
+      c.on('connecting', (ctx) => codes[user].push(ctx.code));
+      clients[user] = c;
+    }
+    // Refused: the connection ends with 3005 and the SDK comes back through the connect proxy.
+    for (const user of ['err', 'bye']) {
+      await waitFor(() => codes[user].includes(3005), 8000, () => `${user}: 3005 (codes ${codes[user]})`);
+    }
+    // Failed: each failure is counted, and the connection is still served after it.
+    const failed = [[server, 'status'], [server, 'timeout'], [downServer, 'unreachable']];
+    for (const [srv, result] of failed) {
+      await eventually(async () => metric(await metricsText(srv), 'ringcast_proxy_requests_total', { proxy: 'refresh', result }) >= 1, 8000, `a refresh counted as ${result}`);
+    }
+    for (const [user, srv] of [['fail', server], ['slow', server], ['down', downServer]]) {
+      await api(srv, KEY, 'publish', { channel: `refreshed:${user}`, data: { still: user } });
+      await waitFor(() => pubs[user].some((d) => d.still === user), 5000, `${user} still gets publications after its refresh failed`);
+      assert.deepEqual(codes[user], [], `${user} was not disconnected`);
+      assert.equal(clients[user].state, 'connected');
+    }
+  } finally {
+    for (const c of Object.values(clients)) c.disconnect();
+    await server.stop();
+    await downServer.stop();
+    await backend.stop();
+  }
+});
+
 test('sub_refresh proxy: the server refreshes an expiring subscription, unsubscribes it with 2501 when the backend says expired (the SDK resubscribes through the subscribe proxy), keeps it when the backend fails', async () => {
   const backend = await startBackend(routes());
   let refreshes = 0;
@@ -448,6 +513,66 @@ sub_refresh_proxy = "subrefresh"
     await eventually(async () => (await metricsText(server)).includes('ringcast_proxy_requests_total{proxy="subrefresh",result="status"} 1'), 5000, 'the failed call counted');
     assert.equal(sub.state, 'subscribed', 'a failed sub refresh keeps the subscription');
     assert.deepEqual(errors, [], 'no error on the subscription');
+  } finally {
+    c.disconnect();
+    await server.stop();
+    await backend.stop();
+  }
+});
+
+test('sub_refresh proxy refusals and failures: an error or a disconnect answer unsubscribes with 2501; a timeout or a dead backend keep the subscription, counted per result', async () => {
+  const backend = await startBackend(routes());
+  const subscribe = backend.routes['/subscribe'];
+  backend.routes['/subscribe'] = (req) => (req.body.channel.startsWith('expdown:')
+    ? { json: { result: { expire_at: Math.floor(Date.now() / 1000) + 1 } } }
+    : subscribe(req));
+  backend.routes['/subrefresh'] = ({ body }) => {
+    if (body.channel === 'exp:err') return { json: { error: { code: 4012, message: 'no more' } } };
+    if (body.channel === 'exp:bye') return { json: { disconnect: { code: 4512, reason: 'bye' } } };
+    return { delay: 1500, json: { result: { expire_at: Math.floor(Date.now() / 1000) + 600 } } };
+  };
+  const toml = (await config(backend, `
+[proxy.subrefresh]
+endpoint = "${backend.url('/subrefresh')}"
+timeout = 0.3
+[namespace.exp]
+subscribe_proxy = "subscribe"
+sub_refresh_proxy = "subrefresh"
+[namespace.expdown]
+subscribe_proxy = "subscribe"
+sub_refresh_proxy = "down"
+[api]
+key = "${KEY}"
+`)).replace('connect_proxy = "connect"', 'connect_proxy = "connect"\nping_interval = 1');
+  const server = await startWithConfig(toml);
+  const c = client(server, { user: 'gil' });
+  const codes = {};
+  const pubs = {};
+  const subs = {};
+  try {
+    await connected(c);
+    for (const ch of ['exp:err', 'exp:bye', 'exp:slow', 'expdown:a']) {
+      const sub = c.newSubscription(ch);
+      codes[ch] = [];
+      pubs[ch] = [];
+      sub.on('publication', (ctx) => pubs[ch].push(ctx.data));
+      await subscribed(sub);
+      sub.on('subscribing', (ctx) => codes[ch].push(ctx.code));
+      subs[ch] = sub;
+    }
+    for (const ch of ['exp:err', 'exp:bye']) {
+      await waitFor(() => codes[ch].includes(2501), 8000, () => `${ch}: unsubscribed with 2501 (codes ${codes[ch]})`);
+    }
+    for (const result of ['timeout', 'unreachable']) {
+      await eventually(async () => metric(await metricsText(server), 'ringcast_proxy_requests_total', { proxy: result === 'timeout' ? 'subrefresh' : 'down', result }) >= 1, 8000, `a sub_refresh counted as ${result}`);
+    }
+    for (const ch of ['exp:slow', 'expdown:a']) {
+      await api(server, KEY, 'publish', { channel: ch, data: { still: ch } });
+      await waitFor(() => pubs[ch].some((d) => d.still === ch), 5000, `${ch} still gets publications after its refresh failed`);
+      assert.deepEqual(codes[ch], [], `${ch} was not unsubscribed`);
+      assert.equal(subs[ch].state, 'subscribed');
+    }
+    assert.equal(c.state, 'connected', 'a disconnect answer to a sub_refresh ends only the subscription');
   } finally {
     c.disconnect();
     await server.stop();

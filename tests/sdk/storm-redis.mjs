@@ -84,7 +84,8 @@ test(`reconnect storm over 2 nodes and Redis: ${N} clients dropped at once recov
     try {
       // A few rounds before the drop (a slow build fans out slowly).
       await waitFor(() => published[0] >= 5, 60000, () => `the publisher running (${published[0]} rounds)`);
-      await new Promise((r) => setTimeout(r, 1000));
+      const rounds1 = published[0];
+      await waitFor(() => published[0] >= rounds1 + 5, 60000, () => `5 more publisher rounds (${published[0] - rounds1})`);
 
       // Drop every connection of both nodes at once (reconnect advised), from A.
       dropped = Date.now();
@@ -94,7 +95,8 @@ test(`reconnect storm over 2 nodes and Redis: ${N} clients dropped at once recov
         () => `${N} resubscriptions (have ${counts.subscribed - N}, recovered ${counts.recovered}, unrecovered ${counts.unrecovered})`);
       stormIn = Date.now() - dropped;
       during = published.reduce((a, b) => a + b, 0) - atDrop;
-      await new Promise((r) => setTimeout(r, 1000));
+      const rounds2 = published[0];
+      await waitFor(() => published[0] >= rounds2 + 5, 60000, () => `5 more publisher rounds (${published[0] - rounds2})`);
     } finally {
       await publisher.stop();
     }

@@ -28,12 +28,14 @@ test(`reconnect storm: ${N} clients dropped at once lose and duplicate nothing`,
   // A publisher runs through the whole storm: channel k gets n = 0, 1, 2, ...
   const publisher = stormPublisher(server, KEY, CHANNELS);
   const { published } = publisher;
-  await new Promise((r) => setTimeout(r, 1000));
+  const rounds1 = published[0];
+  await waitFor(() => published[0] >= rounds1 + 5, 60000, () => `5 more publisher rounds (${published[0] - rounds1})`);
 
   // Drop every connection at once (reconnect advised).
   await api(server, KEY, 'disconnect', { user: '', disconnect: { code: 3011, reason: 'storm' } });
   await waitFor(() => counts.subscribed === 2 * N, 180000, `${N} resubscriptions`);
-  await new Promise((r) => setTimeout(r, 1000));
+  const rounds2 = published[0];
+  await waitFor(() => published[0] >= rounds2 + 5, 60000, () => `5 more publisher rounds (${published[0] - rounds2})`);
   await publisher.stop();
   const total = published.reduce((a, b) => a + b, 0);
   await waitFor(() => got.every((seen, i) => seen.length >= published[i % CHANNELS]), 30000, 'final deliveries');
