@@ -193,7 +193,8 @@ export function hs256Token(secret, claims) {
 
 /// A raw client-protocol connection (JSON, one message per line) on a `ws`
 /// WebSocket, for what the SDKs would not send or hide. Resolves once open
-/// (rejects on an error first, or after `ms`); `opts` go to `ws` (e.g.
+/// (rejects on an error first, or after `ms`); it answers the server's
+/// pings (`{}`) unless `pong: false`; other `opts` go to `ws` (e.g.
 /// `localAddress`, `headers`). The handle:
 /// - `send(x)`: a command object, an array of them (one frame, one per
 ///   line), or a string sent as it is;
@@ -205,7 +206,7 @@ export function hs256Token(secret, claims) {
 /// - `pushes()`: the messages that are not replies or pings;
 /// - `closed`: resolves with `{ code, reason }` once the socket is closed;
 /// - `close(code, reason)`, `terminate()`, and `ws` itself.
-export function openRaw(url, { ms = 5000, ...opts } = {}) {
+export function openRaw(url, { ms = 5000, pong = true, ...opts } = {}) {
   const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: ms, ...opts });
   const lines = [];
   const waiters = new Set();
@@ -223,6 +224,7 @@ export function openRaw(url, { ms = 5000, ...opts } = {}) {
       let m;
       try { m = JSON.parse(line); } catch { m = { raw: line }; }
       lines.push(m);
+      if (pong && line === '{}') ws.send('{}');
       for (const w of waiters) if (w.pred(m)) w.done(m);
     }
   });
