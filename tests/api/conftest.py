@@ -12,6 +12,7 @@ API_KEY = "test-api-key"
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from protocol_client import ProtocolClient  # noqa: E402
 from ringcast_server import RingcastServer, ringcast_bin  # noqa: E402
+from waits import wait_until  # noqa: E402,F401  (for the tests)
 
 
 class Server(RingcastServer):

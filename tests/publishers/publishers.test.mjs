@@ -1,21 +1,19 @@
 // The TCP publisher protocol (docs/publisher-protocol.md) end to end with the
 // Node example (examples/publishers/node/publisher.mjs) against the real
-// ringcast binary; a raw WebSocket subscriber checks what reaches clients.
-// No npm packages: the subscriber is a minimal RFC 6455 client over `net`.
+// ringcast binary; a raw WebSocket subscriber (the sdk harness's openRaw,
+// on tests/sdk's `ws`) checks what reaches clients.
 //
 //   RINGCAST_BIN=target/debug/ringcast node --test tests/publishers/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import crypto from 'node:crypto';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { Publisher, PublisherError } from '../../examples/publishers/node/publisher.mjs';
-// The sdk tests' harness starts the server (node built-ins only).
-import { startServer as startRingcast } from '../sdk/harness.mjs';
+// The sdk tests' harness starts the server and has the raw client.
+import { openRaw, startServer as startRingcast } from '../sdk/harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const EXAMPLE = path.join(root, 'examples/publishers/node/publisher.mjs');
@@ -36,162 +34,30 @@ async function startServer(args = []) {
 
 // ---- a raw WebSocket subscriber ------------------------------------------------
 
-/** Connects, sends `{"id":1,"connect":{}}` and `{"id":2,"subscribe":...}`,
- * collects the channel's publications (`push.pub`), answers pings `{}`. */
-class Subscriber {
-  constructor(url, channel) {
-    this.url = new URL(url);
-    this.channel = channel;
-    this.pubs = [];
-    this.replies = new Map();
-    this.waiters = [];
-    this.closed = null;
-  }
-
-  async open() {
-    const key = crypto.randomBytes(16).toString('base64');
-    const sock = net.connect({ host: this.url.hostname, port: Number(this.url.port) });
-    this.sock = sock;
-    sock.setNoDelay(true);
-    sock.write(
-      `GET ${this.url.pathname} HTTP/1.1\r\nHost: ${this.url.host}\r\nUpgrade: websocket\r\n` +
-        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
-    let buf = Buffer.alloc(0);
-    let upgraded = false;
-    let message = [];
-    await new Promise((resolve, reject) => {
-      sock.on('error', reject);
-      sock.on('close', () => {
-        this.closed ??= 'closed';
-        this._wake();
-        reject(new Error('closed before the upgrade'));
-      });
-      sock.on('data', (chunk) => {
-        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-        if (!upgraded) {
-          const end = buf.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          const head = buf.subarray(0, end).toString();
-          if (!/^HTTP\/1\.1 101/.test(head)) return reject(new Error(`upgrade refused: ${head}`));
-          upgraded = true;
-          buf = buf.subarray(end + 4);
-          resolve();
-        }
-        let pos = 0;
-        for (;;) {
-          if (buf.length - pos < 2) break;
-          const fin = buf[pos] & 0x80;
-          const op = buf[pos] & 0x0f;
-          let len = buf[pos + 1] & 0x7f;
-          let hdr = 2;
-          if (len === 126) {
-            if (buf.length - pos < 4) break;
-            len = buf.readUInt16BE(pos + 2);
-            hdr = 4;
-          } else if (len === 127) {
-            if (buf.length - pos < 10) break;
-            len = Number(buf.readBigUInt64BE(pos + 2));
-            hdr = 10;
-          }
-          if (buf.length - pos < hdr + len) break;
-          const payload = buf.subarray(pos + hdr, pos + hdr + len);
-          pos += hdr + len;
-          if (op === 0x8) {
-            this.closed = `close frame ${len >= 2 ? payload.readUInt16BE(0) : ''}`;
-            sock.end();
-          } else if (op === 0x9) {
-            this._send(0xa, payload);
-          } else if (op === 0x1 || op === 0x0) {
-            message.push(Buffer.from(payload));
-            if (fin) {
-              this._onText(Buffer.concat(message).toString('utf8'));
-              message = [];
-            }
-          }
-        }
-        buf = buf.subarray(pos);
-      });
-    });
-    this._sendJson({ id: 1, connect: {} });
-    const c = await this._reply(1);
+/** Connects (the harness's raw client-protocol connection), subscribes to
+ * `channel` and collects its publications (`push.pub`); answers pings. */
+async function openSubscriber(url, channel) {
+  const raw = await openRaw(url);
+  const sub = { close: () => raw.terminate() };
+  try {
+    raw.send({ id: 1, connect: {} });
+    const c = await raw.reply(1);
     assert.ok(c.connect, JSON.stringify(c));
-    this._sendJson({ id: 2, subscribe: { channel: this.channel } });
-    const s = await this._reply(2);
+    raw.send({ id: 2, subscribe: { channel } });
+    const s = await raw.reply(2);
     assert.ok(s.subscribe, JSON.stringify(s));
-    this.epoch = s.subscribe.epoch;
-    return this;
+    sub.epoch = s.subscribe.epoch;
+  } catch (e) {
+    raw.terminate();
+    throw e;
   }
-
-  _send(op, payload) {
-    const mask = crypto.randomBytes(4);
-    const len = payload.length;
-    const hdr = len < 126 ? Buffer.from([0x80 | op, 0x80 | len]) : Buffer.alloc(len < 65536 ? 4 : 10);
-    if (len >= 126 && len < 65536) {
-      hdr[0] = 0x80 | op;
-      hdr[1] = 0x80 | 126;
-      hdr.writeUInt16BE(len, 2);
-    } else if (len >= 65536) {
-      hdr[0] = 0x80 | op;
-      hdr[1] = 0x80 | 127;
-      hdr.writeBigUInt64BE(BigInt(len), 2);
-    }
-    const masked = Buffer.alloc(len);
-    for (let i = 0; i < len; i++) masked[i] = payload[i] ^ mask[i & 3];
-    this.sock.write(Buffer.concat([hdr, mask, masked]));
-  }
-
-  _sendJson(obj) {
-    this._send(0x1, Buffer.from(JSON.stringify(obj)));
-  }
-
-  _onText(text) {
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      const msg = JSON.parse(line);
-      if (msg.id !== undefined) this.replies.set(msg.id, msg);
-      else if (msg.push) {
-        if (msg.push.channel === this.channel && msg.push.pub) this.pubs.push(msg.push.pub);
-      } else if (Object.keys(msg).length === 0) this._send(0x1, Buffer.from('{}')); // ping -> pong
-    }
-    this._wake();
-  }
-
-  _wake() {
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) w();
-  }
-
-  _until(pred, ms, what) {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(timer);
-          resolve();
-        } else if (this.closed) {
-          clearTimeout(timer);
-          reject(new Error(`subscriber ${this.closed} while waiting for ${what}`));
-        } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  async _reply(id) {
-    await this._until(() => this.replies.has(id), 5000, `reply ${id}`);
-    return this.replies.get(id);
-  }
-
-  async wait(n, ms) {
-    await this._until(() => this.pubs.length >= n, ms, `${n} publications (have ${this.pubs.length})`);
-    return this.pubs;
-  }
-
-  close() {
-    this.sock?.destroy();
-  }
+  /** Resolves with the publications once there are `n`. */
+  sub.wait = async (n, ms) => {
+    let seen = 0;
+    await raw.next((m) => m.push?.channel === channel && m.push.pub && ++seen >= n, ms, () => `${n} publications (have ${seen})`);
+    return raw.lines.filter((m) => m.push?.channel === channel && m.push.pub).map((m) => m.push.pub);
+  };
+  return sub;
 }
 
 function checkInOrder(pubs, n) {
@@ -218,9 +84,9 @@ after(async () => {
 });
 
 async function subscriber(channel) {
-  const s = new Subscriber(server.wsUrl, channel);
+  const s = await openSubscriber(server.wsUrl, channel);
   cleanup.push(s);
-  return s.open();
+  return s;
 }
 
 async function publisher(apiKey = API_KEY) {

@@ -2,6 +2,7 @@
 // on a free loopback port (Node's http), answering Centrifugo's proxy
 // protocol. What it answers is decided by `routes` (path → handler), which a
 // test may replace at any time; every request is recorded in `requests`,
+// `open` counts the requests not answered yet, `answered` those answered,
 // and `peak` is the most requests it has had open at once (the most
 // connections ringcast used).
 //
@@ -16,6 +17,7 @@ export async function startBackend(routes = {}) {
     routes: { ...routes },
     requests: [],
     open: 0,
+    answered: 0,
     peak: 0,
     sockets: new Set(),
     socketsSeen: 0,
@@ -46,6 +48,7 @@ export async function startBackend(routes = {}) {
         res.writeHead(answer.status ?? 200, { 'content-type': 'text/plain' });
         res.end(answer.text ?? '');
       }
+      backend.answered++;
     } finally {
       backend.open--;
     }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Centrifuge } from 'centrifuge';
 import { Centrifuge as ProtoCentrifuge } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
-import { startWithConfig, waitFor, api } from './harness.mjs';
+import { startWithConfig, waitFor, api, openRaw } from './harness.mjs';
 import { connect, startCluster, subscribe } from './nodes.mjs';
 
 const KEY = 'delta-test-key';
@@ -143,21 +143,15 @@ test('a namespace without deltas gives a plain subscription; an unknown type is 
   c.disconnect();
 
   // A raw client: centrifuge-js only ever sends 'fossil'.
-  const ws = new WebSocket(server.url);
-  await new Promise((r) => ws.once('open', r));
-  const closed = new Promise((r) => ws.once('close', (code) => r(code)));
-  ws.send('{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"board:x","delta":"xdelta"}}');
-  assert.equal(await closed, 3501);
+  const raw = await openRaw(server.url);
+  raw.send([{ id: 1, connect: {} }, { id: 2, subscribe: { channel: 'board:x', delta: 'xdelta' } }]);
+  assert.equal((await raw.closed).code, 3501);
   // A tags filter (Centrifugo 6's `tf`) where the namespace does not allow
   // one (and with deltas the SDKs refuse it anyway): 107, as Centrifugo.
-  const ws2 = new WebSocket(server.url);
-  await new Promise((r) => ws2.once('open', r));
-  const lines = [];
-  ws2.on('message', (m) => lines.push(...String(m).split('\n').filter(Boolean).map((l) => JSON.parse(l))));
-  ws2.send('{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"board:y","tf":{"key":"k","cmp":"eq","val":"v"}}}');
-  await waitFor(() => lines.some((l) => l.id === 2), 5000, 'subscribe reply');
-  assert.deepEqual(lines.find((l) => l.id === 2).error, { code: 107, message: 'bad request' });
-  ws2.close();
+  const raw2 = await openRaw(server.url);
+  raw2.send([{ id: 1, connect: {} }, { id: 2, subscribe: { channel: 'board:y', tf: { key: 'k', cmp: 'eq', val: 'v' } } }]);
+  assert.deepEqual((await raw2.reply(2)).error, { code: 107, message: 'bad request' });
+  raw2.close();
 });
 
 test('over the Redis broker: a delta subscriber on one node decodes publications made on another, across recovery', { timeout: 30000 }, async () => {

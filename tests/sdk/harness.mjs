@@ -1,5 +1,8 @@
-// Starts the real ringcast binary on a free port and stops it after the test.
+// The Node test-support layer: starts the real ringcast binary on free ports
+// (stopped after the test), waits that poll a condition to a deadline, the
+// server API, HS256 tokens, and one raw client-protocol connection (openRaw).
 import { spawn } from 'node:child_process';
+import WebSocket from 'ws';
 import { once } from 'node:events';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -186,4 +189,79 @@ export function hs256Token(secret, claims) {
   const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const msg = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
   return `${msg}.${crypto.createHmac('sha256', secret).update(msg).digest('base64url')}`;
+}
+
+/// A raw client-protocol connection (JSON, one message per line) on a `ws`
+/// WebSocket, for what the SDKs would not send or hide. Resolves once open
+/// (rejects on an error first, or after `ms`); it answers the server's
+/// pings (`{}`) unless `pong: false`; other `opts` go to `ws` (e.g.
+/// `localAddress`, `headers`). The handle:
+/// - `send(x)`: a command object, an array of them (one frame, one per
+///   line), or a string sent as it is;
+/// - `lines`: every message received so far, parsed (a line that is not
+///   JSON is kept as `{ raw }`), server pings (`{}`) included;
+/// - `next(pred, ms, what)`: the first message (seen or to come) for which
+///   `pred` holds; rejects after `ms` or when the socket closes first;
+/// - `reply(id, ms)`: `next` for the reply to command `id`;
+/// - `pushes()`: the messages that are not replies or pings;
+/// - `closed`: resolves with `{ code, reason }` once the socket is closed;
+/// - `close(code, reason)`, `terminate()`, and `ws` itself.
+export function openRaw(url, { ms = 5000, pong = true, ...opts } = {}) {
+  const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: ms, ...opts });
+  const lines = [];
+  const waiters = new Set();
+  let end = null;
+  const closed = new Promise((resolve) => {
+    ws.once('close', (code, reason) => {
+      end = { code, reason: String(reason) };
+      for (const w of waiters) w.fail(`the socket closed (${end.code} ${end.reason})`);
+      resolve(end);
+    });
+  });
+  ws.on('message', (data) => {
+    for (const line of String(data).split('\n')) {
+      if (!line) continue;
+      let m;
+      try { m = JSON.parse(line); } catch { m = { raw: line }; }
+      lines.push(m);
+      if (pong && line === '{}') ws.send('{}');
+      for (const w of waiters) if (w.pred(m)) w.done(m);
+    }
+  });
+  const next = (pred, wait = 5000, what = 'a message') => {
+    const seen = lines.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = {
+        pred,
+        done: (m) => { clearTimeout(w.timer); waiters.delete(w); resolve(m); },
+        fail: (why) => {
+          clearTimeout(w.timer);
+          waiters.delete(w);
+          reject(new Error(`no ${typeof what === 'function' ? what() : what}: ${why}; got ${JSON.stringify(lines).slice(0, 2000)}`));
+        },
+      };
+      if (end) return w.fail(`the socket closed (${end.code} ${end.reason})`);
+      w.timer = setTimeout(() => w.fail(`timed out after ${wait} ms`), wait);
+      waiters.add(w);
+    });
+  };
+  const raw = {
+    ws,
+    lines,
+    closed,
+    next,
+    reply: (id, wait = 5000) => next((m) => m.id === id, wait, `reply to id ${id}`),
+    pushes: () => lines.filter((m) => m.id === undefined && Object.keys(m).length > 0),
+    send(x) {
+      if (typeof x === 'string') return ws.send(x);
+      return ws.send((Array.isArray(x) ? x : [x]).map((c) => JSON.stringify(c)).join('\n'));
+    },
+    close: (code, reason) => ws.close(code, reason),
+    terminate: () => ws.terminate(),
+  };
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => { ws.off('error', reject); ws.on('error', () => {}); resolve(raw); });
+    ws.once('error', reject);
+  });
 }

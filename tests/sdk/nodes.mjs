@@ -135,7 +135,7 @@ export function publishLoop(c, channel, { p = 0, make = (n) => ({ p, n, t: Date.
         acked.push(n);
       } catch (e) {
         errors.push({ n, code: e?.code, message: e?.message, at: Date.now() });
-        await sleep(20);
+        await sleep(20); // paces the retries on purpose (waits for nothing)
       }
     }
   })();
@@ -175,7 +175,7 @@ export function stormPublisher(server, key, channels) {
     while (running) {
       await Promise.all(published.map((n, k) => api(server, key, 'publish', { channel: `storm:${k}`, data: { n } })));
       for (let k = 0; k < channels; k++) published[k]++;
-      await sleep(10);
+      await sleep(10); // paces the rounds on purpose (waits for nothing)
     }
   })();
   return { published, async stop() { running = false; await done; } };
@@ -228,7 +228,7 @@ export async function stormClients(n, channels, url, { clients = [], got = [], e
     sub.subscribe();
     c.connect();
     clients.push(c);
-    if (i % 500 === 499) await sleep(20);
+    if (i % 500 === 499) await sleep(20); // paces the connects on purpose
   }
   return { clients, got, counts };
 }

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { Centrifuge } from 'centrifuge';
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
-import { startWithConfig, waitFor, api, eventually } from './harness.mjs';
+import { startWithConfig, waitFor, api, eventually, openRaw } from './harness.mjs';
 import { startCluster } from './nodes.mjs';
 
 const KEY = 'transports-test-key';
@@ -232,11 +232,9 @@ test('uni_sse with a browser-style EventSource, and uni_websocket with a plain W
   const es = new EventSource(`${base()}/connection/uni_sse?cf_connect=${encodeURIComponent('{}')}`);
   const esGot = [];
   es.onmessage = (e) => esGot.push(JSON.parse(e.data));
-  const ws = new WebSocket(`ws://${server.addr}/connection/uni_websocket`);
-  const wsGot = [];
-  ws.on('message', (m) => wsGot.push(...String(m).split('\n').map((l) => JSON.parse(l))));
-  await new Promise((r) => ws.once('open', r));
-  ws.send(JSON.stringify({}));
+  const uni = await openRaw(`ws://${server.addr}/connection/uni_websocket`);
+  uni.send({});
+  const wsGot = uni.lines;
   try {
     await waitFor(() => esGot.length === 1 && wsGot.length === 1, 5000, 'connect pushes');
     await api(server, KEY, 'publish', { channel: 'uni:news', data: { hello: 'uni' } });
@@ -248,7 +246,7 @@ test('uni_sse with a browser-style EventSource, and uni_websocket with a plain W
     }
   } finally {
     es.close();
-    ws.close();
+    uni.close();
   }
 });
 

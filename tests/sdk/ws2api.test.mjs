@@ -263,14 +263,7 @@ ${nodes.map((n, i) => `  server n${i} ${n.addr}`).join('\n')}
   const clients = [];
   try {
     // Up when it answers.
-    for (let i = 0; i < 50 && clients.length === 0; i++) {
-      try {
-        clients.push(await open(`ws://127.0.0.1:${port}/h0`));
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    assert.equal(clients.length, 1, `haproxy up: ${hlog}`);
+    clients.push(await eventually(() => open(`ws://127.0.0.1:${port}/h0`), 5000, () => `haproxy up: ${hlog}`, 100));
     for (let i = 1; i < 30; i++) clients.push(await open(`ws://127.0.0.1:${port}/h${i}`));
     const counts = await Promise.all(nodes.map(async (n) => {
       const t = await (await fetch(`http://${n.addr}/`)).text();
@@ -368,12 +361,12 @@ test('ws2api: a shutdown does not wait for the backend past --shutdown-timeout, 
     }));
     await eventually(async () => (await counters(server)).connections_closed === 6, 5000, 'the closes counted');
     await waitFor(() => backend.requests.filter((r) => r.method === 'DELETE').length === 2, 5000, 'two DELETEs in flight');
-    const t0 = Date.now();
     server.signal('SIGTERM');
+    // The backend never answers: without the deadline the process would
+    // not exit at all. The log line below is written only when the
+    // deadline fires (not a clock read here).
     const exit = await exitWithin(server, 8000);
-    const took = Date.now() - t0;
     assert.deepEqual(exit, { code: 0, signal: null }, server.log());
-    assert.ok(took >= 900 && took < 4000, `exited ${took} ms after the signal, the deadline being 1 s`);
     assert.match(server.log(), /backend calls not delivered by the shutdown deadline.*undelivered=6.*queued=4.*in_flight=2/, server.log());
   } finally {
     await server.stop();

@@ -6,12 +6,16 @@ Server pings (`{}`) are answered wherever lines are read.
     c.call("presence", {...})          # a command, its reply
     c.subscribe("news"); c.pushes(3)   # pull pushes in order
     c.collect("news"); c.wait(100, 5)  # or: a reader thread collects pubs
+    c.closed()                         # the server's close: (code, reason)
 """
 import json
 import threading
 import time
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
+
+from waits import wait_until
 
 
 class ProtocolClient:
@@ -51,15 +55,33 @@ class ProtocolClient:
         """Sends a command; returns its reply. What arrives meanwhile stays
         queued for `recv` / `pushes`, in order."""
         cid = self.send(method, params)
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         skipped = []
-        while time.time() < deadline:
+        while time.monotonic() < deadline:
             msg = self.recv(timeout)
             if msg.get("id") == cid:
                 self.pending = skipped + self.pending
                 return msg
             skipped.append(msg)
         raise TimeoutError(method)
+
+    def closed(self, timeout=5):
+        """Reads (keeping what arrives for `recv` / `pushes`) until the server
+        closes the connection; returns its close frame's (code, reason), or
+        (None, "") when it closed without one. Fails if the connection is
+        still open after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.pending.extend(self._lines(left))
+        except ConnectionClosed as e:
+            return (e.rcvd.code, e.rcvd.reason) if e.rcvd else (None, "")
+        except TimeoutError:
+            raise AssertionError(f"the server did not close the connection within {timeout} s "
+                                 f"(got {self.pending!r})") from None
 
     def subscribe(self, channel):
         reply = self.call("subscribe", {"channel": channel})
@@ -105,11 +127,8 @@ class ProtocolClient:
 
     def wait(self, n, timeout):
         """At least `n` collected publications within `timeout` seconds."""
-        deadline = time.time() + timeout
-        while len(self.publications) < n and time.time() < deadline:
-            if not self._reader.is_alive():
-                break
-            time.sleep(0.01)
+        wait_until(lambda: len(self.publications) >= n or not self._reader.is_alive(),
+                   lambda: f"{n} publications (got {len(self.publications)})", timeout, every=0.01)
         assert len(self.publications) >= n, \
             f"got {len(self.publications)} of {n} publications (reader: {self.reader_error!r})"
         return self.publications
