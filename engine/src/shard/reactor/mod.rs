@@ -48,14 +48,11 @@ use crate::ws::Decoder;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// A connection as the reactor holds it, inline in its slab (no allocation
-/// of its own: docs/why-subscribed-memory.md). 64 bytes with the client
-/// protocol's state (`sizes` below).
+/// of its own: docs/why-subscribed-memory.md). 48 bytes with the client
+/// protocol's state (`tests` below).
 struct Entry<St> {
     conn: Rc<Conn>,
     sock: Socket,
-    /// The address the connection's place under the ceiling was taken for
-    /// (`Slot::into_ip`), given back by `remove` (or the reactor's drop).
-    ip: Option<IpAddr>,
     generation: u32,
     decoder: Decoder,
     /// An incomplete frame's bytes (the scratch buffer is shared).
@@ -75,8 +72,14 @@ pub(crate) struct Reactor<St> {
     /// What the shard's connections have queued; each holds a handle.
     outbox: Rc<Outbox>,
     slab: RefCell<Vec<Option<Entry<St>>>>,
-    /// Where every connection's place was taken (`Entry::ip`).
+    /// Where every connection's place was taken. A place is given back by
+    /// `remove` (or the reactor's drop).
     ceiling: Arc<Ceiling>,
+    /// The address each connection's place was taken for (`Slot::into_ip`),
+    /// by token, where there is one: only with a per-address limit
+    /// (`max_connections_per_ip`), so the table stays empty by default and
+    /// the 18 bytes are not in every entry.
+    ips: RefCell<Vec<Option<IpAddr>>>,
     free: RefCell<Vec<u32>>,
     next_generation: Cell<u32>,
     /// Tokens whose reads stopped before EAGAIN.
@@ -97,6 +100,7 @@ impl<St> Reactor<St> {
             outbox: Rc::new(Outbox::new(limit)),
             slab: RefCell::new(Vec::new()),
             ceiling,
+            ips: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             next_generation: Cell::new(1),
             pending_reads: RefCell::new(Vec::new()),
@@ -129,8 +133,12 @@ impl<St> Reactor<St> {
 impl<St> Drop for Reactor<St> {
     /// Gives back the places of the connections still held.
     fn drop(&mut self) {
-        for e in self.slab.get_mut().iter().flatten() {
-            self.ceiling.release(e.ip);
+        let ips = self.ips.get_mut();
+        for (token, e) in self.slab.get_mut().iter().enumerate() {
+            if e.is_some() {
+                self.ceiling
+                    .release(ips.get_mut(token).and_then(Option::take));
+            }
         }
     }
 }
@@ -162,13 +170,19 @@ pub(crate) fn adopt<S: Service>(
         r.free.borrow_mut().push(token);
         return Err(e);
     }
+    if let Some(ip) = slot.into_ip(&r.ceiling) {
+        let mut ips = r.ips.borrow_mut();
+        if ips.len() <= token as usize {
+            ips.resize(token as usize + 1, None);
+        }
+        ips[token as usize] = Some(ip);
+    }
     conn.set_token(token);
     shard.stats.transport(conn.framing(), true);
     let has_rest = rest.is_some();
     r.slab.borrow_mut()[token as usize] = Some(Entry {
         conn,
         sock,
-        ip: slot.into_ip(&r.ceiling),
         generation,
         decoder: Decoder::new(),
         partial: rest.map(Box::new),
@@ -372,8 +386,10 @@ fn remove<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32, end: End) {
     e.conn.set_token(u32::MAX);
     shard.stats.transport(e.conn.framing(), false);
     shard.stats.closed(end);
-    let ip = e.ip;
     drop(e); // closes the socket (and leaves the epoll set)
+    let ip = (shard.reactor.ips.borrow_mut())
+        .get_mut(token as usize)
+        .and_then(Option::take);
     shard.reactor.ceiling.release(ip);
 }
 
@@ -407,7 +423,7 @@ mod tests {
         let client = size_of::<Option<Entry<Rc<Session>>>>();
         let echo = size_of::<Option<Entry<()>>>();
         println!("Entry<Rc<Session>> {client:4} B\nEntry<()>          {echo:4} B");
-        assert_eq!(client, 64);
-        assert!(echo <= 64, "{echo}");
+        assert_eq!(client, 48);
+        assert!(echo <= 48, "{echo}");
     }
 }
