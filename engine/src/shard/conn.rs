@@ -6,7 +6,7 @@
 //! leave together.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::io::IoSlice;
 use std::rc::Rc;
 
@@ -86,9 +86,9 @@ pub struct Conn {
     /// The reactor's slab slot (set when the connection is handed over).
     token: Cell<u32>,
     /// What waits to be sent (one frame inline: no allocation while idle).
-    /// A `Cell`, not a `RefCell` (whose count would take 8 bytes more): each
-    /// method takes the queue out and puts it back (`with_out`).
-    out: Cell<OutQueue>,
+    /// Not a `RefCell` (whose count would take 8 bytes more): every access
+    /// is one `with_out` call, whose closures reach nothing but the queue.
+    out: UnsafeCell<OutQueue>,
     /// Bytes queued, in 32 bits like the limit (this, and the limit kept in
     /// the outbox, leave room for the outbox handle within 88 bytes).
     /// Saturating at 4 GiB: a connection with a limit is cut long before;
@@ -141,7 +141,7 @@ impl Conn {
         Conn {
             id,
             token: Cell::new(u32::MAX),
-            out: Cell::new(OutQueue::Empty),
+            out: UnsafeCell::new(OutQueue::Empty),
             out_bytes: Cell::new(0),
             flags: Flags(Cell::new(0)),
             framing,
@@ -151,14 +151,15 @@ impl Conn {
         }
     }
 
-    /// Runs `f` on the queue, taken out of its cell for the call. `f` must
-    /// not queue on this connection (what it queued would be lost).
+    /// Runs `f` on the queue. Every closure passed here is in this file and
+    /// touches the queue and local values only, never this `Conn`.
     #[inline]
     fn with_out<R>(&self, f: impl FnOnce(&mut OutQueue) -> R) -> R {
-        let mut out = self.out.take();
-        let r = f(&mut out);
-        self.out.set(out);
-        r
+        // SAFETY: `Conn` is not `Sync` (its `Cell`s), so only this thread
+        // reaches `out`, and only through this function; its callers' closures
+        // do not call back into the `Conn`, so no other reference to the
+        // queue is alive while `f` runs.
+        f(unsafe { &mut *self.out.get() })
     }
 
     /// Whether this connection queues into `outbox`.
@@ -328,14 +329,12 @@ impl Conn {
     /// Drops everything queued except a frame already partly sent (cutting
     /// that one would corrupt the stream before the close frame).
     fn drop_queued(&self) {
-        let mut out = self.out.take();
-        let keep = if self.flags.get(FRONT_STARTED) {
-            out.pop_front()
-        } else {
-            None
-        };
-        out.clear();
-        self.out.set(out);
+        let started = self.flags.get(FRONT_STARTED);
+        let keep = self.with_out(|out| {
+            let keep = if started { out.pop_front() } else { None };
+            out.clear();
+            keep
+        });
         // Dropped deliveries never reach the kernel: not timed. (A frame
         // already partly on the wire is not counted either.)
         self.timed.set(0);
@@ -394,7 +393,7 @@ impl Conn {
     pub(crate) fn with_front<R>(&self, max: usize, f: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
         // Out of its cell while `f` runs: a frame queued meanwhile (which the
         // reactor's sends never do) would be dropped, not sent out of order.
-        let out = self.out.take();
+        let out = self.with_out(std::mem::take);
         let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
         let mut n = 0;
         for b in out.iter().take(max.min(MAX_IOV)) {
@@ -402,7 +401,7 @@ impl Conn {
             n += 1;
         }
         let r = f(&iov[..n]);
-        self.out.set(out);
+        self.with_out(|q| *q = out);
         r
     }
 
@@ -434,22 +433,28 @@ impl Conn {
     pub(crate) fn consume(&self, mut sent: usize) -> usize {
         self.out_bytes
             .set(self.out_bytes.get().saturating_sub(saturate(sent)));
-        let mut out = self.out.take();
-        let mut frames = 0;
-        while sent > 0 {
-            let front = out.front_mut().expect("sent more than queued");
-            if front.len() <= sent {
-                sent -= front.len();
-                out.pop_front();
-                frames += 1;
-                self.flags.set(FRONT_STARTED, false);
-            } else {
-                front.advance(sent);
-                sent = 0;
-                self.flags.set(FRONT_STARTED, true);
+        // Whether the front frame is partly sent: unchanged when nothing was.
+        let mut started = None;
+        let frames = self.with_out(|out| {
+            let mut frames = 0;
+            while sent > 0 {
+                let front = out.front_mut().expect("sent more than queued");
+                if front.len() <= sent {
+                    sent -= front.len();
+                    out.pop_front();
+                    frames += 1;
+                    started = Some(false);
+                } else {
+                    front.advance(sent);
+                    sent = 0;
+                    started = Some(true);
+                }
             }
+            frames
+        });
+        if let Some(started) = started {
+            self.flags.set(FRONT_STARTED, started);
         }
-        self.out.set(out);
         let timed = self.timed.get();
         if timed > 0 && frames > 0 {
             let sent = timed.min(frames.min(u16::MAX as usize) as u16);
