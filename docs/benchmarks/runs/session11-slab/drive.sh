@@ -5,13 +5,13 @@
 # subscriptions per connection), then raw WebSocket (`ringcast echo`).
 #   BIN_A=/tmp/slab-bin/A BIN_B=/tmp/slab-bin/B drive.sh [PAIRS]
 # FIRST=K: pairs K..PAIRS only. CFGS overrides the client configurations,
-# RAW=0 skips the raw runs. Each run is ./hold.sh (session 9's plus `raw`);
+# RAW=0 skips the raw runs, OUT_DIR puts the runs elsewhere. Each run is ./hold.sh (session 9's plus `raw`);
 # the table: ./summary.sh > summary.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${BIN_A:?}" "${BIN_B:?}"
 PAIRS=${1:-3}
-export OUT=$here N=${N:-15000} D=${D:-6} PORT=${PORT:-21700}
+export OUT=${OUT_DIR:-$here} N=${N:-15000} D=${D:-6} PORT=${PORT:-21700}
 for cfg in ${CFGS:-"1:1:1" "2:1:1" "1:1000:1" "1:1000:5"}; do
   IFS=: read -r shards channels subs <<<"$cfg"
   cpu=0; [ "$shards" = 2 ] && cpu=0,1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# summary.sh: RSS per connection of every run here, by configuration and
+# summary.sh: RSS per connection of every run here (or in DIR), by configuration and
 # build, the medians, and B/A of the medians (python3).
-cd "$(dirname "$0")"
+cd "${DIR:-$(dirname "$0")}"
 python3 - "$@" <<'PY'
 import glob, json, re, statistics, collections
 runs = collections.defaultdict(list)
