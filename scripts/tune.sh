@@ -25,12 +25,13 @@ STATE_VERSION=1
 
 DEFAULT_CONNECTIONS=1000000
 # ringcast's own memory per idle client, connected and subscribed to one
-# channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards, 441-470 B
-# measured in session 10 (docs/benchmarks.md), rounded up; a raw WebSocket
-# connection is 258 B
-DEFAULT_PER_CONN_BYTES=480
-# ... and per subscription past the first (same runs, 5 against 1 per client:
-# 66 B measured, 68 B on main before the change; rounded up)
+# channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards, 340-354 B
+# with 1 channel, 397-400 B with 1,000, measured in session 11
+# (docs/benchmarks.md); a raw WebSocket connection is 206 B
+DEFAULT_PER_CONN_BYTES=400
+# ... and per subscription past the first (same runs, 5 against 1 per client,
+# 1,000 channels: 59-61 B measured in session 11, 61-63 B on main before it,
+# 66 B in session 10; rounded up)
 DEFAULT_PER_SUB_BYTES=72
 DEFAULT_SUBS_PER_CONN=1
 DEFAULT_KERNEL_BYTES=4096       # kernel memory per idle TCP socket (measured)

@@ -76,3 +76,29 @@ fn full_ceiling_refuses_cleanly_and_keeps_serving() {
     assert_eq!(server.metric("ringcast_connections"), 128.0);
     assert_eq!(server.metric("ringcast_connections_refused_total"), 20.0);
 }
+
+#[test]
+fn a_per_address_place_is_given_back_when_its_connection_closes() {
+    // The reactor keeps a connection's address apart from its slab entry
+    // (only where a per-address limit is set): closing the connection must
+    // still give the address's place back.
+    let server = Server::with_config(
+        "[client]\ninsecure = true\nmax_connections_per_ip = 2\n",
+        &["--shards", "1"],
+    );
+    let mut held: Vec<Proto> = (0..2).map(|_| Proto::connected(&server, None).0).collect();
+    let resp = http_exchange(server.addr, upgrade_request(WS_PATH).as_bytes());
+    assert_eq!(resp.status(), 503, "{resp:?}");
+    for round in 0..3 {
+        drop(held.pop());
+        server.wait_metric("ringcast_connections", 1.0);
+        let (mut again, _) = Proto::connected(&server, None);
+        again.assert_alive();
+        held.push(again);
+        let resp = http_exchange(server.addr, upgrade_request(WS_PATH).as_bytes());
+        assert_eq!(resp.status(), 503, "round {round}: {resp:?}");
+    }
+    for c in held.iter_mut() {
+        c.assert_alive();
+    }
+}

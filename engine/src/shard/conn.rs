@@ -6,7 +6,7 @@
 //! leave together.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, UnsafeCell};
 use std::io::IoSlice;
 use std::rc::Rc;
 
@@ -86,14 +86,15 @@ pub struct Conn {
     /// The reactor's slab slot (set when the connection is handed over).
     token: Cell<u32>,
     /// What waits to be sent (one frame inline: no allocation while idle).
-    out: RefCell<OutQueue>,
+    /// Not a `RefCell` (whose count would take 8 bytes more): every access
+    /// is one `with_out` call, whose closures reach nothing but the queue.
+    out: UnsafeCell<OutQueue>,
     /// Bytes queued, in 32 bits like the limit (this, and the limit kept in
     /// the outbox, leave room for the outbox handle within 88 bytes).
     /// Saturating at 4 GiB: a connection with a limit is cut long before;
     /// one without (the backpressure policy) that queued 4 GiB would count
     /// too few bytes once it drained below, which only `queued_bytes` reads.
     out_bytes: Cell<u32>,
-    close: Cell<Option<Box<CloseRequest>>>,
     /// `DIRTY_FLAG`, `FRONT_STARTED`, `BLOCKED`, `CLOSED`, `HELD`, `OWN_ID` (one
     /// byte: the connection is allocated per client, see
     /// docs/why-subscribed-memory.md).
@@ -140,15 +141,25 @@ impl Conn {
         Conn {
             id,
             token: Cell::new(u32::MAX),
-            out: RefCell::new(OutQueue::Empty),
+            out: UnsafeCell::new(OutQueue::Empty),
             out_bytes: Cell::new(0),
-            close: Cell::new(None),
             flags: Flags(Cell::new(0)),
             framing,
             timed: Cell::new(0),
             timed_since: Cell::new(latency::NO_STAMP),
             outbox: outbox.clone(),
         }
+    }
+
+    /// Runs `f` on the queue. Every closure passed here is in this file and
+    /// touches the queue and local values only, never this `Conn`.
+    #[inline]
+    fn with_out<R>(&self, f: impl FnOnce(&mut OutQueue) -> R) -> R {
+        // SAFETY: `Conn` is not `Sync` (its `Cell`s), so only this thread
+        // reaches `out`, and only through this function; its callers' closures
+        // do not call back into the `Conn`, so no other reference to the
+        // queue is alive while `f` runs.
+        f(unsafe { &mut *self.out.get() })
     }
 
     /// Whether this connection queues into `outbox`.
@@ -188,7 +199,7 @@ impl Conn {
         }
         self.add_queued(first.len());
         // Nothing has left while held, so nothing is partly on the wire.
-        self.out.borrow_mut().push_front(first);
+        self.with_out(|out| out.push_front(first));
         self.mark_dirty();
         if self.token.get() != u32::MAX {
             self.outbox.urgent(self.token.get(), false);
@@ -264,7 +275,7 @@ impl Conn {
             return false;
         }
         self.out_bytes.set(saturate(total));
-        self.out.borrow_mut().push_back(frame);
+        self.with_out(|out| out.push_back(frame));
         self.mark_dirty();
         true
     }
@@ -291,10 +302,11 @@ impl Conn {
     /// request wins.
     pub fn close_with(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
         if !self.flags.replace(CLOSED, true) {
-            self.close.set(Some(Box::new(CloseRequest {
+            let req = CloseRequest {
                 code,
                 reason: reason.into(),
-            })));
+            };
+            self.outbox.put_close(self.id, req);
             self.mark_dirty();
         }
     }
@@ -317,20 +329,19 @@ impl Conn {
     /// Drops everything queued except a frame already partly sent (cutting
     /// that one would corrupt the stream before the close frame).
     fn drop_queued(&self) {
-        let mut out = self.out.borrow_mut();
-        let keep = if self.flags.get(FRONT_STARTED) {
-            out.pop_front()
-        } else {
-            None
-        };
-        out.clear();
+        let started = self.flags.get(FRONT_STARTED);
+        let keep = self.with_out(|out| {
+            let keep = if started { out.pop_front() } else { None };
+            out.clear();
+            keep
+        });
         // Dropped deliveries never reach the kernel: not timed. (A frame
         // already partly on the wire is not counted either.)
         self.timed.set(0);
         self.out_bytes
             .set(saturate(keep.as_ref().map_or(0, |b| b.len())));
         if let Some(k) = keep {
-            out.push_back(k);
+            self.with_out(|out| out.push_back(k));
         }
     }
 
@@ -343,11 +354,15 @@ impl Conn {
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.borrow().is_empty()
+        self.with_out(|out| !out.is_empty())
     }
 
+    /// The close request, once (it is kept in the outbox: `close_with`).
     pub(crate) fn take_close(&self) -> Option<CloseRequest> {
-        self.close.take().map(|b| *b)
+        if !self.flags.get(CLOSED) {
+            return None;
+        }
+        self.outbox.take_close(self.id)
     }
 
     pub(crate) fn set_token(&self, token: u32) {
@@ -370,20 +385,24 @@ impl Conn {
     /// Queues a frame bypassing the close check (the close frame itself).
     pub(crate) fn push_final(&self, frame: Bytes) {
         self.add_queued(frame.len());
-        self.out.borrow_mut().push_back(frame);
+        self.with_out(|out| out.push_back(frame));
     }
 
     /// Fills `iov` with the front of the queue (at most `iov`'s capacity
     /// slices) and returns how many slices and bytes it gathered.
     pub(crate) fn with_front<R>(&self, max: usize, f: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
-        let out = self.out.borrow();
+        // Out of its cell while `f` runs: a frame queued meanwhile (which the
+        // reactor's sends never do) would be dropped, not sent out of order.
+        let out = self.with_out(std::mem::take);
         let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
         let mut n = 0;
         for b in out.iter().take(max.min(MAX_IOV)) {
             iov[n] = IoSlice::new(b);
             n += 1;
         }
-        f(&iov[..n])
+        let r = f(&iov[..n]);
+        self.with_out(|q| *q = out);
+        r
     }
 
     /// Whether the next send should copy the front of the queue into one
@@ -391,40 +410,50 @@ impl Conn {
     /// per frame: several frames queued, the first of them small. The
     /// kernel's cost per iovec segment dominates for runs of small frames.
     pub(crate) fn should_gather(&self) -> bool {
-        let out = self.out.borrow();
-        out.len() > 1 && out.front().is_some_and(|f| f.len() <= GATHER_FRAME_MAX)
+        self.with_out(|out| {
+            out.len() > 1 && out.front().is_some_and(|f| f.len() <= GATHER_FRAME_MAX)
+        })
     }
 
     /// Copies frames from the front of the queue into `buf` (cleared first)
     /// while they fit in `max` bytes (the first one always).
     pub(crate) fn gather_front(&self, buf: &mut Vec<u8>, max: usize) {
         buf.clear();
-        for b in self.out.borrow().iter() {
-            if !buf.is_empty() && buf.len() + b.len() > max {
-                break;
+        self.with_out(|out| {
+            for b in out.iter() {
+                if !buf.is_empty() && buf.len() + b.len() > max {
+                    break;
+                }
+                buf.extend_from_slice(b);
             }
-            buf.extend_from_slice(b);
-        }
+        });
     }
 
     /// Drops `sent` bytes from the front of the queue; returns whole frames sent.
     pub(crate) fn consume(&self, mut sent: usize) -> usize {
         self.out_bytes
             .set(self.out_bytes.get().saturating_sub(saturate(sent)));
-        let mut out = self.out.borrow_mut();
-        let mut frames = 0;
-        while sent > 0 {
-            let front = out.front_mut().expect("sent more than queued");
-            if front.len() <= sent {
-                sent -= front.len();
-                out.pop_front();
-                frames += 1;
-                self.flags.set(FRONT_STARTED, false);
-            } else {
-                front.advance(sent);
-                sent = 0;
-                self.flags.set(FRONT_STARTED, true);
+        // Whether the front frame is partly sent: unchanged when nothing was.
+        let mut started = None;
+        let frames = self.with_out(|out| {
+            let mut frames = 0;
+            while sent > 0 {
+                let front = out.front_mut().expect("sent more than queued");
+                if front.len() <= sent {
+                    sent -= front.len();
+                    out.pop_front();
+                    frames += 1;
+                    started = Some(false);
+                } else {
+                    front.advance(sent);
+                    sent = 0;
+                    started = Some(true);
+                }
             }
+            frames
+        });
+        if let Some(started) = started {
+            self.flags.set(FRONT_STARTED, started);
         }
         let timed = self.timed.get();
         if timed > 0 && frames > 0 {
@@ -441,6 +470,12 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if self.flags.get(CLOSED) {
+            // A close request never acted on (a connection that closed
+            // before it was handed to the reactor): not kept for its id's
+            // next holder.
+            drop(self.outbox.take_close(self.id));
+        }
         if self.flags.get(OWN_ID) {
             self.outbox.free_id(self.id);
         }
@@ -613,8 +648,12 @@ mod tests {
 
     #[test]
     fn timing_deliveries_makes_no_connection_bigger() {
-        // 88 bytes before the two counters: they fit in the padding.
-        assert!(std::mem::size_of::<Conn>() <= 88);
+        // 72 bytes: `Rc<Conn>` (88 B) takes a 96 B chunk.
+        assert!(
+            std::mem::size_of::<Conn>() <= 72,
+            "{}",
+            std::mem::size_of::<Conn>()
+        );
     }
 
     /// Drains the queue the way the reactor does (gathered copies or

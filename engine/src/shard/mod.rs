@@ -298,7 +298,7 @@ async fn shard_main<S: Service>(
         ceiling: boot.ceiling.clone(),
     };
     let service = make_service(&env);
-    let reactor = match reactor::Reactor::new(task::queue_limit(&service)) {
+    let reactor = match reactor::Reactor::new(task::queue_limit(&service), boot.ceiling.clone()) {
         Ok(r) => r,
         Err(e) => {
             let _ = boot

@@ -10,7 +10,10 @@
 //! own that nobody takes from.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::task::Waker;
+
+use super::conn::CloseRequest;
 
 #[derive(Default)]
 pub struct Outbox {
@@ -29,6 +32,9 @@ pub struct Outbox {
     limit: u32,
     /// Where the shard's connection ids come from (`new_id`).
     ids: RefCell<Ids>,
+    /// Close requests not yet acted on, by connection id (`Conn::close_with`):
+    /// kept here, not in every `Conn`, since few connections have one.
+    closes: RefCell<HashMap<u64, CloseRequest>>,
 }
 
 /// Connection ids: the low 32 bits are a slot no live connection of the
@@ -135,6 +141,22 @@ impl Outbox {
         });
         ids.count = ids.count.wrapping_add(1);
         (u64::from(ids.count) << 32) | u64::from(slot)
+    }
+
+    /// Keeps connection `id`'s close request until `take_close`.
+    pub(crate) fn put_close(&self, id: u64, req: CloseRequest) {
+        self.closes.borrow_mut().insert(id, req);
+    }
+
+    /// Connection `id`'s close request, if it has one not taken yet.
+    pub(crate) fn take_close(&self, id: u64) -> Option<CloseRequest> {
+        let mut closes = self.closes.borrow_mut();
+        let req = closes.remove(&id);
+        if closes.is_empty() && closes.capacity() > 64 {
+            // After a mass close (shutdown, a node-wide disconnect).
+            *closes = HashMap::new();
+        }
+        req
     }
 
     /// `id`'s slot may be given out again.

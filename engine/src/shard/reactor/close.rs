@@ -49,8 +49,12 @@ pub(super) fn begin<S: Service>(shard: &ShardCtx<S>, token: u32, e: &mut Entry<S
         .push_final(e.conn.framing().close(req.code, &req.reason));
     e.phase = Phase::Closing;
     e.partial = None;
-    e.deadline = Some(Instant::now() + shard.cfg.close_timeout);
-    shard.reactor.closing.borrow_mut().push(token);
+    let deadline = Instant::now() + shard.cfg.close_timeout;
+    shard
+        .reactor
+        .closing
+        .borrow_mut()
+        .push((token, e.generation, deadline));
     if let Some(state) = e.state.take() {
         shard.service.on_close(&e.conn, state);
     }
@@ -97,24 +101,21 @@ pub(super) async fn sweep_deadlines<S: Service>(shard: Rc<ShardCtx<S>>) {
     loop {
         monoio::time::sleep(SWEEP_EVERY).await;
         let now = Instant::now();
-        let tokens = std::mem::take(&mut *shard.reactor.closing.borrow_mut());
-        let mut keep = Vec::with_capacity(tokens.len());
-        for token in tokens {
-            let state = shard
+        let closing = std::mem::take(&mut *shard.reactor.closing.borrow_mut());
+        let mut keep = Vec::with_capacity(closing.len());
+        for (token, generation, deadline) in closing {
+            let phase = shard
                 .reactor
                 .slab
                 .borrow()
                 .get(token as usize)
                 .and_then(|e| e.as_ref())
-                .map(|e| (e.phase, e.deadline));
-            match state {
-                Some((Phase::Closing, Some(d))) if d <= now => {
-                    remove(&shard, token, End::Abandoned)
-                }
-                Some((Phase::Lingering, Some(d))) if d <= now => {
-                    remove(&shard, token, End::Closing)
-                }
-                Some((Phase::Closing | Phase::Lingering, _)) => keep.push(token),
+                .filter(|e| e.generation == generation)
+                .map(|e| e.phase);
+            match phase {
+                Some(Phase::Closing) if deadline <= now => remove(&shard, token, End::Abandoned),
+                Some(Phase::Lingering) if deadline <= now => remove(&shard, token, End::Closing),
+                Some(Phase::Closing | Phase::Lingering) => keep.push((token, generation, deadline)),
                 _ => {}
             }
         }

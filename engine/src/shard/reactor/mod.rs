@@ -22,9 +22,11 @@ mod send;
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -33,7 +35,7 @@ use bytes::BytesMut;
 use self::close::Phase;
 use self::flush::{Pass, Sent};
 use self::io::{Events, Io, Key, Socket};
-use super::ceiling::Slot;
+use super::ceiling::{Ceiling, Slot};
 use super::conn::Conn;
 use super::conn::End;
 use super::outbox::Outbox;
@@ -45,11 +47,12 @@ use crate::ws::Decoder;
 /// Bytes read per recv(2) into the shard's scratch buffer.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A connection as the reactor holds it, inline in its slab (no allocation
+/// of its own: docs/why-subscribed-memory.md). 48 bytes with the client
+/// protocol's state (`tests` below).
 struct Entry<St> {
     conn: Rc<Conn>,
     sock: Socket,
-    /// The connection's place under the ceiling, freed with the entry.
-    _slot: Slot,
     generation: u32,
     decoder: Decoder,
     /// An incomplete frame's bytes (the scratch buffer is shared).
@@ -62,31 +65,42 @@ struct Entry<St> {
     /// Reading stopped for backpressure (echo) or budget: resume explicitly,
     /// since an edge-triggered set will not report the data again.
     read_pending: bool,
-    deadline: Option<Instant>,
 }
 
 pub(crate) struct Reactor<St> {
     io: Io,
     /// What the shard's connections have queued; each holds a handle.
     outbox: Rc<Outbox>,
-    slab: RefCell<Vec<Option<Box<Entry<St>>>>>,
+    slab: RefCell<Vec<Option<Entry<St>>>>,
+    /// Where every connection's place was taken. A place is given back by
+    /// `remove` (or the reactor's drop).
+    ceiling: Arc<Ceiling>,
+    /// The address each connection's place was taken for (`Slot::into_ip`),
+    /// by token, where there is one: only with a per-address limit
+    /// (`max_connections_per_ip`), so the table stays empty by default and
+    /// the 18 bytes are not in every entry.
+    ips: RefCell<Vec<Option<IpAddr>>>,
     free: RefCell<Vec<u32>>,
     next_generation: Cell<u32>,
     /// Tokens whose reads stopped before EAGAIN.
     pending_reads: RefCell<Vec<u32>>,
-    /// Tokens closing or lingering, checked against their deadlines.
-    closing: RefCell<Vec<u32>>,
+    /// Connections closing or lingering, with their deadlines: token,
+    /// generation (a stale token's slot may hold another connection) and
+    /// the instant past which the close is given up.
+    closing: RefCell<Vec<(u32, u32, Instant)>>,
     len: Cell<usize>,
 }
 
 impl<St> Reactor<St> {
     /// A reactor whose connections are cut past `limit` queued bytes (0:
     /// never).
-    pub(crate) fn new(limit: usize) -> std::io::Result<Self> {
+    pub(crate) fn new(limit: usize, ceiling: Arc<Ceiling>) -> std::io::Result<Self> {
         Ok(Reactor {
             io: Io::new()?,
             outbox: Rc::new(Outbox::new(limit)),
             slab: RefCell::new(Vec::new()),
+            ceiling,
+            ips: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             next_generation: Cell::new(1),
             pending_reads: RefCell::new(Vec::new()),
@@ -113,6 +127,19 @@ impl<St> Reactor<St> {
             .flatten()
             .map(|e| e.conn.clone())
             .collect()
+    }
+}
+
+impl<St> Drop for Reactor<St> {
+    /// Gives back the places of the connections still held.
+    fn drop(&mut self) {
+        let ips = self.ips.get_mut();
+        for (token, e) in self.slab.get_mut().iter().enumerate() {
+            if e.is_some() {
+                self.ceiling
+                    .release(ips.get_mut(token).and_then(Option::take));
+            }
+        }
     }
 }
 
@@ -143,13 +170,19 @@ pub(crate) fn adopt<S: Service>(
         r.free.borrow_mut().push(token);
         return Err(e);
     }
+    if let Some(ip) = slot.into_ip(&r.ceiling) {
+        let mut ips = r.ips.borrow_mut();
+        if ips.len() <= token as usize {
+            ips.resize(token as usize + 1, None);
+        }
+        ips[token as usize] = Some(ip);
+    }
     conn.set_token(token);
     shard.stats.transport(conn.framing(), true);
     let has_rest = rest.is_some();
-    r.slab.borrow_mut()[token as usize] = Some(Box::new(Entry {
+    r.slab.borrow_mut()[token as usize] = Some(Entry {
         conn,
         sock,
-        _slot: slot,
         generation,
         decoder: Decoder::new(),
         partial: rest.map(Box::new),
@@ -157,8 +190,7 @@ pub(crate) fn adopt<S: Service>(
         phase: Phase::Open,
         write_blocked: false,
         read_pending: has_rest,
-        deadline: None,
-    }));
+    });
     r.len.set(r.len.get() + 1);
     if has_rest {
         r.pending_reads.borrow_mut().push(token);
@@ -355,6 +387,10 @@ fn remove<S: Service>(shard: &Rc<ShardCtx<S>>, token: u32, end: End) {
     shard.stats.transport(e.conn.framing(), false);
     shard.stats.closed(end);
     drop(e); // closes the socket (and leaves the epoll set)
+    let ip = (shard.reactor.ips.borrow_mut())
+        .get_mut(token as usize)
+        .and_then(Option::take);
+    shard.reactor.ceiling.release(ip);
 }
 
 /// Returns `Pending` once and lets every other ready task run first. (A task
@@ -372,4 +408,22 @@ fn yield_now() -> impl Future<Output = ()> {
             Poll::Pending
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::session::Session;
+
+    #[test]
+    fn entries_are_inline_and_small() {
+        use std::mem::size_of;
+        // Each connection pays its entry in the slab, with no chunk of its
+        // own; the client protocol's state is one `Rc<Session>`.
+        let client = size_of::<Option<Entry<Rc<Session>>>>();
+        let echo = size_of::<Option<Entry<()>>>();
+        println!("Entry<Rc<Session>> {client:4} B\nEntry<()>          {echo:4} B");
+        assert_eq!(client, 48);
+        assert!(echo <= 48, "{echo}");
+    }
 }

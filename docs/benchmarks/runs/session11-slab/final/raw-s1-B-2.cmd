@@ -1,0 +1,3 @@
+# 2026-12-07T06:58:32Z faf8662 load: 0.79 1.44 1.80
+taskset -c 0 ringcast echo --port 27700 --address 127.0.0.1 --shards 1 --no-pin
+taskset -c 1 ringcast-bench hold --protocol raw --url ws://127.0.0.1:27700/c{i} -n 15000 -d 6 --conns-per-addr 5000 --server-pid 8507 --cpu 1 --json --no-progress

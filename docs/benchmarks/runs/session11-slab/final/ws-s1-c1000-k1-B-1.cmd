@@ -1,0 +1,3 @@
+# 2026-12-07T06:56:23Z faf8662 load: 2.56 1.76 1.93
+taskset -c 0 ringcast serve --port 27700 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 27701 --publisher-port 27702 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:27700/connection/websocket --transport websocket --channels 1000 --subs-per-conn 1 -n 15000 -d 6 --conns-per-addr 5000 --server-pid 6472 --cpu 1 --json --no-progress

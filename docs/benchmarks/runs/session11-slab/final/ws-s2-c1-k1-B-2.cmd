@@ -1,0 +1,3 @@
+# 2026-12-07T06:55:46Z faf8662 load: 1.78 1.53 1.87
+taskset -c 0,1 ringcast serve --port 27700 --address 127.0.0.1 --shards 2 --no-pin --insecure --api-port 27701 --publisher-port 27702 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:27700/connection/websocket --transport websocket --channels 1 --subs-per-conn 1 -n 15000 -d 6 --conns-per-addr 5000 --server-pid 4822 --cpu 1 --json --no-progress

@@ -1,0 +1,3 @@
+# 2026-12-07T06:42:20Z b35915b load: 1.60 1.50 2.41
+taskset -c 0 ringcast serve --port 23700 --address 127.0.0.1 --shards 1 --no-pin --insecure --api-port 23701 --publisher-port 23702 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:23700/connection/websocket --transport websocket --channels 1000 --subs-per-conn 5 -n 15000 -d 6 --conns-per-addr 5000 --server-pid 26176 --cpu 1 --json --no-progress
