@@ -15,13 +15,24 @@ pub fn reserve_for(shards: usize) -> u64 {
     64 + 8 * shards as u64
 }
 
-/// Raises the soft fd limit to the hard limit and returns (limit, ceiling).
+/// Descriptors the fd table is grown to at start-up, at most (the fd limit
+/// if lower): 512 KiB of kernel memory for 65,536. Beyond that the kernel
+/// grows it as connections come, in few, large steps.
+const FD_TABLE_AHEAD: u64 = 65_536;
+
+/// Raises the soft fd limit to the hard limit, grows the fd table for it
+/// (now, while no shard waits on it: `sys::reserve_fd_table`) and returns
+/// (limit, ceiling).
 pub fn from_fd_limit(shards: usize) -> (u64, usize) {
     let limit = match sys::nofile_limit() {
         Ok((soft, hard)) if soft < hard => sys::set_nofile_soft(hard).map_or(soft, |(s, _)| s),
         Ok((soft, _)) => soft,
         Err(_) => 1024,
     };
+    match sys::reserve_fd_table(limit.min(FD_TABLE_AHEAD)) {
+        Ok(size) => tracing::debug!(fd_table = size, "fd table grown ahead"),
+        Err(e) => tracing::warn!(error = %e, "could not grow the fd table ahead"),
+    }
     let ceiling = limit.saturating_sub(reserve_for(shards)).max(1);
     (limit, ceiling as usize)
 }

@@ -14,15 +14,8 @@ use bytes::{Buf, Bytes};
 
 use super::framing::{FrameSet, Framing};
 use super::latency;
-use super::outbox::Outbox;
+use super::outbox::{CloseRequest, Outbox};
 use super::outq::OutQueue;
-
-/// A close the server decided on: sent as a close frame, then the socket closes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseRequest {
-    pub code: u16,
-    pub reason: Cow<'static, str>,
-}
 
 /// Centrifugo's "slow" disconnect: the outbound queue passed its byte limit.
 pub const SLOW_CONSUMER: u16 = 3008;

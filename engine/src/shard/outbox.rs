@@ -9,11 +9,17 @@
 //! pass. A connection made outside a shard (a test's) has an outbox of its
 //! own that nobody takes from.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::task::Waker;
 
-use super::conn::CloseRequest;
+/// A close the server decided on: sent as a close frame, then the socket closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: u16,
+    pub reason: Cow<'static, str>,
+}
 
 #[derive(Default)]
 pub struct Outbox {
