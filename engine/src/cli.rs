@@ -383,9 +383,20 @@ fn shard_config(cfg: &Config, port: u16) -> ShardConfig {
     sc
 }
 
-/// Raises the fd limit, derives the connection ceiling, logs the start-up facts.
+/// Descriptors the fd table is grown to at start-up, at most (the fd limit
+/// if lower): 512 KiB of kernel memory for 65,536. Beyond that the kernel
+/// grows it as connections come, in few, large steps.
+const FD_TABLE_AHEAD: u64 = 65_536;
+
+/// Raises the fd limit, grows the fd table for it, derives the connection
+/// ceiling, logs the start-up facts.
 fn ceiling(mode: &str, cfg: &Config, sc: &ShardConfig) -> (Arc<Ceiling>, u64) {
     let (limit, derived) = ceiling::from_fd_limit(sc.shards);
+    // Now, while no shard waits on it (`sys::reserve_fd_table`).
+    match crate::sys::reserve_fd_table(limit.min(FD_TABLE_AHEAD)) {
+        Ok(size) => tracing::debug!(fd_table = size, "fd table grown ahead"),
+        Err(e) => tracing::warn!(error = %e, "could not grow the fd table ahead"),
+    }
     let target = cfg.server.max_connections;
     let max = if target == 0 {
         derived

@@ -126,6 +126,36 @@ pub fn set_nofile_soft(soft: u64) -> io::Result<(u64, u64)> {
     nofile_limit()
 }
 
+/// Grows this process's fd table to hold descriptors `0..n` now, so that
+/// accepting connections later never grows it: the kernel grows it by
+/// doubling, and in a process with more than one thread each growth waits
+/// for an RCU grace period with the fd table's resize in progress, which
+/// blocked a shard's `accept` (and every other fd allocation) for 5–20 ms
+/// per doubling, ~8 times on the way to 10,000 connections (session 11,
+/// docs/benchmarks.md). Duplicates a descriptor of `/dev/null` to the
+/// lowest free number ≥ `n - 1` (never onto one in use) and closes it; the
+/// table stays that big. Returns the table's size after, from
+/// `/proc/self/status`.
+pub fn reserve_fd_table(n: u64) -> io::Result<u64> {
+    let null = std::fs::File::open("/dev/null")?;
+    let top = libc::c_int::try_from(n.saturating_sub(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: F_DUPFD_CLOEXEC duplicates our own open descriptor to a new
+    // number it picks (≥ `top`, unused); we own and close the result.
+    let dup = syscall!(unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, top) })?;
+    drop(adopt_fd(dup));
+    fd_table_size()
+}
+
+/// The size of this process's fd table (`FDSize` in `/proc/self/status`).
+pub fn fd_table_size() -> io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no FDSize in /proc/self/status"))
+}
+
 /// Number of open file descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -220,6 +250,24 @@ mod tests {
         });
         assert!(counted, "open_fds does not follow an open and a close");
         assert!(rss_bytes() > 0);
+    }
+
+    #[test]
+    fn the_fd_table_is_grown_ahead_and_nothing_stays_open() {
+        let before = fd_table_size().unwrap();
+        let want = (before * 4).min(nofile_limit().unwrap().0);
+        assert!(want > before, "the fd limit leaves no room to grow");
+        let after = reserve_fd_table(want).unwrap();
+        assert!(after >= want, "FDSize {after} after reserving {want}");
+        // The duplicate is closed again: nothing open at or above `want - 1`.
+        let high = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .filter(|&fd| fd + 1 >= want)
+            .count();
+        assert_eq!(high, 0);
+        // Asking for less than the table holds changes nothing.
+        assert_eq!(reserve_fd_table(8).unwrap(), after);
     }
 
     #[test]
