@@ -1,0 +1,3 @@
+# 2026-12-07T07:13:11Z 03d9f1c load: 2.27 1.54 1.60
+taskset -c 0,1 ringcast serve --port 32700 --address 127.0.0.1 --shards 2 --no-pin --insecure --api-port 32701 --publisher-port 32702 --api-key bench-key --http-stream --sse
+taskset -c 1 ringcast-bench hold --url ws://127.0.0.1:32700/connection/websocket --transport websocket --channels 1 --subs-per-conn 1 -n 15000 -d 6 --conns-per-addr 5000 --server-pid 20504 --cpu 1 --json --no-progress
