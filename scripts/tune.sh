@@ -27,7 +27,10 @@ DEFAULT_CONNECTIONS=1000000
 # ringcast's own memory per idle client, connected and subscribed to one
 # channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards, 340-354 B
 # with 1 channel, 397-400 B with 1,000, measured in session 11
-# (docs/benchmarks.md); a raw WebSocket connection is 206 B
+# (docs/benchmarks.md); a raw WebSocket connection is 206 B.  With the
+# handshake workers made at shard start (session 11, pool) 316-330 B with 1
+# channel (1,000 channels not remeasured) and 162 B raw, plus ~0.6 MB per
+# shard of workers at start: the default is kept
 DEFAULT_PER_CONN_BYTES=400
 # ... and per subscription past the first (same runs, 5 against 1 per client,
 # 1,000 channels: 59-61 B measured in session 11, 61-63 B on main before it,

@@ -380,6 +380,7 @@ fn shard_config(cfg: &Config, port: u16) -> ShardConfig {
     sc.shutdown_timeout = Duration::from_secs_f64(s.shutdown_timeout);
     sc.flush_hold_max = Duration::from_secs_f64(s.flush_hold_max);
     sc.connect_rate = cfg.client.connect_rate;
+    sc.handshake_workers = s.handshake_workers;
     sc
 }
 

@@ -108,6 +108,10 @@ pub struct ServerSection {
     /// Longest a shard holds back its next flush pass after one that sent
     /// thousands of connections a frame or two each, seconds (0: never).
     pub flush_hold_max: f64,
+    /// Handshake workers each shard spawns at start and keeps: a connect
+    /// burst up to this many in flight leaves no freed worker among the
+    /// clients' memory (more are spawned beyond it, and exit after it).
+    pub handshake_workers: usize,
 }
 
 impl Default for ServerSection {
@@ -123,6 +127,7 @@ impl Default for ServerSection {
             shutdown_timeout: 10.0,
             max_message: 64 * 1024,
             flush_hold_max: 0.1,
+            handshake_workers: 256,
         }
     }
 }
@@ -551,6 +556,9 @@ impl Config {
         if !non_negative(self.server.flush_hold_max) || self.server.flush_hold_max > 10.0 {
             return err("server.flush_hold_max", "must be between 0 and 10 seconds");
         }
+        if self.server.handshake_workers > 65_536 {
+            return err("server.handshake_workers", "at most 65536");
+        }
         if self.server.max_message < 16 {
             return err("server.max_message", "must be at least 16 bytes");
         }
@@ -774,6 +782,11 @@ mod tests {
         assert!(e.0.contains("prot"), "{e}");
         let e = Config::from_toml("[client]\nping_interval = \"soon\"\n").unwrap_err();
         assert!(e.0.contains("ping_interval"), "{e}");
+        let e = Config::from_toml("[server]\nhandshake_workers = 100000\n").unwrap_err();
+        assert!(e.0.contains("server.handshake_workers"), "{e}");
+        let cfg = Config::from_toml("[server]\nhandshake_workers = 0\n").unwrap();
+        assert_eq!(cfg.server.handshake_workers, 0);
+        assert_eq!(Config::default().server.handshake_workers, 256);
         let e = Config::from_toml("[client]\nping_interval = 0\n").unwrap_err();
         assert!(e.0.contains("client.ping_interval"), "{e}");
         let e = Config::from_toml("[namespace.chat]\nhistory_size = 10\n").unwrap_err();

@@ -12,10 +12,17 @@
 //! and reused for every handshake it serves, so no such block is freed per
 //! connection.
 //!
-//! The pool is elastic: a connection that finds no idle worker gets a new
-//! one (handshakes wait on their peers, so they are never queued behind each
-//! other), and a worker idle for `IDLE` exits, so a burst's workers are
-//! gone a little after it.
+//! The pool keeps a floor of workers (`[server] handshake_workers`, 256 by
+//! default) spawned when the shard starts, so their blocks sit together in
+//! the start-up heap, below the clients' long-lived chunks, and stay there:
+//! a connect burst of up to that many handshakes in flight allocates no
+//! worker among the clients' chunks, and frees none there afterwards (the
+//! holes glibc could not return: ~30-50 B per subscribed client after a
+//! burst of 256; docs/why-subscribed-memory.md). Above the floor the pool is
+//! elastic: a connection that finds no idle worker gets a new one
+//! (handshakes wait on their peers, so they are never queued behind each
+//! other), and a worker above the floor idle for `IDLE` exits, so a bigger
+//! burst's extra workers are gone a little after it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -30,7 +37,8 @@ use super::ceiling::Slot;
 use super::service::Service;
 use super::{task, ShardCtx};
 
-/// How long a worker waits for another connection before it exits.
+/// How long a worker above the floor waits for another connection before
+/// it exits.
 pub(crate) const IDLE: Duration = Duration::from_secs(2);
 
 /// An accepted connection waiting for a worker.
@@ -47,21 +55,54 @@ pub(crate) struct Handshakes<J = Job> {
     next_id: Cell<u64>,
     /// Connections handed over so far.
     dispatched: Cell<u64>,
+    /// Workers kept however long idle (spawned at shard start).
+    floor: usize,
+    /// How long a worker above the floor waits before it exits.
+    idle_exit: Duration,
 }
 
 impl<J> Default for Handshakes<J> {
     fn default() -> Self {
+        Handshakes::new(0)
+    }
+}
+
+impl<J> Handshakes<J> {
+    /// A pool that keeps `floor` workers.
+    pub(crate) fn new(floor: usize) -> Self {
         Handshakes {
             jobs: RefCell::new(VecDeque::new()),
             idle: RefCell::new(Vec::new()),
             workers: Cell::new(0),
             next_id: Cell::new(0),
             dispatched: Cell::new(0),
+            floor,
+            idle_exit: IDLE,
         }
     }
-}
 
-impl<J> Handshakes<J> {
+    /// Counts the floor's workers in (`floor`: the caller spawns that many).
+    fn fill(&self) -> usize {
+        let n = self.floor.saturating_sub(self.workers.get());
+        self.workers.set(self.workers.get() + n);
+        n
+    }
+
+    /// More workers alive than the floor: a waiting one may exit.
+    fn above_floor(&self) -> bool {
+        self.workers.get() > self.floor
+    }
+
+    /// A worker whose wait timed out exits if the pool is above the floor
+    /// (`true`), else keeps waiting.
+    fn retire_above_floor(&self) -> bool {
+        let above = self.above_floor();
+        if above {
+            self.retire();
+        }
+        above
+    }
+
     /// Queues a connection; wakes the most recently parked worker for it,
     /// or asks for a new one (`true`: the caller spawns `worker`).
     fn push(&self, job: J) -> bool {
@@ -109,7 +150,7 @@ impl<J> Handshakes<J> {
         id
     }
 
-    /// A worker exits.
+    /// A worker's count goes.
     fn retire(&self) {
         self.workers.set(self.workers.get() - 1);
     }
@@ -125,6 +166,13 @@ impl<J> Drop for Unpark<'_, J> {
     }
 }
 
+/// Spawns the floor's workers (at shard start, before the first accept).
+pub(crate) fn start<S: Service>(shard: &Rc<ShardCtx<S>>) {
+    for _ in 0..shard.handshakes.fill() {
+        monoio::spawn(worker(shard.clone()));
+    }
+}
+
 /// Hands an accepted connection to a handshake worker.
 pub(crate) fn dispatch<S: Service>(shard: &Rc<ShardCtx<S>>, stream: TcpStream, slot: Slot) {
     if shard.handshakes.push((stream, slot)) {
@@ -132,14 +180,36 @@ pub(crate) fn dispatch<S: Service>(shard: &Rc<ShardCtx<S>>, stream: TcpStream, s
     }
 }
 
-/// Serves handshakes until none came for `IDLE`.
+/// Serves handshakes; exits once none came for `IDLE` while above the floor.
 async fn worker<S: Service>(shard: Rc<ShardCtx<S>>) {
-    let hs = &shard.handshakes;
+    work(&shard.handshakes, |(stream, slot)| {
+        task::serve(shard.clone(), stream, slot)
+    })
+    .await
+}
+
+/// A worker's loop: `serve` each job in turn. A worker that starts waiting
+/// with the pool at or below the floor waits without a timeout (no timer
+/// wake-ups for an idle floor); above it, a wait of `idle_exit` ends the
+/// worker if the pool is still above the floor then.
+async fn work<J, F, Fut>(hs: &Handshakes<J>, mut serve: F)
+where
+    F: FnMut(J) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let id = hs.new_id();
-    while let Ok((stream, slot)) = monoio::time::timeout(IDLE, hs.next(id)).await {
-        task::serve(shard.clone(), stream, slot).await;
+    loop {
+        let job = if hs.above_floor() {
+            match monoio::time::timeout(hs.idle_exit, hs.next(id)).await {
+                Ok(job) => job,
+                Err(_) if hs.retire_above_floor() => return,
+                Err(_) => continue,
+            }
+        } else {
+            hs.next(id).await
+        };
+        serve(job).await;
     }
-    hs.retire();
 }
 
 #[cfg(test)]
@@ -239,5 +309,88 @@ mod tests {
         assert_eq!(older.0.load(Ordering::Relaxed), 0);
         hs.retire();
         assert_eq!(hs.workers.get(), 0);
+    }
+
+    #[test]
+    fn the_floor_is_counted_in_once() {
+        let hs = Handshakes::<u32>::new(3);
+        assert_eq!(hs.fill(), 3);
+        assert_eq!(hs.fill(), 0, "already there");
+        assert!(!hs.above_floor());
+        assert!(!hs.retire_above_floor(), "at the floor: no exit");
+        assert_eq!(hs.workers.get(), 3);
+    }
+
+    /// Real workers on a monoio runtime with a short idle exit: the floor's
+    /// stay however long idle, a burst's extra ones exit.
+    #[test]
+    fn a_worker_at_the_floor_stays_idle_and_one_above_it_exits() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut hs = Handshakes::<u32>::new(2);
+            hs.idle_exit = Duration::from_millis(20);
+            let hs = Rc::new(hs);
+            let served = Rc::new(RefCell::new(Vec::new()));
+            // Each job blocks its worker until `release` is set.
+            let release = Rc::new(Cell::new(false));
+            let spawn = |hs: &Rc<Handshakes<u32>>| {
+                let (hs, served, release) = (hs.clone(), served.clone(), release.clone());
+                monoio::spawn(async move {
+                    work(&hs, |job| {
+                        let (served, release) = (served.clone(), release.clone());
+                        async move {
+                            while !release.get() {
+                                monoio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                            served.borrow_mut().push(job);
+                        }
+                    })
+                    .await
+                })
+            };
+            for _ in 0..hs.fill() {
+                spawn(&hs);
+            }
+            // The floor's workers park without a timeout.
+            wait_for(|| hs.idle.borrow().len() == 2).await;
+            monoio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(hs.workers.get(), 2, "idle for 5 x idle_exit: still 2");
+            assert_eq!(hs.idle.borrow().len(), 2);
+            // A burst of 4 in flight: the 2 parked take 2, 2 more are
+            // spawned (no job waits behind another).
+            for j in 0..4 {
+                if hs.push(j) {
+                    spawn(&hs);
+                }
+            }
+            assert_eq!(hs.workers.get(), 4);
+            wait_for(|| hs.jobs.borrow().is_empty()).await;
+            release.set(true);
+            wait_for(|| served.borrow().len() == 4).await;
+            // The 2 above the floor exit after idle_exit; the floor stays.
+            wait_for(|| hs.workers.get() == 2).await;
+            monoio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(hs.workers.get(), 2);
+            wait_for(|| hs.idle.borrow().len() == 2).await;
+            // And the floor still serves: no new worker for the next one.
+            assert!(!hs.push(9));
+            wait_for(|| served.borrow().len() == 5).await;
+            assert_eq!(hs.workers.get(), 2);
+        });
+    }
+
+    /// Polls `cond` every millisecond, for at most 5 s.
+    async fn wait_for(cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not met in 5 s"
+            );
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }

@@ -61,6 +61,9 @@ pub struct ShardConfig {
     /// Longest hold of a flush pass after a big pass of small sends (zero:
     /// no holds); see the reactor.
     pub flush_hold_max: Duration,
+    /// Handshake workers each shard spawns at start and keeps (more are
+    /// spawned for a bigger burst and exit after it).
+    pub handshake_workers: usize,
 }
 
 impl ShardConfig {
@@ -80,6 +83,7 @@ impl ShardConfig {
             shutdown_timeout: Duration::from_secs(10),
             connect_rate: 0,
             flush_hold_max: Duration::from_millis(100),
+            handshake_workers: 256,
         }
     }
 }
@@ -314,11 +318,12 @@ async fn shard_main<S: Service>(
         stats,
         scratch: RefCell::new(BytesMut::new()),
         reactor,
-        handshakes: handshakes::Handshakes::default(),
+        handshakes: handshakes::Handshakes::new(boot.cfg.handshake_workers),
         stopping: Cell::new(false),
     });
     monoio::spawn(reactor::run(shard.clone()));
     monoio::spawn(trim::run(shard.clone()));
+    handshakes::start(&shard);
     let mut listeners = monoio_listeners.into_iter();
     let ws = listeners.next().expect("the WebSocket listener");
     monoio::spawn(accept_loop(shard.clone(), ws, None, boot.ceiling.clone()));
