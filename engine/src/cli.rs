@@ -380,7 +380,9 @@ fn shard_config(cfg: &Config, port: u16) -> ShardConfig {
     sc.shutdown_timeout = Duration::from_secs_f64(s.shutdown_timeout);
     sc.flush_hold_max = Duration::from_secs_f64(s.flush_hold_max);
     sc.connect_rate = cfg.client.connect_rate;
-    sc.handshake_workers = s.handshake_workers;
+    // The node's floor, split over its shards: a burst's connects are
+    // spread over the shards' listeners.
+    sc.handshake_workers = s.handshake_workers.div_ceil(sc.shards.max(1));
     sc
 }
 

@@ -108,9 +108,10 @@ pub struct ServerSection {
     /// Longest a shard holds back its next flush pass after one that sent
     /// thousands of connections a frame or two each, seconds (0: never).
     pub flush_hold_max: f64,
-    /// Handshake workers each shard spawns at start and keeps: a connect
-    /// burst up to this many in flight leaves no freed worker among the
-    /// clients' memory (more are spawned beyond it, and exit after it).
+    /// Handshake workers the node spawns at start and keeps, split over its
+    /// shards: a connect burst up to this many in flight leaves no freed
+    /// worker among the clients' memory (more are spawned beyond it, and
+    /// exit after it).
     pub handshake_workers: usize,
 }
 

@@ -12,8 +12,8 @@
 //! and reused for every handshake it serves, so no such block is freed per
 //! connection.
 //!
-//! The pool keeps a floor of workers (`[server] handshake_workers`, 256 by
-//! default) spawned when the shard starts, so their blocks sit together in
+//! The pool keeps a floor of workers (`[server] handshake_workers`, 256 per
+//! node by default, split over the shards) spawned when the shard starts, so their blocks sit together in
 //! the start-up heap, below the clients' long-lived chunks, and stay there:
 //! a connect burst of up to that many handshakes in flight allocates no
 //! worker among the clients' chunks, and frees none there afterwards (the
