@@ -9,6 +9,7 @@
 #
 #   hold.sh KIND NAME        KIND: ws | sse | http_stream | ws2api | raw
 #
+# HOLD_EXTRA: more hold arguments (session 11, slab2: --connect-concurrency K).
 # Environment: BIN (ringcast, ringcast-bench, peer-http-backend), OUT (where
 # NAME.json/.cmd/.server.log/.mem go), N (15000), D (10), PORT (first port
 # tried, 19500), SERVER_ENV (e.g. "GLIBC_TUNABLES=glibc.malloc.arena_max=1"),
@@ -44,7 +45,7 @@ else
   T=$KIND; [ "$KIND" = ws ] && T=websocket
   HOLD=(hold --url "ws://127.0.0.1:$p/connection/websocket" --transport "$T" --channels "$CHANNELS" --subs-per-conn "$SUBS")
 fi
-HOLD+=(-n "$N" -d "$D" --conns-per-addr 5000)
+HOLD+=(-n "$N" -d "$D" --conns-per-addr 5000 ${HOLD_EXTRA:-})
 # shellcheck disable=SC2086
 env $SERVER_ENV taskset -c "$SERVER_CPU" "$BIN/${SERVER[0]}" "${SERVER[@]:1}" >"$OUT/$NAME.server.log" 2>&1 &
 SPID=$!; PIDS+=($SPID)
