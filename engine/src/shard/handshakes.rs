@@ -13,8 +13,9 @@
 //! connection.
 //!
 //! The pool keeps a floor of workers (`[server] handshake_workers`, 256 per
-//! node by default, split over the shards) spawned when the shard starts, so their blocks sit together in
-//! the start-up heap, below the clients' long-lived chunks, and stay there:
+//! node by default, split over the shards) spawned when the shard starts,
+//! so their blocks sit together in the start-up heap, below the clients'
+//! long-lived chunks, and stay there:
 //! a connect burst of up to that many handshakes in flight allocates no
 //! worker among the clients' chunks, and frees none there afterwards (the
 //! holes glibc could not return: ~30-50 B per subscribed client after a
@@ -150,7 +151,7 @@ impl<J> Handshakes<J> {
         id
     }
 
-    /// A worker's count goes.
+    /// A worker exits: it no longer counts.
     fn retire(&self) {
         self.workers.set(self.workers.get() - 1);
     }

@@ -61,8 +61,9 @@ pub struct ShardConfig {
     /// Longest hold of a flush pass after a big pass of small sends (zero:
     /// no holds); see the reactor.
     pub flush_hold_max: Duration,
-    /// Handshake workers each shard spawns at start and keeps (more are
-    /// spawned for a bigger burst and exit after it).
+    /// Handshake workers this shard spawns at start and keeps (more are
+    /// spawned for a bigger burst and exit after it): its part of the
+    /// node's `[server] handshake_workers` (`cli::shard_config`).
     pub handshake_workers: usize,
 }
 
