@@ -12,6 +12,10 @@ pub struct ProcSample {
     pub cpu_s: f64,
     /// VmRSS, bytes.
     pub rss_bytes: u64,
+    /// RssAnon, bytes: the resident memory that is not file pages (the
+    /// binary's code, first touched when a path first runs) or shared
+    /// memory. 0 where the kernel does not report it.
+    pub anon_bytes: u64,
 }
 
 /// `None` reads `/proc/self`.
@@ -26,6 +30,7 @@ pub fn sample(pid: Option<u32>) -> anyhow::Result<ProcSample> {
     Ok(ProcSample {
         cpu_s: cpu_ticks(&stat).context("parsing stat")? as f64 / clock_ticks() as f64,
         rss_bytes: rss_kb(&status).context("no VmRSS in status")? * 1024,
+        anon_bytes: status_kb(&status, "RssAnon:").unwrap_or(0) * 1024,
     })
 }
 
@@ -42,9 +47,14 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 fn rss_kb(status: &str) -> Option<u64> {
+    status_kb(status, "VmRSS:")
+}
+
+/// A `NAME:  N kB` line of /proc/PID/status.
+fn status_kb(status: &str, name: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(name))?
         .split_whitespace()
         .next()?
         .parse()
@@ -105,7 +115,10 @@ mod tests {
     fn parses_stat_with_odd_names() {
         let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0";
         assert_eq!(cpu_ticks(stat), Some(300));
-        assert_eq!(rss_kb("Name:\tx\nVmRSS:\t   2048 kB\n"), Some(2048));
+        let status = "Name:\tx\nVmRSS:\t   2048 kB\nRssAnon:\t  1024 kB\n";
+        assert_eq!(rss_kb(status), Some(2048));
+        assert_eq!(status_kb(status, "RssAnon:"), Some(1024));
+        assert_eq!(status_kb(status, "RssFile:"), None);
         let h = parse_host("cpu  100 0 50 900 10 5 5 0 0 0\ncpu0 1\ncpu1 1\nintr 5\n").unwrap();
         assert_eq!(h.cores, 2);
         assert!((h.busy_s - 160.0 / clock_ticks() as f64).abs() < 1e-9);
@@ -115,6 +128,7 @@ mod tests {
     fn samples_self() {
         let s = sample(None).unwrap();
         assert!(s.rss_bytes > 0);
+        assert!(s.anon_bytes > 0 && s.anon_bytes <= s.rss_bytes);
         assert!(s.cpu_s >= 0.0);
     }
 }

@@ -227,6 +227,10 @@ pub struct ServerOut {
     pub rss_end_bytes: u64,
     /// (established − before) / connections established.
     pub rss_per_conn_bytes: Option<f64>,
+    /// The same for anonymous memory (RssAnon): without the file pages
+    /// (code) the connections' paths touched for the first time, which do
+    /// not grow with the count.
+    pub anon_per_conn_bytes: Option<f64>,
     /// Over the active period (window, plus the fanout drain).
     pub cpu_s: f64,
     /// Cores busy on average.
@@ -342,6 +346,9 @@ impl Report {
                     rss_end_bytes: end.rss_bytes,
                     rss_per_conn_bytes: (t.established > 0)
                         .then(|| (e.rss_bytes as f64 - b.rss_bytes as f64) / t.established as f64),
+                    anon_per_conn_bytes: (t.established > 0 && b.anon_bytes > 0).then(|| {
+                        (e.anon_bytes as f64 - b.anon_bytes as f64) / t.established as f64
+                    }),
                     cpu_s,
                     cpu_util: cpu_s / active_s,
                     cpu_us_per_msg: msgs.filter(|m| *m > 0).map(|m| cpu_s * 1e6 / m as f64),

@@ -201,6 +201,9 @@ impl Report {
             if let Some(b) = sv.rss_per_conn_bytes {
                 row("server rss / connection", format!("{b:.0} B"));
             }
+            if let Some(b) = sv.anon_per_conn_bytes {
+                row("server anon / connection", format!("{b:.0} B"));
+            }
             row(
                 "server cpu",
                 format!("{:.2} s ({:.0}% of a core)", sv.cpu_s, sv.cpu_util * 100.0),

@@ -178,7 +178,7 @@ impl ClientService {
         let client = s
             .proxy()
             .and_then(|mut p| p.client.take())
-            .map_or_else(ClientId::random, |c| ClientId::from_text(&c));
+            .map_or_else(|| s.own_client_id(), |c| ClientId::from_text(&c));
         let user = user_arc(&user);
         if !self.opts.users.admit(&user) {
             return disconnect(s, codes::CONNECTION_LIMIT);

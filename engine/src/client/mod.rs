@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use self::session::Session;
+use self::session::{ClientId, Session};
 use crate::auth::Verifier;
 use crate::config::{ClientSection, Config};
 use crate::hub::mesh::Mesh;
@@ -160,7 +160,7 @@ impl ClientService {
     /// A session id that names this shard: `/emulation` finds the session
     /// without asking the others (`shard_of_session`).
     fn new_transport_session(&self) -> Box<str> {
-        format!("{}.{}", self.hub.shard, new_client_id()).into()
+        format!("{}.{}", self.hub.shard, ClientId::random()).into()
     }
 
     /// A unidirectional transport's connect request (a connect command's
@@ -403,31 +403,4 @@ fn reply_empty(out: &mut BytesMut, id: u32, method: &str) {
 
 fn disconnect(s: &Session, d: Disconnect) {
     s.conn.close_with(d.code, d.reason);
-}
-
-/// A random UUID v4 string.
-fn new_client_id() -> String {
-    let r = fastrand::u128(..);
-    let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let h = format!("{r:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn client_ids_are_uuid_v4() {
-        let id = super::new_client_id();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
-        assert_ne!(id, super::new_client_id());
-    }
 }

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::commands::{positions, Creds, PendingSub, Positions, FLAG_REJECT_UNRECOVERED};
 use super::session::{Identity, Session, SubState};
-use super::{disconnect, new_client_id, reply_error, sep, ClientService};
+use super::{disconnect, reply_error, sep, ClientService};
 use crate::auth::{unix_now, ServerSub};
 use crate::config::ChannelOptions;
 use crate::hub::mesh::ChannelName;
@@ -183,7 +183,9 @@ impl ClientService {
         req: &ConnectRequest<'_>,
         p: usize,
     ) {
-        let client: Arc<str> = new_client_id().into();
+        // The connection's own id (kept as one byte if the backend keeps
+        // it and the client stays anonymous).
+        let client = s.own_client_id().to_arc();
         let channels: Vec<&str> = req.subs.keys().map(|k| &**k).collect();
         let body = wire::body(&wire::ConnectRequest {
             base: base(s, &client),

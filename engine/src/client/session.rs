@@ -3,8 +3,9 @@
 //!
 //! A connected, subscribed, idle client costs its session and little else,
 //! so the session is kept small (docs/why-subscribed-memory.md): an
-//! anonymous client's identity is its 16-byte UUID inline (any other is
-//! boxed), the `ClientInfo` JSON is built when it is needed, the first
+//! anonymous client's identity is one byte, its client id made again from
+//! the connection's id when asked (`ClientId::of_conn`; any other identity
+//! is boxed), the `ClientInfo` JSON is built when it is needed, the first
 //! subscription sits in the session itself, and what only some sessions
 //! use (transport session id, proxy state, pending connect, rate limit) is
 //! one boxed part allocated by the first use.
@@ -42,12 +43,36 @@ pub enum ClientId {
 const UUID_LEN: usize = 36;
 const DASHES: [usize; 4] = [8, 13, 18, 23];
 
+thread_local! {
+    /// This thread's key for the client ids it makes (`ClientId::of_conn`):
+    /// SipHash keys drawn from the OS's randomness, per thread.
+    static ID_KEY: std::hash::RandomState = std::hash::RandomState::new();
+}
+
+/// `r` with the version (4) and variant (10) bits of a random UUID.
+fn uuid_v4(r: u128) -> [u8; 16] {
+    ((r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62)).to_be_bytes()
+}
+
 impl ClientId {
     /// A new random UUID v4.
     pub fn random() -> Self {
-        let r = fastrand::u128(..);
-        let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-        ClientId::Uuid(r.to_be_bytes())
+        ClientId::Uuid(uuid_v4(fastrand::u128(..)))
+    }
+
+    /// The client id this thread gives the connection with id `conn`: a
+    /// UUID v4 whose 122 free bits are a keyed hash of the id (SipHash-1-3,
+    /// two outputs, the thread's random key). The same connection always
+    /// gets the same id, so a session keeps nothing for it and makes it
+    /// again when asked. Connection ids are unique on their shard (a shard
+    /// is a thread) for 2^32 connections per slot, and each thread and
+    /// process has its own key, so two clients share an id with the
+    /// probability two random v4 UUIDs do; without the key, ids can no
+    /// more be guessed than random ones.
+    pub fn of_conn(conn: u64) -> Self {
+        use std::hash::BuildHasher;
+        let (hi, lo) = ID_KEY.with(|k| (k.hash_one((conn, 0u8)), k.hash_one((conn, 1u8))));
+        ClientId::Uuid(uuid_v4(u128::from(hi) << 64 | u128::from(lo)))
     }
 
     /// `s` kept as 16 bytes when it is a UUID in the form `with_str` gives
@@ -223,52 +248,48 @@ impl Subs {
     }
 }
 
-/// Who a session is, as it keeps it: the common connected case (a UUID
-/// client id, the anonymous user, no `conn_info`) in the 16 bytes of the
-/// id, any other identity boxed. 24 bytes.
-#[derive(Debug, Default)]
+/// Who a session is, as it keeps it: one byte. The common connected case
+/// (the client id the session's connection gets, `ClientId::of_conn`; the
+/// anonymous user; no `conn_info`) keeps nothing more; any other identity
+/// is boxed in the session's `full`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Who {
     /// No connect yet.
     #[default]
     Unconnected,
-    /// Connected, anonymous, no `conn_info`, with this UUID client id.
-    Anonymous([u8; 16]),
-    /// Connected otherwise: a user, a `conn_info` or a client id that is
-    /// not a UUID.
-    Full(Box<Identity>),
-    /// Lent to a `with_identity` call, for its duration.
+    /// Connected, anonymous, no `conn_info`, with the connection's own
+    /// client id.
+    Anonymous,
+    /// Connected otherwise (a user, a `conn_info`, or a client id a proxy
+    /// or a token chose): the identity is in `full`.
+    Full,
+    /// `full`'s identity is lent to a `with_identity` call.
     Lent,
 }
 
-impl Who {
-    fn of(id: Identity) -> Who {
-        match id.client {
-            ClientId::Uuid(u) if id.user.is_empty() && id.conn_info.is_none() => Who::Anonymous(u),
-            _ => Who::Full(Box::new(id)),
-        }
-    }
-}
-
-/// Puts a lent identity back when the `with_identity` call ends.
+/// Puts a lent identity back when the `with_identity` call ends (also on a
+/// panic).
 struct Lend<'a> {
-    cell: &'a Cell<Who>,
-    who: Who,
+    session: &'a Session,
+    id: Option<Box<Identity>>,
 }
 
 impl Drop for Lend<'_> {
     fn drop(&mut self) {
-        self.cell.set(std::mem::take(&mut self.who));
+        self.session.full.set(self.id.take());
+        self.session.who.set(Who::Full);
     }
 }
 
 /// A session: allocated per connection and kept for its life, so it is
-/// small (72 bytes, asserted in `size_tests::sizes`). What only some
-/// sessions use is in `Cold`, allocated by the first of them.
+/// small (56 bytes, asserted in `size_tests::sizes`: `Rc<Session>` takes an
+/// 80-byte chunk). What only some sessions use is in `Cold`, allocated by
+/// the first of them.
 pub struct Session {
     pub conn: Rc<Conn>,
-    /// Who the connection is, once connected (a `Cell`: read by lending,
-    /// see `with_identity`).
-    who: Cell<Who>,
+    /// The identity, when `who` is `Full` (read by lending, see
+    /// `with_identity`).
+    full: Cell<Option<Box<Identity>>>,
     /// Subscriptions (a `Cell`: each method takes the list out and puts it
     /// back, and calls nothing meanwhile).
     subs: Cell<Subs>,
@@ -281,6 +302,8 @@ pub struct Session {
     pub awaiting_pong: Cell<bool>,
     /// Ping sweeps seen without a connect command.
     pub unconnected_sweeps: Cell<u8>,
+    /// Who the connection is, once connected.
+    who: Cell<Who>,
 }
 
 /// The parts of a session that most idle connections never use: a
@@ -332,12 +355,13 @@ impl Session {
         }
         Session {
             conn,
-            who: Cell::new(Who::Unconnected),
+            full: Cell::new(None),
             subs: Cell::new(Subs::default()),
             cold,
             expires_at: Cell::new(0),
             awaiting_pong: Cell::new(false),
             unconnected_sweeps: Cell::new(0),
+            who: Cell::new(Who::Unconnected),
         }
     }
 
@@ -356,22 +380,32 @@ impl Session {
     }
 
     pub fn is_connected(&self) -> bool {
-        let who = self.who.take();
         // Lent: asked within `with_identity`, so connected.
-        let connected = !matches!(who, Who::Unconnected);
-        self.who.set(who);
-        connected
+        self.who.get() != Who::Unconnected
+    }
+
+    /// The client id this session's connection gets unless a proxy or a
+    /// token names another; kept as one byte once connected with it.
+    pub fn own_client_id(&self) -> ClientId {
+        ClientId::of_conn(self.conn.id)
     }
 
     pub fn set_identity(&self, id: Identity) {
-        let was = self.who.replace(Who::of(id));
         assert!(
-            !matches!(was, Who::Lent),
+            self.who.get() != Who::Lent,
             "identity set within with_identity"
         );
+        if id.user.is_empty() && id.conn_info.is_none() && id.client == self.own_client_id() {
+            self.full.set(None);
+            self.who.set(Who::Anonymous);
+        } else {
+            self.full.set(Some(Box::new(id)));
+            self.who.set(Who::Full);
+        }
     }
 
-    /// The client id as a shared string (made from the inline UUID).
+    /// The client id as a shared string (made from the connection's id for
+    /// an anonymous session).
     pub fn client_id(&self) -> Option<Arc<str>> {
         self.with_identity(|i| i.client.to_arc())
     }
@@ -381,28 +415,20 @@ impl Session {
     /// inline client id); any other is lent: `f` must not ask for it again
     /// (that panics).
     pub fn with_identity<R>(&self, f: impl FnOnce(&Identity) -> R) -> Option<R> {
-        match self.who.replace(Who::Lent) {
-            Who::Unconnected => {
-                self.who.set(Who::Unconnected);
-                None
-            }
-            Who::Anonymous(u) => {
-                self.who.set(Who::Anonymous(u));
-                Some(f(&Identity {
-                    client: ClientId::Uuid(u),
-                    user: NO_USER.clone(),
-                    conn_info: None,
-                }))
-            }
-            Who::Full(i) => {
+        match self.who.get() {
+            Who::Unconnected => None,
+            Who::Anonymous => Some(f(&Identity {
+                client: self.own_client_id(),
+                user: NO_USER.clone(),
+                conn_info: None,
+            })),
+            Who::Full => {
+                self.who.set(Who::Lent);
                 let lent = Lend {
-                    cell: &self.who,
-                    who: Who::Full(i),
+                    session: self,
+                    id: self.full.take(),
                 };
-                let Who::Full(i) = &lent.who else {
-                    unreachable!("lent as it was")
-                };
-                Some(f(i))
+                Some(f(lent.id.as_deref().expect("a full identity is kept")))
             }
             Who::Lent => panic!("a session's identity asked for within with_identity"),
         }
@@ -638,6 +664,25 @@ mod size_tests {
     }
 
     #[test]
+    fn a_connection_gets_its_own_client_id() {
+        // The same on each call, a v4 UUID, and one per connection id.
+        let mut seen = std::collections::HashSet::new();
+        for conn in (0..1000u64).chain([u64::MAX, 1 << 32, (1 << 32) | 1]) {
+            let id = ClientId::of_conn(conn);
+            assert_eq!(id, ClientId::of_conn(conn));
+            let text = id.to_string();
+            assert_eq!(&text[14..15], "4", "{text}");
+            assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"), "{text}");
+            assert_eq!(ClientId::from_text(&text), id);
+            assert!(seen.insert(text), "{conn}");
+        }
+        // Another thread (another shard) has its own key.
+        let here = ClientId::of_conn(7);
+        let there = std::thread::spawn(|| ClientId::of_conn(7)).join().unwrap();
+        assert_ne!(here, there);
+    }
+
+    #[test]
     fn anonymous_users_share_one_string() {
         assert!(Arc::ptr_eq(&user_arc(""), &user_arc("")));
         assert_eq!(&*user_arc("u1"), "u1");
@@ -701,6 +746,7 @@ mod size_tests {
         let rows = [
             ("Session", size_of::<Session>()),
             ("Who", size_of::<Who>()),
+            ("full", size_of::<Cell<Option<Box<Identity>>>>()),
             ("Identity", size_of::<Identity>()),
             ("ClientId", size_of::<ClientId>()),
             ("Subs", size_of::<Subs>()),
@@ -712,9 +758,9 @@ mod size_tests {
         }
         // glibc gives an allocation of n bytes a chunk of n + 8 rounded up
         // to 16. Rc's two counts come on top of the struct: `Rc<Session>`
-        // is 88 B, a 96 B chunk.
-        assert_eq!(size_of::<Session>(), 72);
-        assert_eq!(size_of::<Who>(), 24);
+        // is 72 B, an 80 B chunk (session 12; it was 88 B, 96).
+        assert_eq!(size_of::<Session>(), 56);
+        assert_eq!(size_of::<Who>(), 1);
         assert_eq!(size_of::<Subs>(), 24);
         // A boxed identity or cold part: a 64 B chunk each.
         assert!(size_of::<Identity>() <= 56, "{}", size_of::<Identity>());
@@ -725,14 +771,15 @@ mod size_tests {
     }
 
     fn kind(s: &Session) -> &'static str {
-        let who = s.who.take();
-        let k = match &who {
-            Who::Unconnected => "unconnected",
-            Who::Anonymous(_) => "anonymous",
-            Who::Full(_) => "full",
-            Who::Lent => "lent",
+        let full = s.full.take();
+        let k = match (s.who.get(), &full) {
+            (Who::Unconnected, None) => "unconnected",
+            (Who::Anonymous, None) => "anonymous",
+            (Who::Full, Some(_)) => "full",
+            (Who::Lent, None) => "lent",
+            (who, full) => panic!("{who:?} with {full:?}"),
         };
-        s.who.set(who);
+        s.full.set(full);
         k
     }
 
@@ -742,7 +789,14 @@ mod size_tests {
         assert!(!s.is_connected());
         assert_eq!(s.client_id(), None);
         assert_eq!(s.with_identity(|_| ()), None);
-        let anon = ClientId::random();
+        // Another UUID than the connection's own: kept boxed.
+        s.set_identity(Identity {
+            client: ClientId::random(),
+            user: user_arc(""),
+            conn_info: None,
+        });
+        assert_eq!(kind(&s), "full");
+        let anon = s.own_client_id();
         s.set_identity(Identity {
             client: anon.clone(),
             user: user_arc(""),
@@ -795,10 +849,11 @@ mod size_tests {
     fn the_cold_part_is_allocated_by_its_first_use() {
         let s = Session::new(Rc::new(Conn::new(1, 0)));
         s.set_identity(Identity {
-            client: ClientId::random(),
+            client: s.own_client_id(),
             user: user_arc(""),
             conn_info: None,
         });
+        assert_eq!(kind(&s), "anonymous");
         s.set_expires_at(5);
         s.add_pending("a".into());
         assert!(s.proxy().is_none() && s.proxy_ref().is_none());

@@ -48,7 +48,9 @@ pub(super) fn begin<S: Service>(shard: &ShardCtx<S>, token: u32, e: &mut Entry<S
     e.conn
         .push_final(e.conn.framing().close(req.code, &req.reason));
     e.phase = Phase::Closing;
-    e.partial = None;
+    if let Some(s) = e.spill.as_mut() {
+        s.frame = BytesMut::new();
+    }
     let deadline = Instant::now() + shard.cfg.close_timeout;
     shard
         .reactor

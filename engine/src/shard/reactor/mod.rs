@@ -48,15 +48,14 @@ use crate::ws::Decoder;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// A connection as the reactor holds it, inline in its slab (no allocation
-/// of its own: docs/why-subscribed-memory.md). 48 bytes with the client
+/// of its own: docs/why-subscribed-memory.md). 40 bytes with the client
 /// protocol's state (`tests` below).
 struct Entry<St> {
     conn: Rc<Conn>,
     sock: Socket,
     generation: u32,
-    decoder: Decoder,
-    /// An incomplete frame's bytes (the scratch buffer is shared).
-    partial: Option<Box<BytesMut>>,
+    /// What a read left for the next one, if it left anything.
+    spill: Option<Box<Spill>>,
     /// Service state; taken when the service is told the connection is gone.
     state: Option<St>,
     phase: Phase,
@@ -65,6 +64,19 @@ struct Entry<St> {
     /// Reading stopped for backpressure (echo) or budget: resume explicitly,
     /// since an edge-triggered set will not report the data again.
     read_pending: bool,
+}
+
+/// What a connection keeps between reads only when a read ended part-way:
+/// an incomplete frame's bytes, a fragmented message being put together, or
+/// both. One box for the two, made only while one of them is there: most
+/// connections have neither, and the entry keeps one pointer, not two
+/// (docs/why-subscribed-memory.md).
+#[derive(Default)]
+struct Spill {
+    /// An incomplete frame's bytes (the scratch buffer is shared); empty
+    /// when there are none.
+    frame: BytesMut,
+    decoder: Decoder,
 }
 
 pub(crate) struct Reactor<St> {
@@ -184,8 +196,12 @@ pub(crate) fn adopt<S: Service>(
         conn,
         sock,
         generation,
-        decoder: Decoder::new(),
-        partial: rest.map(Box::new),
+        spill: rest.map(|frame| {
+            Box::new(Spill {
+                frame,
+                decoder: Decoder::new(),
+            })
+        }),
         state: Some(state),
         phase: Phase::Open,
         write_blocked: false,
@@ -423,7 +439,7 @@ mod tests {
         let client = size_of::<Option<Entry<Rc<Session>>>>();
         let echo = size_of::<Option<Entry<()>>>();
         println!("Entry<Rc<Session>> {client:4} B\nEntry<()>          {echo:4} B");
-        assert_eq!(client, 48);
-        assert!(echo <= 48, "{echo}");
+        assert_eq!(client, 40);
+        assert!(echo <= 40, "{echo}");
     }
 }

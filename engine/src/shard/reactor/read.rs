@@ -16,7 +16,7 @@ use crate::shard::service::{OutboundPolicy, Service};
 use crate::shard::ShardCtx;
 use crate::ws::close::code;
 use crate::ws::frame::{encode, OpCode};
-use crate::ws::{DecoderConfig, Message};
+use crate::ws::{Decoder, DecoderConfig, Message};
 
 /// recv(2) calls per connection per pass before others get a turn.
 const READS_PER_TURN: usize = 4;
@@ -81,11 +81,16 @@ fn read_open<S: Service>(
             e.read_pending = true;
             return None;
         }
-        let own = e.partial.is_some();
-        let mut buf = match e.partial.take() {
-            Some(b) => *b,
-            None => shard.scratch.take(),
+        let mut spill = e.spill.take();
+        let own = spill.as_ref().is_some_and(|s| !s.frame.is_empty());
+        let mut buf = match spill.as_mut() {
+            Some(s) if own => std::mem::take(&mut s.frame),
+            _ => shard.scratch.take(),
         };
+        let mut decoder = spill
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.decoder))
+            .unwrap_or_default();
         let mut full = false;
         let mut gone = false;
         let had_buffered = !buf.is_empty();
@@ -100,22 +105,29 @@ fn read_open<S: Service>(
             Err(_) => gone = true,
         }
         if !gone && (had_buffered || !drained) {
-            decode_all(shard, e, &mut buf, &cfg);
+            decode_all(shard, e, &mut decoder, &mut buf, &cfg);
         }
         if e.conn.is_closing() {
             buf.clear();
         }
-        if own {
-            if !buf.is_empty() {
-                e.partial = Some(Box::new(buf));
-            }
+        let frame = if own {
+            buf
         } else {
-            if !buf.is_empty() {
-                // A partial frame: copy it out so the scratch buffer stays shared.
-                e.partial = Some(Box::new(BytesMut::from(&buf[..])));
-                buf.clear();
-            }
+            // A partial frame: copy it out so the scratch buffer stays shared.
+            let frame = if buf.is_empty() {
+                BytesMut::new()
+            } else {
+                BytesMut::from(&buf[..])
+            };
+            buf.clear();
             shard.scratch.replace(buf);
+            frame
+        };
+        if !frame.is_empty() || decoder.in_message() {
+            let mut s = spill.unwrap_or_default();
+            s.frame = frame;
+            s.decoder = decoder;
+            e.spill = Some(s);
         }
         if gone {
             return Some(End::Gone);
@@ -135,6 +147,7 @@ fn read_open<S: Service>(
 fn decode_all<S: Service>(
     shard: &ShardCtx<S>,
     e: &mut Entry<S::State>,
+    decoder: &mut Decoder,
     buf: &mut BytesMut,
     cfg: &DecoderConfig,
 ) {
@@ -142,7 +155,7 @@ fn decode_all<S: Service>(
         return;
     };
     loop {
-        match e.decoder.decode(buf, cfg) {
+        match decoder.decode(buf, cfg) {
             Ok(Some(msg)) => {
                 shard.stats.message_in();
                 match msg {
