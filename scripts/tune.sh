@@ -25,16 +25,17 @@ STATE_VERSION=1
 
 DEFAULT_CONNECTIONS=1000000
 # ringcast's own memory per idle client, connected and subscribed to one
-# channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards, 340-354 B
-# with 1 channel, 397-400 B with 1,000, measured in session 11
-# (docs/benchmarks.md); a raw WebSocket connection is 206 B.  With the
-# handshake workers made at shard start (session 11, pool) 316-330 B with 1
-# channel (1,000 channels not remeasured) and 162 B raw, plus ~0.6 MB per
-# shard of workers at start: the default is kept
-DEFAULT_PER_CONN_BYTES=400
+# channel: hold, centrifuge mode, 15,000 connections, 1 and 2 shards,
+# measured in session 12 (docs/benchmarks.md): 237-245 B with 1 channel and
+# 282 B with 1,000 as the cost of each further client (after a warm-up, or
+# 7,500 more on top of 7,500), 294-298 B counting the binary's code pages
+# the first client's path touches (~0.6 MB once); a raw WebSocket connection
+# is 131 B. Plus ~0.6 MB per node of handshake workers made at start. The
+# default leaves room over the highest of these
+DEFAULT_PER_CONN_BYTES=320
 # ... and per subscription past the first (same runs, 5 against 1 per client,
-# 1,000 channels: 59-61 B measured in session 11, 61-63 B on main before it,
-# 66 B in session 10; rounded up)
+# 1,000 channels: 57 B measured in session 12, 59-61 B in session 11, 66 B
+# in session 10; rounded up)
 DEFAULT_PER_SUB_BYTES=72
 DEFAULT_SUBS_PER_CONN=1
 DEFAULT_KERNEL_BYTES=4096       # kernel memory per idle TCP socket (measured)
