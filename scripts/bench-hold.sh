@@ -2,8 +2,10 @@
 # scripts/bench-hold.sh -- one idle-memory run on fresh processes: ringcast on
 # SERVER_CPU, `ringcast-bench hold` on LOAD_CPU, N idle connections; the
 # bench's JSON gives the server's RSS (and anonymous RSS) per connection.
-# Run folders under docs/benchmarks/runs call this for each run of a pair
-# (it replaces the copies of hold.sh that sessions 8 to 11 kept there).
+# scripts/bench-hold-pairs.sh calls it for each run of a pair, and
+# scripts/bench-hold-summary.sh makes the tables (they replace the copies of
+# hold.sh, drive.sh and summary.sh that sessions 8 to 11 kept in their run
+# folders, which stay as the record of those runs).
 #
 #   scripts/bench-hold.sh KIND NAME      KIND: ws | sse | http_stream | ws2api | raw
 #

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# summary.sh (session12-mem): per configuration and build (A main, B the
-# change), the runs in order and their medians: RSS per client (the bench's
+# scripts/bench-hold-summary.sh [DIR] -- the tables of a folder of paired
+# idle-memory runs (scripts/bench-hold-pairs.sh): per configuration and
+# build (A, B), the runs in order and their medians: RSS per client (the bench's
 # rss_per_conn_bytes), anonymous RSS per client (anon_per_conn_bytes), the
 # server's RSS at start (the bench's "before"), the arenas' free heap 3 s
 # after setup (malloc_stats: system − in use), connects/s; then B − A of
 # the medians.
-cd "${DIR:-$(dirname "$0")}"
-python3 - "$@" <<'PY'
+cd "${1:-.}"
+python3 - <<'PY'
 import glob, json, re, statistics, collections
 runs = collections.defaultdict(list)
 for f in sorted(glob.glob("*-[AB]-*.json")):
