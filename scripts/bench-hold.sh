@@ -20,14 +20,15 @@
 #   SHARDS (1; with 2 give SERVER_CPU=0,1), CHANNELS (1), SUBS (1)
 #   SERVER_CPU (0), LOAD_CPU (1), SERVER_ENV (e.g. GLIBC_TUNABLES=...)
 #   HOLD_EXTRA  more hold arguments (e.g. --connect-concurrency 16)
-#   WARMUP (64) connections opened, subscribed and closed by a first, short
-#            hold before the measured one; the server's fd count is then
-#            polled back to where it was. The code their paths run is then
-#            resident before the bench's "before" sample, so the figure is
-#            what each further connection costs, not also the binary's pages
-#            that the first connection touched (~640 KB on session 12's
-#            build, ~43 B per connection at 15,000). WARMUP=0: none, as
-#            sessions 8 to 11 measured.
+#   WARMUP (64) the bench's --warmup: that many connections opened,
+#            subscribed and closed before its "before" sample, the server's
+#            fd count polled back to where it was. The code their paths run
+#            is then resident before the sample, so the figure is what each
+#            further connection costs, not also the binary's pages that the
+#            first connection touched (~640 KB on session 12's build, ~43 B
+#            per connection at 15,000). WARMUP=0: none, as sessions 8 to 11
+#            measured. (Session 12's own runs made the warm-up with a
+#            separate bench run before the measured one; same effect.)
 #   STATS (1): 3 s after N sockets are open, smaps_rollup into NAME.mem and
 #            malloc_stats() through gdb into NAME.server.log.
 # The bench's rss_per_conn_bytes is (RSS 1 s after setup − RSS before) / N;
@@ -66,20 +67,11 @@ SPID=$!; PIDS+=($SPID)
 for _ in $(seq 100); do port_busy "$p" && break; sleep 0.1; done
 fds() { ls "/proc/$SPID/fd" 2>/dev/null | wc -l; }
 # shellcheck disable=SC2206
-WARM=("${HOLD[@]}" -n "$WARMUP" -d 1 --no-progress ${HOLD_EXTRA:-})
-if [ "$WARMUP" -gt 0 ]; then
-  base=$(fds)
-  taskset -c "$LOAD_CPU" "$BIN/ringcast-bench" "${WARM[@]}" >"$OUT/$NAME.warmup.table" 2>&1
-  # The warm-up's connections gone on the server's side too (at most 10 s).
-  for _ in $(seq 100); do [ "$(fds)" -le "$base" ] && break; sleep 0.1; done
-fi
-# shellcheck disable=SC2206
-HOLD+=(-n "$N" -d "$D" --conns-per-addr 5000 ${HOLD_EXTRA:-})
+HOLD+=(-n "$N" -d "$D" --conns-per-addr 5000 --warmup "$WARMUP" ${HOLD_EXTRA:-})
 {
   echo "# $(date -u +%FT%TZ) $(git -C "$(dirname "$0")" rev-parse --short HEAD) load: $(cut -d' ' -f1-3 /proc/loadavg)"
   [ -n "$BACKEND" ] && echo "taskset -c $LOAD_CPU peer-http-backend --port 0 --threads 1   # -> $BACKEND"
   echo "${SERVER_ENV:+$SERVER_ENV }taskset -c $SERVER_CPU ${SERVER[*]}"
-  [ "$WARMUP" -gt 0 ] && echo "taskset -c $LOAD_CPU ringcast-bench ${WARM[*]}   # warm-up; then the server's fds polled back"
   echo "taskset -c $LOAD_CPU ringcast-bench ${HOLD[*]} --server-pid $SPID --cpu $LOAD_CPU --json --no-progress"
 } >"$OUT/$NAME.cmd"
 taskset -c "$LOAD_CPU" "$BIN/ringcast-bench" "${HOLD[@]}" --server-pid "$SPID" --cpu "$LOAD_CPU" --json --no-progress \

@@ -102,6 +102,15 @@ fn parse_host(stat: &str) -> Option<HostSample> {
     })
 }
 
+/// Open descriptors of a process (entries of /proc/PID/fd).
+pub fn fd_count(pid: u32) -> anyhow::Result<usize> {
+    entries(&format!("/proc/{pid}/fd"))
+}
+
+fn entries(dir: &str) -> anyhow::Result<usize> {
+    Ok(fs::read_dir(dir).with_context(|| dir.to_string())?.count())
+}
+
 /// Whether a process is still there (for a server that died mid-run).
 pub fn alive(pid: u32) -> bool {
     fs::metadata(format!("/proc/{pid}")).is_ok()
@@ -130,5 +139,20 @@ mod tests {
         assert!(s.rss_bytes > 0);
         assert!(s.anon_bytes > 0 && s.anon_bytes <= s.rss_bytes);
         assert!(s.cpu_s >= 0.0);
+    }
+
+    #[test]
+    fn counts_descriptors() {
+        let dir = std::env::temp_dir().join(format!("procstat-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        for f in ["a", "b", "c"] {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        let n = entries(dir.to_str().unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(n.unwrap(), 3);
+        assert!(entries(dir.to_str().unwrap()).is_err(), "gone");
+        // stdin, stdout, stderr at least.
+        assert!(fd_count(std::process::id()).unwrap() >= 3);
     }
 }

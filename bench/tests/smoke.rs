@@ -285,6 +285,10 @@ fn hold_centrifuge_answers_pings() {
     assert!(u(&r, "/hold/pings_answered") > 0, "{r:#}");
     assert!(u(&r, "/server/rss_established_bytes") > 0, "{r:#}");
     assert!(r["server"]["rss_per_conn_bytes"].is_number(), "{r:#}");
+    assert!(r["server"]["anon_per_conn_bytes"].is_number(), "{r:#}");
+    // A warm-up ran before the "before" sample (the default 64, capped
+    // at 4 by --smoke).
+    assert_eq!(r["config"]["warmup"], 4, "{r:#}");
 }
 
 #[test]

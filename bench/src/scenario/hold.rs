@@ -21,6 +21,9 @@ pub struct HoldConfig {
     /// Centrifuge: connection `i` subscribes to channels `i`, `i + 1`, …
     /// (mod `channels`), this many.
     pub subs_per_conn: usize,
+    /// Connections opened and closed before the server's "before" RSS
+    /// sample (`--warmup`; 0 without `--server-pid`).
+    pub warmup: usize,
 }
 
 pub async fn run(mut ctx: WorkerCtx, cfg: HoldConfig) -> Tally {
