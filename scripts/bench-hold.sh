@@ -76,7 +76,7 @@ HOLD+=(-n "$N" -d "$D" --conns-per-addr 5000 --warmup "$WARMUP" ${HOLD_EXTRA:-})
 } >"$OUT/$NAME.cmd"
 taskset -c "$LOAD_CPU" "$BIN/ringcast-bench" "${HOLD[@]}" --server-pid "$SPID" --cpu "$LOAD_CPU" --json --no-progress \
   >"$OUT/$NAME.json" 2>"$OUT/$NAME.table" &
-BPID=$!
+BPID=$!; PIDS+=($BPID)
 if [ "$STATS" = 1 ]; then
   for _ in $(seq 600); do [ "$(fds)" -ge "$N" ] && break; sleep 0.1; done
   sleep 3

@@ -24,7 +24,7 @@
 # Per run NAME.json (the bench), NAME.server.log, NAME.bench.log, NAME.host
 # (loadavg and the cpu0/cpu1 lines of /proc/stat before and after: steal is
 # the 8th number). Each run waits (at most 10 min) for the host to be quiet
-# (other processes <= 0.1 core over 3 s). The table:
+# (all processes <= 0.1 core over 3 s). The table:
 # docs/benchmarks/runs/session11-latency/summary.py OUT
 set -euo pipefail
 : "${BIN_A:?}" "${OUT:?}"
@@ -35,24 +35,26 @@ for n in "$NET_A" "$NET_B"; do
 done
 mkdir -p "$OUT"
 NS=ringcast-rfs-$$
-old_flows=$(cat /proc/sys/net/core/rps_sock_flow_entries)
-cleanup() {
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  sysctl -qw net.core.rps_sock_flow_entries="$old_flows"
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip netns exec "$NS" sh -c 'ip link set lo up &&
-  echo 3 > /sys/class/net/lo/queues/rx-0/rps_cpus &&
-  echo 32768 > /sys/class/net/lo/queues/rx-0/rps_flow_cnt'
-sysctl -qw net.core.rps_sock_flow_entries=32768
+if [ "$NET_A" = rfs ] || [ "$NET_B" = rfs ]; then
+  old_flows=$(cat /proc/sys/net/core/rps_sock_flow_entries)
+  cleanup() {
+    ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    sysctl -qw net.core.rps_sock_flow_entries="$old_flows"
+  }
+  trap cleanup EXIT
+  ip netns add "$NS"
+  ip netns exec "$NS" sh -c 'ip link set lo up &&
+    echo 3 > /sys/class/net/lo/queues/rx-0/rps_cpus &&
+    echo 32768 > /sys/class/net/lo/queues/rx-0/rps_flow_cnt'
+  sysctl -qw net.core.rps_sock_flow_entries=32768
+fi
 host_busy() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat; }
 wait_quiet() {
   local left=600 b0 t0 b1 t1 busy
   while :; do
     read -r b0 t0 < <(host_busy); sleep 3; read -r b1 t1 < <(host_busy)
-    busy=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN{printf "%.3f", t ? b / t * 2 : 0}')
+    busy=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$(nproc)" 'BEGIN{printf "%.3f", t ? b / t * n : 0}')
     if awk -v x="$busy" 'BEGIN{exit !(x <= 0.1)}' || [ "$left" -le 0 ]; then echo "$busy"; return; fi
     left=$((left - 3))
   done

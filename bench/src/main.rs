@@ -579,7 +579,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
 /// by a run of their own in this process, then the server's descriptors
 /// polled back to their count before it (at most 10 s).
 fn warm_up(plan: &Plan, layout: &Layout, pid: u32, h: &HoldConfig) -> anyhow::Result<()> {
-    let fds = procstat::fd_count(pid)?;
+    let fds = settled_fds(pid)?;
     let mut warm = plan.clone();
     warm.scenario = Scenario::Hold(HoldConfig {
         conns: h.warmup,
@@ -604,10 +604,36 @@ fn warm_up(plan: &Plan, layout: &Layout, pid: u32, h: &HoldConfig) -> anyhow::Re
         bail!("warm-up: none of {} connections was established", h.warmup);
     }
     let until = std::time::Instant::now() + Duration::from_secs(10);
-    while procstat::fd_count(pid)? > fds && std::time::Instant::now() < until {
+    loop {
+        let now = procstat::fd_count(pid)?;
+        if now <= fds {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= until {
+            eprintln!(
+                "note: after the warm-up the server still has {now} descriptors open, {fds} before it \
+                 (waited 10 s): its RSS before the run may count some warm-up connections"
+            );
+            return Ok(());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(())
+}
+
+/// The server's descriptor count once it stops moving (two equal reads
+/// 50 ms apart, for at most 1 s): a connection someone made just before,
+/// to see the port open, is closed first.
+fn settled_fds(pid: u32) -> anyhow::Result<usize> {
+    let mut last = procstat::fd_count(pid)?;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = procstat::fd_count(pid)?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(last)
 }
 
 /// A scenario's command line, checked and capped: the scenario, `--url`,

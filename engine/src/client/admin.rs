@@ -60,9 +60,10 @@ pub const UNSUBSCRIBE_SERVER: u32 = 2000;
 fn matching(hub: &Hub, user: &str, client: Option<&str>) -> Vec<Rc<Session>> {
     let mut found = Vec::new();
     super::registry::Registry::of(hub).for_each(|s| {
-        let hit = s
-            .with_identity(|i| &*i.user == user && client.is_none_or(|c| i.client.is(c)))
-            .unwrap_or(false);
+        // The user first: an anonymous session's client id is made only
+        // when a client is asked for and the user matches.
+        let hit = s.user().is_some_and(|u| &*u == user)
+            && client.is_none_or(|c| s.with_identity(|i| i.client.is(c)).unwrap_or(false));
         if hit {
             found.push(s.clone());
         }

@@ -222,7 +222,7 @@ impl ClientService {
             head.put_slice(b",\"data\":");
             head.put_slice(d.get().as_bytes());
         }
-        let user = s.with_identity(|i| i.user.clone()).expect("connected");
+        let user = s.user().expect("connected");
         let server = self.server_subscriptions(s, &user, channels, &subs, positions);
         if server.is_empty() {
             sep(out);
@@ -317,7 +317,7 @@ impl ClientService {
             return reply_error(out, id, codes::NOT_AVAILABLE);
         };
         let now = unix_now();
-        let user = s.with_identity(|i| i.user.clone()).expect("connected");
+        let user = s.user().expect("connected");
         match v.verify_refresh(&req.token, &user, now) {
             Ok(c) => match c.ttl(now) {
                 Ok(_) => {

@@ -351,7 +351,7 @@ impl Service for ClientService {
     }
 
     fn on_close(&self, _conn: &Rc<Conn>, s: Rc<Session>) {
-        if let Some(user) = s.with_identity(|i| i.user.clone()) {
+        if let Some(user) = s.user() {
             self.opts.users.release(&user);
         }
         registry::Registry::of(&self.hub).remove(&self.hub, &s);

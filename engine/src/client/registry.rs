@@ -231,7 +231,7 @@ impl Clients for Registry {
     fn census(&self) -> (usize, Vec<String>) {
         let (mut connected, mut users) = (0, Vec::new());
         for s in self.sessions.borrow().iter().flatten() {
-            users.extend(s.with_identity(|i| i.user.to_string()));
+            users.extend(s.user().map(|u| u.to_string()));
             connected += s.is_connected() as usize;
         }
         (connected, users)

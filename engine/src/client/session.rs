@@ -55,20 +55,26 @@ fn uuid_v4(r: u128) -> [u8; 16] {
 }
 
 impl ClientId {
-    /// A new random UUID v4.
+    /// A new random UUID v4, from the OS's randomness (it names transport
+    /// sessions, which are credentials: not a fast generator whose state
+    /// its outputs give away).
     pub fn random() -> Self {
-        ClientId::Uuid(uuid_v4(fastrand::u128(..)))
+        let mut r = [0u8; 16];
+        getrandom::fill(&mut r).expect("the OS's random source");
+        ClientId::Uuid(uuid_v4(u128::from_be_bytes(r)))
     }
 
     /// The client id this thread gives the connection with id `conn`: a
     /// UUID v4 whose 122 free bits are a keyed hash of the id (SipHash-1-3,
     /// two outputs, the thread's random key). The same connection always
     /// gets the same id, so a session keeps nothing for it and makes it
-    /// again when asked. Connection ids are unique on their shard (a shard
-    /// is a thread) for 2^32 connections per slot, and each thread and
-    /// process has its own key, so two clients share an id with the
-    /// probability two random v4 UUIDs do; without the key, ids can no
-    /// more be guessed than random ones.
+    /// again when asked. No two live connections of a shard (a shard is a
+    /// thread) have the same id, and each thread and process has its own
+    /// key, so two live clients share an id with the probability two
+    /// random v4 UUIDs do. A connection id comes back only after 2^32
+    /// connections on its shard (its count wraps), and with it the client
+    /// id of a connection long closed. Without the key, ids can no more be
+    /// guessed than random ones.
     pub fn of_conn(conn: u64) -> Self {
         use std::hash::BuildHasher;
         let (hi, lo) = ID_KEY.with(|k| (k.hash_one((conn, 0u8)), k.hash_one((conn, 1u8))));
@@ -401,6 +407,14 @@ impl Session {
         } else {
             self.full.set(Some(Box::new(id)));
             self.who.set(Who::Full);
+        }
+    }
+
+    /// The user, if connected (no client id is made for it).
+    pub fn user(&self) -> Option<Arc<str>> {
+        match self.who.get() {
+            Who::Anonymous => Some(NO_USER.clone()),
+            _ => self.with_identity(|i| i.user.clone()),
         }
     }
 
@@ -804,6 +818,7 @@ mod size_tests {
         });
         assert_eq!(kind(&s), "anonymous");
         assert!(s.is_connected());
+        assert_eq!(s.user().as_deref(), Some(""));
         assert_eq!(s.client_id().as_deref(), Some(&*anon.to_string()));
         assert_eq!(
             s.with_identity(|i| (i.user.to_string(), i.conn_info.is_none())),
@@ -822,6 +837,7 @@ mod size_tests {
             });
             assert_eq!(kind(&s), "full");
             assert!(s.is_connected());
+            assert_eq!(s.user().as_deref(), Some(user));
             let got = s.with_identity(|i| {
                 // Within the call: still connected.
                 assert!(s.is_connected());

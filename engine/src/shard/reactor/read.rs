@@ -111,7 +111,13 @@ fn read_open<S: Service>(
             buf.clear();
         }
         let frame = if own {
-            buf
+            // Emptied: let its room go (a fragmented message may still be
+            // open, and the spill kept for it).
+            if buf.is_empty() {
+                BytesMut::new()
+            } else {
+                buf
+            }
         } else {
             // A partial frame: copy it out so the scratch buffer stays shared.
             let frame = if buf.is_empty() {
