@@ -1,0 +1,1 @@
+taskset -c 1 /work/wt-redisB/target/release/ringcast-bench fanout --url ws://127.0.0.1:58507/connection/websocket --publisher tcp --publisher-addr 127.0.0.1:41279 --api-key bench-key --channel-prefix bench:c --size 100 -d 10 --channels 100 --subscribers 100 --max --in-flight 1024 --cpu 1 --json --no-progress
