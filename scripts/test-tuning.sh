@@ -162,9 +162,9 @@ for re in \
 	'^net\.ipv4\.tcp_wmem +netns +4096 [0-9]+ [0-9]+ +4096 - - ' \
 	'^RLIMIT_NOFILE .* 1054720 ' \
 	'kernel sockets +1000000 x +4096 B = +4096000000 B' \
-	'ringcast +1000000 x +400 B = +400000000 B' \
+	'ringcast +1000000 x +320 B = +320000000 B' \
 	'conntrack entries +1000000 x +256 B = +256000000 B' \
-	'total .*= +4752000000 B .* 18\.4% of MemTotal 24\.00 GiB: fits' \
+	'total .*= +4672000000 B .* 18\.1% of MemTotal 24\.00 GiB: fits' \
 	'tcp_mem max: 2000000 pages'; do
 	has "$out" "$re" || { ok=1; fail "plan 1M: expected /$re/" "$out"; }
 done
@@ -179,8 +179,8 @@ check "plan --per-conn-bytes and --no-conntrack" $((rc != 0 || ok)) "$out"
 
 out=$(T plan -n 1M --mem-total 24G --subs-per-conn 5 --per-sub-bytes 60 --no-conntrack); rc=$?
 ok=0
-has "$out" 'ringcast +1000000 x +640 B = +640000000 B .*400 B \+ 4 extra subscriptions x 60 B' || ok=1
-has "$out" 'total .*= +4736000000 B' || ok=1
+has "$out" 'ringcast +1000000 x +560 B = +560000000 B .*320 B \+ 4 extra subscriptions x 60 B' || ok=1
+has "$out" 'total .*= +4656000000 B' || ok=1
 check "plan --subs-per-conn: the extra subscriptions' memory" $((rc != 0 || ok)) "$out"
 
 out=$(T plan -n 10M --mem-total 8G); rc=$?
