@@ -8,10 +8,12 @@
 #   BIN_A=DIR BIN_B=DIR OUT_DIR=DIR [CFGS="1:1:1 2:1:1"] [RAW=0] [TAG=-w0] \
 #     scripts/bench-hold-pairs.sh [PAIRS]
 # TAG is appended to each configuration's name (runs with and without the
-# warm-up side by side); FIRST=K runs pairs K..PAIRS only.
+# warm-up side by side); FIRST=K runs pairs K..PAIRS only; HOLD_SCRIPT runs
+# another script of bench-hold.sh's interface for each run (an older run
+# folder's hold.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-hold=$here/bench-hold.sh
+hold=${HOLD_SCRIPT:-$here/bench-hold.sh}
 : "${BIN_A:?}" "${BIN_B:?}" "${OUT_DIR:?}"
 PAIRS=${1:-3}
 export OUT=$OUT_DIR N=${N:-15000} D=${D:-6} PORT=${PORT:-21700}

@@ -4,8 +4,8 @@
 # build (A, B), the runs in order and their medians: RSS per client (the bench's
 # rss_per_conn_bytes), anonymous RSS per client (anon_per_conn_bytes), the
 # server's RSS at start (the bench's "before"), the arenas' free heap 3 s
-# after setup (malloc_stats: system − in use), connects/s; then B − A of
-# the medians.
+# after setup (malloc_stats: system − in use), connects/s and the connect
+# p99; then B − A of the medians. A column no run has is left out.
 cd "${1:-.}"
 python3 - <<'PY'
 import glob, json, re, statistics, collections
@@ -24,10 +24,13 @@ for f in sorted(glob.glob("*-[AB]-*.json")):
         free = float("nan")
     runs[(m[1], m[2])].append((int(m[3]), dict(
         per=s["rss_per_conn_bytes"], anon=s.get("anon_per_conn_bytes") or float("nan"),
-        start=s["rss_before_bytes"] / 1024, free=free, rate=c["per_s"])))
+        start=s["rss_before_bytes"] / 1024, free=free, rate=c["per_s"],
+        p99=c["connect_latency"]["p99_us"] / 1000)))
 cols = [("per", "RSS per client, B", "{:.0f}"), ("anon", "anonymous RSS per client, B", "{:.0f}"),
         ("start", "RSS at start, KB", "{:.0f}"), ("free", "free heap, KB", "{:.0f}"),
-        ("rate", "connects/s", "{:.0f}")]
+        ("rate", "connects/s", "{:.0f}"), ("p99", "connect p99, ms", "{:.1f}")]
+# A column no run has (RssAnon came with session 12's bench) is left out.
+cols = [c for c in cols if any(r[c[0]] == r[c[0]] for rs in runs.values() for _, r in rs)]
 med = {}
 for key, title, fmt in cols:
     print(f"### {title}\n")

@@ -38,8 +38,8 @@ KIND=$1 NAME=$2
 : "${BIN:?}" "${OUT:?}" "${N:=15000}" "${D:=6}" "${PORT:=21700}" "${SERVER_ENV:=}" "${STATS:=1}"
 : "${SERVER_CPU:=0}" "${LOAD_CPU:=1}" "${SHARDS:=1}" "${CHANNELS:=1}" "${SUBS:=1}" "${WARMUP:=64}"
 mkdir -p "$OUT"
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-p=$PORT; while port_busy $p || port_busy $((p+1)) || port_busy $((p+2)); do p=$((p+3)); done
+. "$(dirname "$0")/lib/bench.sh"
+p=$(free_port 3)
 PIDS=()
 cleanup() { for x in "${PIDS[@]}"; do kill "$x" 2>/dev/null || true; done; for x in "${PIDS[@]}"; do wait "$x" 2>/dev/null || true; done; }
 trap cleanup EXIT

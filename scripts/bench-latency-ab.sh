@@ -49,16 +49,7 @@ if [ "$NET_A" = rfs ] || [ "$NET_B" = rfs ]; then
     echo 32768 > /sys/class/net/lo/queues/rx-0/rps_flow_cnt'
   sysctl -qw net.core.rps_sock_flow_entries=32768
 fi
-host_busy() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat; }
-wait_quiet() {
-  local left=600 b0 t0 b1 t1 busy
-  while :; do
-    read -r b0 t0 < <(host_busy); sleep 3; read -r b1 t1 < <(host_busy)
-    busy=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$(nproc)" 'BEGIN{printf "%.3f", t ? b / t * n : 0}')
-    if awk -v x="$busy" 'BEGIN{exit !(x <= 0.1)}' || [ "$left" -le 0 ]; then echo "$busy"; return; fi
-    left=$((left - 3))
-  done
-}
+. "$(dirname "$0")/lib/bench.sh"   # wait_quiet
 case $SCENARIO in
   goal1) load=(--subscribers 10000 --channels 1000 --rate 10000 --conns-per-addr 5000) ;;
   goal2) load=(--subscribers 1000 --channels 100 --rate 5000 --rx-timestamps) ;;

@@ -87,17 +87,8 @@ wait_quiet() {
   done
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# free_port N: the first port from $PORT on with N consecutive free ports.
-free_port() {
-  local p=$PORT i ok
-  while :; do
-    ok=1
-    for ((i = 0; i < $1; i++)); do port_busy $((p + i)) && { ok=0; break; }; done
-    [ $ok = 1 ] && { echo $p; return; }
-    p=$((p + $1))
-  done
-}
+# port_busy, free_port N.
+. scripts/lib/bench.sh
 
 SERVER_PID=""
 stop_server() {

@@ -109,20 +109,8 @@ GIT_STATE="$(git rev-parse HEAD 2>/dev/null || echo '?') ($(git status --short 2
 
 # ---- host and process sampling --------------------------------------------
 
-host_busy() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat; }
-# wait_quiet: until other load stays under MAX_OTHER cores for 3 s, at
-# most QUIET_WAIT seconds; prints the last figure.
-wait_quiet() {
-  local waited=0 b0 t0 b1 t1 busy
-  while :; do
-    read -r b0 t0 < <(host_busy); sleep 3; read -r b1 t1 < <(host_busy)
-    busy=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v c="$(nproc)" 'BEGIN{printf "%.3f", t ? b / t * c : 0}')
-    if awk -v x="$busy" -v m="$MAX_OTHER" 'BEGIN{exit !(x <= m)}' || [ "$waited" -ge "$QUIET_WAIT" ]; then
-      echo "$busy"; return
-    fi
-    waited=$((waited + 3))
-  done
-}
+# host_busy, wait_quiet (MAX_OTHER, QUIET_WAIT), port_busy, free_port.
+. scripts/lib/bench.sh
 # proc_cpu PID: utime + stime, seconds.
 proc_cpu() { awk -v hz="$HZ" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # thread_cpu PID: "tid name cpu_s" per thread.
@@ -140,17 +128,6 @@ children_cpu() {
   times >"$TIMES_FILE"
   printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/);
     print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$TIMES_FILE")"
-}
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# free_port N: the first port from $PORT on with N free ports in a row.
-free_port() {
-  local p=$PORT i ok
-  while :; do
-    ok=1
-    for ((i = 0; i < $1; i++)); do port_busy $((p + i)) && { ok=0; break; }; done
-    [ $ok = 1 ] && { echo $p; return; }
-    p=$((p + $1))
-  done
 }
 
 # ---- processes -------------------------------------------------------------

@@ -8,16 +8,7 @@ set -euo pipefail
 : "${BIN_A:?}" "${BIN_B:?}" "${BENCH:?}" "${OUT:?}"
 ROUNDS=${ROUNDS:-3}; PORT=${PORT:-19950}; N=${N:-10000}
 mkdir -p "$OUT"
-host_busy() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat; }
-wait_quiet() {
-  local left=600 b0 t0 b1 t1 busy
-  while :; do
-    read -r b0 t0 < <(host_busy); sleep 3; read -r b1 t1 < <(host_busy)
-    busy=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN{printf "%.3f", t ? b / t * 2 : 0}')
-    if awk -v x="$busy" 'BEGIN{exit !(x <= 0.1)}' || [ "$left" -le 0 ]; then echo "$busy"; return; fi
-    left=$((left - 3))
-  done
-}
+. "$(dirname "$0")/../../../../scripts/lib/bench.sh"   # wait_quiet
 for r in $(seq "$ROUNDS"); do
   for v in A B; do
     bin=BIN_$v; bin=${!bin}; name=$v-$r

@@ -4,47 +4,8 @@
 # RSS 1 s after setup − RSS before, over N), the server's RSS at start
 # (the bench's "before"), the arenas' free heap 3 s after setup
 # (malloc_stats: system − in use over every arena), the connect rate and
-# the connect p99; then B − A of the medians (python3).
-cd "${DIR:-$(dirname "$0")}"
-python3 - "$@" <<'PY'
-import glob, json, re, statistics, collections
-runs = collections.defaultdict(list)
-for f in sorted(glob.glob("*-[AB]-*.json")):
-    m = re.match(r"(ws-s\d+-c\d+-k\d+|raw-s\d+)-([AB])-(\d+)\.json", f)
-    if not m:
-        continue
-    j = json.load(open(f))
-    s, c = j["server"], j["connections"]
-    try:
-        log = open(f.replace(".json", ".server.log")).read()
-        arenas = re.findall(r"Arena \d+:\nsystem bytes\s+=\s+(\d+)\nin use bytes\s+=\s+(\d+)", log)
-        free = sum(int(a) - int(b) for a, b in arenas) / 1024
-    except OSError:
-        free = float("nan")
-    runs[(m[1], m[2])].append((int(m[3]), dict(
-        per=s["rss_per_conn_bytes"], start=s["rss_before_bytes"] / 1024,
-        free=free, rate=c["per_s"], p99=c["connect_latency"]["p99_us"] / 1000)))
-cols = [("per", "RSS per client, B", "{:.0f}"), ("start", "RSS at start, KB", "{:.0f}"),
-        ("free", "free heap, KB", "{:.0f}"), ("rate", "connects/s", "{:.0f}"),
-        ("p99", "connect p99, ms", "{:.1f}")]
-med = {}
-for key, title, fmt in cols:
-    print(f"### {title}\n")
-    print("| configuration | build | runs in order | median |")
-    print("|---|---|---|---|")
-    for k in sorted(runs):
-        v = [r[key] for _, r in sorted(runs[k], key=lambda x: x[0])]
-        med[(k, key)] = statistics.median(v)
-        print(f"| {k[0]} | {k[1]} | {' · '.join(fmt.format(x) for x in v)} | **{fmt.format(med[(k, key)])}** |")
-    print()
-print("### B − A of the medians\n")
-print("| configuration | " + " | ".join(t for _, t, _ in cols) + " |")
-print("|---|" + "---|" * len(cols))
-for c in sorted({k[0] for k in runs}):
-    if (c, "A") in {k for k in runs} and (c, "B") in {k for k in runs}:
-        cells = []
-        for key, _, fmt in cols:
-            a, b = med[((c, "A"), key)], med[((c, "B"), key)]
-            cells.append(f"{fmt.format(a)} → {fmt.format(b)} ({'+' if b >= a else '−'}{fmt.format(abs(b - a))})")
-        print(f"| {c} | " + " | ".join(cells) + " |")
-PY
+# the connect p99; then B − A of the medians. The tables are made by
+# scripts/bench-hold-summary.sh, which this script's first version became
+# (it gives this folder's summary.md and hw128/summary.md unchanged).
+#   [DIR=hw128] summary.sh > summary.md
+exec bash "$(dirname "$0")/../../../../scripts/bench-hold-summary.sh" "${DIR:-$(dirname "$0")}"

@@ -11,8 +11,8 @@ NAME=$1
 : "${BIN:?}" "${OUT:?}" "${N1:=7500}" "${N2:=7500}" "${SHARDS:=1}" "${PORT:=23700}"
 : "${SERVER_CPU:=0}" "${LOAD_CPU:=1}"
 mkdir -p "$OUT"
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-p=$PORT; while port_busy $p || port_busy $((p+1)) || port_busy $((p+2)); do p=$((p+3)); done
+. "$(dirname "$0")/../../../../scripts/lib/bench.sh"
+p=$(free_port 3)
 PIDS=()
 cleanup() { for x in "${PIDS[@]}"; do kill "$x" 2>/dev/null || true; done; for x in "${PIDS[@]}"; do wait "$x" 2>/dev/null || true; done; }
 trap cleanup EXIT
