@@ -370,6 +370,11 @@ struct Common {
     /// Pin workers to these cores, round-robin: `1`, `1,2`, `2-3`.
     #[arg(long)]
     cpu: Option<String>,
+    /// Run the workers under SCHED_FIFO at this priority, 1-99 (needs
+    /// CAP_SYS_NICE or RLIMIT_RTPRIO): on a shared host, keeps other
+    /// processes' slices out of a latency run (docs/operations.md).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=99))]
+    realtime_priority: Option<u8>,
     /// Processes (default: as many as the fd limit requires).
     #[arg(long)]
     procs: Option<usize>,
@@ -521,7 +526,17 @@ fn real_main() -> anyhow::Result<ExitCode> {
             None => vec![],
         },
         connect_concurrency: c.connect_concurrency.max(1),
+        realtime_priority: c.realtime_priority.unwrap_or(0),
     };
+    if let Some(p) = c.realtime_priority {
+        // Refused here, before any connection, rather than in every worker.
+        std::thread::spawn(move || ringcast::sys::set_realtime(p))
+            .join()
+            .expect("realtime probe thread")
+            .with_context(|| {
+                format!("--realtime-priority {p} (SCHED_FIFO); needs CAP_SYS_NICE or ulimit -r {p}")
+            })?;
+    }
     let plan = Arc::new(plan);
 
     if let Some(child) = &c.child {

@@ -35,6 +35,8 @@ pub struct Layout {
     pub cpus: Vec<usize>,
     /// Connection attempts in flight per process.
     pub connect_concurrency: usize,
+    /// SCHED_FIFO priority of the workers (0: the normal policy).
+    pub realtime_priority: u8,
 }
 
 /// What the controller measured around the run.
@@ -101,6 +103,7 @@ impl LocalFleet {
                 phase: phase.subscribe(),
             };
             let cpu = (!layout.cpus.is_empty()).then(|| layout.cpus[global_id % layout.cpus.len()]);
+            let realtime = layout.realtime_priority;
             let live = live.clone();
             let t = std::thread::Builder::new()
                 .name(format!("bench-worker-{w}"))
@@ -108,6 +111,13 @@ impl LocalFleet {
                     if let Some(id) = cpu {
                         if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
                             eprintln!("warning: could not pin worker to cpu {id}");
+                        }
+                    }
+                    if realtime > 0 {
+                        // Checked at start-up (main.rs), so refused only if
+                        // the limits changed since.
+                        if let Err(e) = ringcast::sys::set_realtime(realtime) {
+                            eprintln!("warning: worker {w}: realtime priority {realtime}: {e}");
                         }
                     }
                     let rt = tokio::runtime::Builder::new_current_thread()

@@ -361,6 +361,56 @@ fn fanout_at_a_rate() {
 }
 
 #[test]
+fn fanout_with_realtime_workers_and_refused_without_permission() {
+    let peer = Server::peer();
+    let pid = peer.pid().to_string();
+    let url = peer.url("/connection/websocket");
+    let r = bench(&[
+        "fanout",
+        "--url",
+        &url,
+        "--server-pid",
+        &pid,
+        "--workers",
+        "2",
+        "--realtime-priority",
+        "2",
+    ]);
+    fanout_clean(&r);
+    assert_eq!(u(&r, "/layout/realtime_priority"), 2, "{r:#}");
+    // Without CAP_SYS_NICE and with RLIMIT_RTPRIO 0 it stops before it
+    // connects, and says why.
+    let out = Command::new("prlimit")
+        .args([
+            "--rtprio=0:0",
+            "--",
+            "setpriv",
+            "--bounding-set",
+            "-sys_nice",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_ringcast-bench"))
+        .args(["fanout", "--url", &url, "--realtime-priority", "2"])
+        .args(["--smoke", "--json", "--no-progress"])
+        .output()
+        .expect("run prlimit and setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for want in [
+        "--realtime-priority 2",
+        "Operation not permitted",
+        "CAP_SYS_NICE",
+    ] {
+        assert!(stderr.contains(want), "no {want:?} in:\n{stderr}");
+    }
+}
+
+#[test]
 fn fanout_max_with_two_processes_and_workers() {
     let peer = Server::peer();
     let r = bench(&[

@@ -73,6 +73,10 @@ pub struct RuntimeArgs {
     /// Do not pin shard threads to cores.
     #[arg(long, env = "RINGCAST_NO_PIN", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub no_pin: Option<bool>,
+    /// Run the shard threads under SCHED_FIFO at this priority, 1-99 (needs
+    /// CAP_SYS_NICE or RLIMIT_RTPRIO) [default: 0, the normal policy].
+    #[arg(long, env = "RINGCAST_REALTIME_PRIORITY")]
+    pub realtime_priority: Option<u8>,
     /// Largest WebSocket message accepted, bytes (larger: close 1009).
     #[arg(long, env = "RINGCAST_MAX_MESSAGE")]
     pub max_message: Option<usize>,
@@ -261,6 +265,9 @@ impl RuntimeArgs {
         if let Some(no_pin) = self.no_pin {
             s.pin = !no_pin;
         }
+        if let Some(v) = self.realtime_priority {
+            s.realtime_priority = v;
+        }
         if let Some(v) = self.max_message {
             s.max_message = v;
         }
@@ -375,6 +382,7 @@ fn shard_config(cfg: &Config, port: u16) -> ShardConfig {
         sc.shards = s.shards;
     }
     sc.pin = s.pin;
+    sc.realtime_priority = s.realtime_priority;
     sc.driver = s.driver;
     sc.handshake_timeout = Duration::from_secs_f64(s.handshake_timeout);
     sc.shutdown_timeout = Duration::from_secs_f64(s.shutdown_timeout);

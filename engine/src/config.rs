@@ -113,6 +113,9 @@ pub struct ServerSection {
     /// worker among the clients' memory (more are spawned beyond it, and
     /// exit after it).
     pub handshake_workers: usize,
+    /// SCHED_FIFO priority of the shard threads, 1–99 (0: the normal
+    /// policy). See docs/operations.md, "Latency: real-time shards".
+    pub realtime_priority: u8,
 }
 
 impl Default for ServerSection {
@@ -129,6 +132,7 @@ impl Default for ServerSection {
             max_message: 64 * 1024,
             flush_hold_max: 0.1,
             handshake_workers: 256,
+            realtime_priority: 0,
         }
     }
 }
@@ -560,6 +564,12 @@ impl Config {
         if self.server.handshake_workers > 65_536 {
             return err("server.handshake_workers", "at most 65536");
         }
+        if self.server.realtime_priority > 99 {
+            return err(
+                "server.realtime_priority",
+                "must be 0 (the normal policy) or a SCHED_FIFO priority 1..=99",
+            );
+        }
         if self.server.max_message < 16 {
             return err("server.max_message", "must be at least 16 bytes");
         }
@@ -766,6 +776,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn realtime_priority_is_a_fifo_priority_or_off() {
+        let e = Config::from_toml("[server]\nrealtime_priority = 100\n").unwrap_err();
+        assert!(e.0.contains("server.realtime_priority"), "{e}");
+        let c = Config::from_toml("[server]\nrealtime_priority = 99\n").unwrap();
+        assert_eq!(c.server.realtime_priority, 99);
+        let e = Config::from_toml("[server]\nrealtime_priority = -1\n").unwrap_err();
+        assert!(e.0.contains("realtime_priority"), "{e}");
+    }
 
     #[test]
     fn defaults_round_trip_through_toml() {

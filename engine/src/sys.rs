@@ -126,6 +126,36 @@ pub fn set_nofile_soft(soft: u64) -> io::Result<(u64, u64)> {
     nofile_limit()
 }
 
+/// Puts the calling thread under the real-time policy SCHED_FIFO at
+/// `priority` (1–99): it then runs whenever it is runnable, ahead of every
+/// normal (SCHED_OTHER) thread on its core, and is preempted only by a
+/// higher real-time priority — or by the kernel's real-time throttling
+/// (`kernel.sched_rt_runtime_us`, 95 % of each second by default), which
+/// keeps a busy one from taking the whole core. `SCHED_RESET_ON_FORK`:
+/// processes it starts do not inherit the policy. Needs `CAP_SYS_NICE` or an
+/// `RLIMIT_RTPRIO` of at least `priority`; otherwise `EPERM`.
+pub fn set_realtime(priority: u8) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    let policy = libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK;
+    // SAFETY: sched_setscheduler(2) reads one sched_param from the struct we
+    // pass; pid 0 is the calling thread.
+    syscall!(unsafe { libc::sched_setscheduler(0, policy, &param) }).map(|_| ())
+}
+
+/// The calling thread's scheduling policy (without `SCHED_RESET_ON_FORK`)
+/// and real-time priority (0 for the normal policies).
+pub fn scheduling() -> io::Result<(i32, i32)> {
+    // SAFETY: sched_getscheduler(2) takes a pid (0: the calling thread) and
+    // touches no memory of ours.
+    let policy = syscall!(unsafe { libc::sched_getscheduler(0) })?;
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_getparam(2) writes one sched_param into the struct we pass.
+    syscall!(unsafe { libc::sched_getparam(0, &mut param) })?;
+    Ok((policy & !libc::SCHED_RESET_ON_FORK, param.sched_priority))
+}
+
 /// Grows this process's fd table to hold descriptors `0..n` now, so that
 /// accepting connections later never grows it: the kernel grows it by
 /// doubling, and in a process with more than one thread each growth waits
@@ -216,6 +246,43 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
+
+    /// Whether this process may take a real-time priority: `CAP_SYS_NICE`
+    /// (bit 23 of `CapEff`) or a non-zero `RLIMIT_RTPRIO`.
+    fn may_take_realtime() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit(2) writes one rlimit into the struct we pass.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut r) }, 0);
+        eff & (1 << 23) != 0 || r.rlim_cur > 0
+    }
+
+    #[test]
+    fn realtime_is_taken_by_the_calling_thread_alone() {
+        let before = scheduling().unwrap();
+        let in_thread = std::thread::spawn(|| (set_realtime(7), scheduling().unwrap()))
+            .join()
+            .unwrap();
+        match in_thread {
+            (Ok(()), now) => assert_eq!(now, (libc::SCHED_FIFO, 7)),
+            (Err(e), now) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+                assert!(!may_take_realtime(), "refused although permitted: {e}");
+                assert_eq!(now, before);
+            }
+        }
+        // The thread that asked, not its process: this one is as it was.
+        assert_eq!(scheduling().unwrap(), before);
+        assert_eq!(before.0, libc::SCHED_OTHER);
+    }
 
     #[test]
     fn recv_and_gather_send_over_a_socket_pair() {

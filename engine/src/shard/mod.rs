@@ -48,6 +48,9 @@ pub struct ShardConfig {
     pub shards: usize,
     /// Pin shard i to the i-th online core.
     pub pin: bool,
+    /// SCHED_FIFO priority of the shard threads (0: the normal policy); a
+    /// shard that cannot take it fails the start.
+    pub realtime_priority: u8,
     pub driver: DriverChoice,
     pub ring_entries: u32,
     pub backlog: i32,
@@ -75,6 +78,7 @@ impl ShardConfig {
             extra_names: Vec::new(),
             shards: default_shards(),
             pin: true,
+            realtime_priority: 0,
             driver: DriverChoice::Auto,
             ring_entries: 4096,
             backlog: 4096,
@@ -131,6 +135,26 @@ pub struct ShardReady {
 }
 
 /// Binds every configured address on one shard (all shards share the ports).
+/// Puts the calling shard thread under SCHED_FIFO at `priority` (0: leaves
+/// it as it is). Refused, it says what would allow it.
+fn take_realtime(priority: u8) -> anyhow::Result<()> {
+    if priority == 0 {
+        return Ok(());
+    }
+    crate::sys::set_realtime(priority).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EPERM) {
+            format!(
+                ": needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least {priority} \
+                 (systemd: LimitRTPRIO={priority} and RestrictRealtime=no; \
+                 a shell: ulimit -r {priority})"
+            )
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("realtime priority {priority} (SCHED_FIFO): {e}{hint}")
+    })
+}
+
 fn bind_all(cfg: &ShardConfig) -> std::io::Result<Vec<std::net::TcpListener>> {
     std::iter::once(cfg.listen)
         .chain(cfg.extra_listen.iter().copied())
@@ -197,6 +221,10 @@ where
                 let pinned = core
                     .filter(|c| core_affinity::set_for_current(*c))
                     .map(|c| c.id);
+                if let Err(e) = take_realtime(cfg.realtime_priority) {
+                    let _ = ready_tx.send(Err(e.context(format!("shard {id}"))));
+                    return;
+                }
                 let listeners = match bind_all(&cfg) {
                     Ok(l) => l,
                     Err(e) => {
@@ -229,6 +257,7 @@ where
                 shard = r.id,
                 core = r.core.map_or("unpinned".to_string(), |c| c.to_string()),
                 driver = %r.driver,
+                realtime_priority = cfg.realtime_priority,
                 "shard ready"
             ),
             Ok(Err(e)) => {
