@@ -9,7 +9,9 @@
 # arguments (ARGS_A, ARGS_B), bench arguments (BENCH_ARGS_A, BENCH_ARGS_B),
 # real-time priority (RT_A, RT_B: the server's shard threads -- the whole
 # peer process, under chrt -- and the bench's worker, SCHED_FIFO at that
-# priority; RT sets both) and/or network (NET_A, NET_B):
+# priority; RT sets both), shards (SHARDS_A, SHARDS_B, default 1: one shard
+# on cpu 0, unpinned; N > 1: N shards pinned to cores 0..N-1, which the
+# bench's core 1 is then one of) and/or network (NET_A, NET_B):
 #   loopback  the host's loopback, as it is;
 #   rfs       a network namespace made for the run, whose loopback steers
 #             each packet's receive work to the core of the socket's reader
@@ -36,6 +38,7 @@ set -euo pipefail
 BIN_B=${BIN_B:-$BIN_A} BENCH=${BENCH:-$BIN_A/ringcast-bench} NET_A=${NET_A:-loopback} NET_B=${NET_B:-loopback}
 SCENARIO=${SCENARIO:-goal1} ROUNDS=${ROUNDS:-3} PORT=${PORT:-19700} DUR=${DUR:-10}
 RT_A=${RT_A:-${RT:-}} RT_B=${RT_B:-${RT:-}} KIND_A=${KIND_A:-ringcast} KIND_B=${KIND_B:-ringcast}
+SHARDS_A=${SHARDS_A:-1} SHARDS_B=${SHARDS_B:-1}
 for n in "$NET_A" "$NET_B"; do
   case $n in loopback|rfs) ;; *) echo "NET must be loopback or rfs, not $n" >&2; exit 2 ;; esac
 done
@@ -72,13 +75,15 @@ for r in $(seq "$ROUNDS"); do
     net=NET_$v; in=(); [ "${!net}" = rfs ] && in=(ip netns exec "$NS")
     kind=KIND_$v; kind=${!kind}
     rt=RT_$v; rt=${!rt}; wrap=() metrics=()
+    shards=SHARDS_$v; shards=${!shards}; place=(--shards 1 --no-pin) cpus=0
+    [ "$shards" -gt 1 ] && place=(--shards "$shards") cpus=0-$((shards - 1))
     [ -n "$rt" ] && bextra+=(--realtime-priority "$rt")
     name=$v-$r
     quiet=$(wait_quiet)
-    { echo "start $(date -u +%T) loadavg $(cat /proc/loadavg) other-busy-before $quiet net ${!net} kind $kind rt ${rt:-none} args ${extra[*]:-} bench-args ${bextra[*]:-}"; grep -E '^cpu[01] ' /proc/stat; } > "$OUT/$name.host"
+    { echo "start $(date -u +%T) loadavg $(cat /proc/loadavg) other-busy-before $quiet net ${!net} kind $kind rt ${rt:-none} shards $shards args ${extra[*]:-} bench-args ${bextra[*]:-}"; grep -E '^cpu[01] ' /proc/stat; } > "$OUT/$name.host"
     if [ "$kind" = ringcast ]; then
       [ -n "$rt" ] && extra+=(--realtime-priority "$rt")
-      "${in[@]}" taskset -c 0 "$bin/ringcast" serve --port "$PORT" --address 127.0.0.1 --shards 1 --no-pin --insecure \
+      "${in[@]}" taskset -c "$cpus" "$bin/ringcast" serve --port "$PORT" --address 127.0.0.1 "${place[@]}" --insecure \
         --api-port $((PORT + 1)) --publisher-port $((PORT + 2)) --api-key bench-key ${extra[@]+"${extra[@]}"} \
         > "$OUT/$name.server.log" 2>&1 &
       metrics=(--metrics-url "http://127.0.0.1:$((PORT + 1))/metrics")
