@@ -114,7 +114,8 @@ pub struct ServerSection {
     /// exit after it).
     pub handshake_workers: usize,
     /// SCHED_FIFO priority of the shard threads, 1–99 (0: the normal
-    /// policy). See docs/operations.md, "Latency: real-time shards".
+    /// policy). See docs/operations.md, "When the tail is someone else's:
+    /// real-time shards".
     pub realtime_priority: u8,
 }
 

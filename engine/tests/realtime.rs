@@ -47,6 +47,8 @@ fn every_shard_thread_and_nothing_else_runs_under_sched_fifo() {
         "{}",
         server.log_text()
     );
+    // /metrics reads it back from the kernel, per shard: 3 + 3.
+    assert_eq!(server.metric("ringcast_shard_realtime_priority"), 6.0);
     // And it serves: a publication reaches a subscriber.
     let mut sub = Proto::connected(&server, None).0;
     sub.send(r#"{"id":2,"subscribe":{"channel":"rt"}}"#);

@@ -11,6 +11,9 @@ use crate::sys;
 #[derive(Debug, Clone, Default)]
 pub struct ShardSnapshot {
     pub driver: &'static str,
+    /// The shard thread's real-time priority as the kernel has it now
+    /// (SCHED_FIFO or SCHED_RR), 0 under a normal policy.
+    pub realtime_priority: i32,
     pub connections: u64,
     pub opened: u64,
     pub closed_gone: u64,
@@ -43,6 +46,10 @@ pub fn snapshot(h: &Hub) -> ShardSnapshot {
     let s = &h.shard_stats;
     ShardSnapshot {
         driver: s.driver.get(),
+        realtime_priority: match sys::scheduling() {
+            Ok((libc::SCHED_FIFO | libc::SCHED_RR, p)) => p,
+            _ => 0,
+        },
         connections: s.connections.get(),
         opened: s.opened.get(),
         closed_gone: s.closed_gone.get(),
@@ -253,6 +260,18 @@ pub fn render(shards: &[ShardSnapshot], p: &Process) -> String {
             out,
             "ringcast_shard_driver{{shard=\"{i}\",driver=\"{}\"}} 1",
             s.driver
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_shard_realtime_priority The real-time (SCHED_FIFO) priority each shard thread runs at, read from the kernel; 0: the normal policy."
+    );
+    let _ = writeln!(out, "# TYPE ringcast_shard_realtime_priority gauge");
+    for (i, s) in shards.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "ringcast_shard_realtime_priority{{shard=\"{i}\"}} {}",
+            s.realtime_priority
         );
     }
     let mut lat = latency::Histogram::default();

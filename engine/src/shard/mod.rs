@@ -134,7 +134,6 @@ pub struct ShardReady {
     pub driver: DriverKind,
 }
 
-/// Binds every configured address on one shard (all shards share the ports).
 /// Puts the calling shard thread under SCHED_FIFO at `priority` (0: leaves
 /// it as it is). Refused, it says what would allow it.
 fn take_realtime(priority: u8) -> anyhow::Result<()> {
@@ -155,6 +154,7 @@ fn take_realtime(priority: u8) -> anyhow::Result<()> {
     })
 }
 
+/// Binds every configured address on one shard (all shards share the ports).
 fn bind_all(cfg: &ShardConfig) -> std::io::Result<Vec<std::net::TcpListener>> {
     std::iter::once(cfg.listen)
         .chain(cfg.extra_listen.iter().copied())
