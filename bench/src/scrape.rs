@@ -14,12 +14,22 @@ use serde::Serialize;
 /// The histogram the server exposes.
 pub const SERVER_LATENCY: &str = "ringcast_delivery_latency_seconds";
 
+/// Counters read with it (summed over their labels), which say how the
+/// shards sent: frames written, `sendmsg` calls, flush passes held back.
+pub const SERVER_COUNTERS: [&str; 3] = [
+    "ringcast_messages_sent_total",
+    "ringcast_sends_total",
+    "ringcast_flush_holds_total",
+];
+
 /// One reading of a Prometheus histogram: cumulative counts per upper
-/// bound (seconds, `+Inf` last), and the sum.
+/// bound (seconds, `+Inf` last), and the sum; and the [`SERVER_COUNTERS`]
+/// (None: not exposed).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reading {
     pub buckets: Vec<(f64, u64)>,
     pub sum: f64,
+    pub counters: [Option<f64>; 3],
 }
 
 /// The server side's latency over the run, from the bucket deltas.
@@ -32,6 +42,16 @@ pub struct ServerLatency {
     pub p999_us: f64,
     /// Deliveries at or under 500 µs (a bucket bound), as a fraction.
     pub within_500us: f64,
+    /// Frames the server wrote, its `sendmsg` calls and their ratio, and
+    /// flush passes it held back (`flush_hold_max`), during the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sends: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_per_send: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_holds: Option<u64>,
 }
 
 /// GET `url` (plain `http://host:port/path`), the body as text.
@@ -89,7 +109,30 @@ pub fn parse(text: &str, name: &str) -> Option<Reading> {
         }
     }
     r.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (slot, name) in r.counters.iter_mut().zip(SERVER_COUNTERS) {
+        *slot = counter(text, name);
+    }
     found.then_some(r)
+}
+
+/// The sum of every series of counter `name` (`name{...} v` and `name v`),
+/// or None when there is none.
+pub fn counter(text: &str, name: &str) -> Option<f64> {
+    let mut total = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let value = if let Some(labelled) = rest.strip_prefix('{') {
+            labelled.split_once("} ").map(|(_, v)| v)
+        } else {
+            rest.strip_prefix(' ')
+        };
+        if let Some(v) = value.and_then(|v| v.trim().parse::<f64>().ok()) {
+            *total.get_or_insert(0.0) += v;
+        }
+    }
+    total
 }
 
 impl Reading {
@@ -109,6 +152,9 @@ impl Reading {
                 .map(|&(le, c)| (le, c.saturating_sub(at(le))))
                 .collect(),
             sum: self.sum - before.sum,
+            counters: std::array::from_fn(|i| {
+                Some(self.counters[i]? - before.counters[i].unwrap_or(0.0))
+            }),
         }
     }
 
@@ -162,6 +208,13 @@ impl Reading {
             p99_us: self.quantile(0.99) * 1e6,
             p999_us: self.quantile(0.999) * 1e6,
             within_500us: if n > 0 { within as f64 / n as f64 } else { 0.0 },
+            frames: self.counters[0].map(|v| v as u64),
+            sends: self.counters[1].map(|v| v as u64),
+            frames_per_send: match self.counters {
+                [Some(f), Some(s), _] if s > 0.0 => Some(f / s),
+                _ => None,
+            },
+            flush_holds: self.counters[2].map(|v| v as u64),
         }
     }
 }
@@ -217,5 +270,36 @@ ringcast_delivery_latency_seconds_count 110
         assert!((s.mean_us - 100.0).abs() < 1e-6);
         assert!((s.within_500us - 0.99).abs() < 1e-12);
         assert!(parse("x 1\n", SERVER_LATENCY).is_none());
+        // No counters in A and B: none reported.
+        assert_eq!((s.frames, s.sends, s.flush_holds), (None, None, None));
+    }
+
+    #[test]
+    fn counters_are_summed_over_labels_and_differenced() {
+        let before = format!(
+            "{A}ringcast_messages_sent_total{{shard=\"0\"}} 100\n\
+             ringcast_messages_sent_total{{shard=\"1\"}} 50\n\
+             ringcast_sends_total{{shard=\"0\"}} 75\n\
+             ringcast_sends_total_other 9\n\
+             ringcast_flush_holds_total 2\n"
+        );
+        let after = format!(
+            "{B}ringcast_messages_sent_total{{shard=\"0\"}} 1100\n\
+             ringcast_messages_sent_total{{shard=\"1\"}} 1050\n\
+             ringcast_sends_total{{shard=\"0\"}} 1075\n\
+             ringcast_flush_holds_total 5\n"
+        );
+        let s = parse(&after, SERVER_LATENCY)
+            .unwrap()
+            .since(&parse(&before, SERVER_LATENCY).unwrap())
+            .summary();
+        assert_eq!(s.frames, Some(2000));
+        assert_eq!(s.sends, Some(1000));
+        assert_eq!(s.frames_per_send, Some(2.0));
+        assert_eq!(s.flush_holds, Some(3));
+        assert_eq!(
+            counter("ringcast_sends_total_other 9\n", "ringcast_sends_total"),
+            None
+        );
     }
 }

@@ -473,8 +473,29 @@ fn hold_and_fanout_against_ringcast_serve() {
     ]);
     all_connected(&r);
     assert!(u(&r, "/hold/pings_answered") > 0, "{r:#}");
-    let r = bench(&["fanout", "--url", &url, "--server-pid", &pid]);
+    // With the server's /metrics: its histogram counts every delivery the
+    // bench received, and its send counters come along.
+    let (_, api, _) = server.endpoints();
+    let metrics = api.replace("/api", "/metrics");
+    let r = bench(&[
+        "fanout",
+        "--url",
+        &url,
+        "--server-pid",
+        &pid,
+        "--metrics-url",
+        &metrics,
+    ]);
     fanout_clean(&r);
+    let delivered = u(&r, "/fanout/delivered");
+    assert_eq!(u(&r, "/server_latency/count"), delivered, "{r:#}");
+    assert!(u(&r, "/server_latency/frames") >= delivered, "{r:#}");
+    let sends = u(&r, "/server_latency/sends");
+    assert!(
+        sends >= 1 && sends <= u(&r, "/server_latency/frames"),
+        "{r:#}"
+    );
+    assert_eq!(u(&r, "/server_latency/flush_holds"), 0, "{r:#}");
     let r = bench(&["fanout", "--url", &url, "--max", "--publishers", "3"]);
     fanout_clean(&r);
 }

@@ -180,6 +180,16 @@ impl Report {
                     l.count
                 ),
             );
+            if let (Some(f), Some(n)) = (l.frames, l.sends) {
+                row(
+                    "server sends",
+                    format!(
+                        "{f} frames in {n} sendmsg ({:.2} per send), {} flush holds",
+                        l.frames_per_send.unwrap_or(0.0),
+                        l.flush_holds.map_or("?".to_string(), |h| h.to_string())
+                    ),
+                );
+            }
         }
         if let Some(l) = &self.ack_latency {
             row("ack latency", lat(l));
