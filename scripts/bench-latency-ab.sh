@@ -26,6 +26,7 @@
 #
 #   SCENARIO: goal1 = 1,000 channels x 10 subscribers, 10,000 publications/s
 #             goal2 = 100 x 10, 5,000/s, --rx-timestamps
+#   RATE (or RATE_A, RATE_B): publications/s instead of the scenario's
 #   BIN_A=DIR [BIN_B=DIR] [NET_B=rfs] [ARGS_B=...] [RT_B=1] [KIND_B=peer] OUT=DIR \
 #     SCENARIO=goal1 ROUNDS=3 scripts/bench-latency-ab.sh
 # Per run NAME.json (the bench), NAME.server.log, NAME.bench.log, NAME.host
@@ -39,6 +40,7 @@ BIN_B=${BIN_B:-$BIN_A} BENCH=${BENCH:-$BIN_A/ringcast-bench} NET_A=${NET_A:-loop
 SCENARIO=${SCENARIO:-goal1} ROUNDS=${ROUNDS:-3} PORT=${PORT:-19700} DUR=${DUR:-10}
 RT_A=${RT_A:-${RT:-}} RT_B=${RT_B:-${RT:-}} KIND_A=${KIND_A:-ringcast} KIND_B=${KIND_B:-ringcast}
 SHARDS_A=${SHARDS_A:-1} SHARDS_B=${SHARDS_B:-1}
+RATE_A=${RATE_A:-${RATE:-}} RATE_B=${RATE_B:-${RATE:-}}
 for n in "$NET_A" "$NET_B"; do
   case $n in loopback|rfs) ;; *) echo "NET must be loopback or rfs, not $n" >&2; exit 2 ;; esac
 done
@@ -63,8 +65,8 @@ if [ "$NET_A" = rfs ] || [ "$NET_B" = rfs ]; then
 fi
 . "$(dirname "$0")/lib/bench.sh"   # wait_quiet
 case $SCENARIO in
-  goal1) load=(--subscribers 10000 --channels 1000 --rate 10000 --conns-per-addr 5000) ;;
-  goal2) load=(--subscribers 1000 --channels 100 --rate 5000 --rx-timestamps) ;;
+  goal1) load=(--subscribers 10000 --channels 1000 --conns-per-addr 5000) default_rate=10000 ;;
+  goal2) load=(--subscribers 1000 --channels 100 --rx-timestamps) default_rate=5000 ;;
   *) echo "unknown SCENARIO $SCENARIO" >&2; exit 2 ;;
 esac
 for r in $(seq "$ROUNDS"); do
@@ -76,11 +78,12 @@ for r in $(seq "$ROUNDS"); do
     kind=KIND_$v; kind=${!kind}
     rt=RT_$v; rt=${!rt}; wrap=() metrics=()
     shards=SHARDS_$v; shards=${!shards}; place=(--shards 1 --no-pin) cpus=0
+    rate=RATE_$v; rate=${!rate:-$default_rate}
     [ "$shards" -gt 1 ] && place=(--shards "$shards") cpus=0-$((shards - 1))
     [ -n "$rt" ] && bextra+=(--realtime-priority "$rt")
     name=$v-$r
     quiet=$(wait_quiet)
-    { echo "start $(date -u +%T) loadavg $(cat /proc/loadavg) other-busy-before $quiet net ${!net} kind $kind rt ${rt:-none} shards $shards args ${extra[*]:-} bench-args ${bextra[*]:-}"; grep -E '^cpu[01] ' /proc/stat; } > "$OUT/$name.host"
+    { echo "start $(date -u +%T) loadavg $(cat /proc/loadavg) other-busy-before $quiet net ${!net} kind $kind rt ${rt:-none} shards $shards rate $rate args ${extra[*]:-} bench-args ${bextra[*]:-}"; grep -E '^cpu[01] ' /proc/stat; } > "$OUT/$name.host"
     if [ "$kind" = ringcast ]; then
       [ -n "$rt" ] && extra+=(--realtime-priority "$rt")
       "${in[@]}" taskset -c "$cpus" "$bin/ringcast" serve --port "$PORT" --address 127.0.0.1 "${place[@]}" --insecure \
@@ -94,7 +97,7 @@ for r in $(seq "$ROUNDS"); do
     fi
     pid=$!
     for _ in $(seq 100); do "${in[@]}" bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2> /dev/null && break; sleep 0.1; done
-    "${in[@]}" taskset -c 1 "$BENCH" fanout --url "ws://127.0.0.1:$PORT/connection/websocket" "${load[@]}" \
+    "${in[@]}" taskset -c 1 "$BENCH" fanout --url "ws://127.0.0.1:$PORT/connection/websocket" "${load[@]}" --rate "$rate" \
       --publishers 1 --pace even --size 100 -d "$DUR" ${metrics[@]+"${metrics[@]}"} \
       --server-pid "$pid" --cpu 1 --json --no-progress ${bextra[@]+"${bextra[@]}"} \
       > "$OUT/$name.json" 2> "$OUT/$name.bench.log" || true

@@ -7,6 +7,7 @@
 #   FUZZ_TARGETS="unmask" scripts/fuzz.sh 60
 #   FUZZ_NIGHTLY=0 scripts/fuzz.sh       use stable + RUSTC_BOOTSTRAP=1 even if nightly exists
 #   FUZZ_SANITIZER=none scripts/fuzz.sh  skip AddressSanitizer
+#   FUZZ_JOBS=1 scripts/fuzz.sh      one target at a time (default: one per core)
 #
 # Toolchain: nightly if rustup has one; otherwise the stable toolchain with
 # RUSTC_BOOTSTRAP=1 (cargo-fuzz needs -Zsanitizer). If the AddressSanitizer
@@ -60,27 +61,46 @@ max_len() {
     esac
 }
 
-declare -A RUNS RESULT
-failed=0
-for t in $TARGETS; do
-    corpus="fuzz/corpus/$t"
+# libFuzzer runs one thread per target: the targets run side by side, as
+# many at a time as there are cores, each for its full time.
+JOBS="${FUZZ_JOBS:-$(nproc)}"
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || JOBS=1
+mkdir -p fuzz/logs
+fuzz_one() {
+    local t=$1 corpus="fuzz/corpus/$1" log="fuzz/logs/$1.log" seeds=() rc
     mkdir -p "$corpus" "fuzz/artifacts/$t"
-    seeds=()
     [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
-    mkdir -p fuzz/logs
-    log="fuzz/logs/$t.log"
-    echo "== $t: ${SECONDS_PER_TARGET}s"
     set +e
     "${CARGO[@]}" fuzz run --fuzz-dir fuzz "${SANITIZER[@]}" "$t" "$corpus" "${seeds[@]}" -- \
         -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" -timeout=10 \
         -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
+    echo "$rc" >"fuzz/logs/$t.rc"
+}
+echo "== ${SECONDS_PER_TARGET}s per target, $JOBS at a time: $TARGETS"
+running=0
+for t in $TARGETS; do
+    rm -f "fuzz/logs/$t.rc"
+    if [ "$running" -ge "$JOBS" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    fuzz_one "$t" &
+    running=$((running + 1))
+done
+wait
+
+declare -A RUNS RESULT
+failed=0
+for t in $TARGETS; do
+    log="fuzz/logs/$t.log"
+    rc=$(cat "fuzz/logs/$t.rc" 2>/dev/null || echo "?")
     RUNS[$t]="$(grep -Eo 'Done [0-9]+ runs' "$log" | grep -Eo '[0-9]+' | tail -n 1 || true)"
     if [ -z "${RUNS[$t]}" ]; then
         RUNS[$t]="$(grep -Eo '^stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n 1 || true)"
     fi
-    if [ $rc -eq 0 ]; then
+    if [ "$rc" = 0 ]; then
         RESULT[$t]=ok
     else
         RESULT[$t]="FAILED (exit $rc)"

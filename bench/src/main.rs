@@ -548,13 +548,14 @@ fn real_main() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    let mut warmed = 0;
     if let Some(pid) = c.server_pid {
         if !procstat::alive(pid) {
             bail!("--server-pid {pid}: no such process");
         }
         if let Scenario::Hold(h) = &plan.scenario {
             if h.warmup > 0 {
-                warm_up(&plan, &layout, pid, h)?;
+                warmed = warm_up(&plan, &layout, pid, h)?;
             }
         }
     }
@@ -568,7 +569,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
             progress: !c.no_progress,
         },
     )?;
-    let report = report::Report::build(&plan, outcome);
+    let mut report = report::Report::build(&plan, outcome);
+    if let Some(h) = report.hold.as_mut() {
+        h.warmup_established = warmed;
+    }
     if c.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         eprint!("{}", report.table());
@@ -592,8 +596,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
 
 /// `hold --warmup`: `h.warmup` connections opened, held a moment and closed
 /// by a run of their own in this process, then the server's descriptors
-/// polled back to their count before it (at most 10 s).
-fn warm_up(plan: &Plan, layout: &Layout, pid: u32, h: &HoldConfig) -> anyhow::Result<()> {
+/// polled back to their count before it (at most 10 s). Returns how many
+/// were established.
+fn warm_up(plan: &Plan, layout: &Layout, pid: u32, h: &HoldConfig) -> anyhow::Result<u64> {
     let fds = settled_fds(pid)?;
     let mut warm = plan.clone();
     warm.scenario = Scenario::Hold(HoldConfig {
@@ -622,14 +627,14 @@ fn warm_up(plan: &Plan, layout: &Layout, pid: u32, h: &HoldConfig) -> anyhow::Re
     loop {
         let now = procstat::fd_count(pid)?;
         if now <= fds {
-            return Ok(());
+            return Ok(o.tally.established);
         }
         if std::time::Instant::now() >= until {
             eprintln!(
                 "note: after the warm-up the server still has {now} descriptors open, {fds} before it \
                  (waited 10 s): its RSS before the run may count some warm-up connections"
             );
-            return Ok(());
+            return Ok(o.tally.established);
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -287,8 +287,9 @@ fn hold_centrifuge_answers_pings() {
     assert!(r["server"]["rss_per_conn_bytes"].is_number(), "{r:#}");
     assert!(r["server"]["anon_per_conn_bytes"].is_number(), "{r:#}");
     // A warm-up ran before the "before" sample (the default 64, capped
-    // at 4 by --smoke).
+    // at 4 by --smoke), and its connections were established.
     assert_eq!(r["config"]["warmup"], 4, "{r:#}");
+    assert_eq!(u(&r, "/hold/warmup_established"), 4, "{r:#}");
 }
 
 #[test]

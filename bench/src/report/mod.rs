@@ -105,6 +105,9 @@ pub struct Connections {
 pub struct HoldOut {
     pub held: u64,
     pub pings_answered: u64,
+    /// Connections the warm-up (`--warmup`) established and closed before
+    /// the server's memory was first sampled; 0 when there was none.
+    pub warmup_established: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -286,6 +289,7 @@ impl Report {
                 hold = Some(HoldOut {
                     held: t.established.saturating_sub(t.disconnects),
                     pings_answered: t.pings,
+                    warmup_established: 0,
                 })
             }
             Scenario::Echo(_) => {

@@ -49,6 +49,15 @@ impl Report {
                 "held",
                 format!("{} ({} pings answered)", h.held, h.pings_answered),
             );
+            if h.warmup_established > 0 {
+                row(
+                    "warm-up",
+                    format!(
+                        "{} connections, closed before the run",
+                        h.warmup_established
+                    ),
+                );
+            }
         }
         if let Some(e) = &self.echo {
             row(
