@@ -36,7 +36,16 @@ apt_install() {
   if [ "$(id -u)" -ne 0 ]; then echo "need root to install: ${missing[*]}" >&2; return 1; fi
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
-setup() {
+# Set-up steps and their times, printed as one line (`--- setup: ...`): the
+# set-up is a third of a fresh machine's CI run, and this says where it goes.
+SETUP_TIMES=""
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  "$@" || return 1
+  SETUP_TIMES="$SETUP_TIMES${SETUP_TIMES:+, }$name $((SECONDS - t0)) s"
+}
+packages() {
   { want sdk || want storm; } && { apt_install chromium || return 1; }
   # The Redis broker's tests start their own redis-server / redis-sentinel.
   { want sdk || want storm || want unit; } && { apt_install redis-server redis-sentinel || return 1; }
@@ -46,13 +55,23 @@ setup() {
   { want sdk || want api || want ops; } && { apt_install prometheus || return 1; }
   want ops && { apt_install redis-server || return 1; }
   want tuning && { apt_install iproute2 || return 1; }
-  if want sdk || want storm; then (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || return 1; fi
-  if want api; then
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
-    "$VENV/bin/pip" install -q -r tests/api/requirements.txt -r tests/publishers/requirements.txt || return 1
-  fi
-  if want conformance; then ../shared/tools/autobahn3/setup.sh >"$LOGDIR/autobahn-setup.log" 2>&1 || { cat "$LOGDIR/autobahn-setup.log"; return 1; }; fi
-  cargo build --workspace --all-targets && cargo build --release -p ringcast
+  return 0
+}
+venv() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
+  "$VENV/bin/pip" install -q -r tests/api/requirements.txt -r tests/publishers/requirements.txt
+}
+autobahn() {
+  ../shared/tools/autobahn3/setup.sh >"$LOGDIR/autobahn-setup.log" 2>&1 || { cat "$LOGDIR/autobahn-setup.log"; return 1; }
+}
+setup() {
+  step packages packages || return 1
+  if want sdk || want storm; then step node bash -c 'cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error' || return 1; fi
+  if want api; then step venv venv || return 1; fi
+  if want conformance; then step autobahn autobahn || return 1; fi
+  step "debug build" cargo build --workspace --all-targets || return 1
+  step "release build" cargo build --release -p ringcast || return 1
+  echo "--- setup: $SETUP_TIMES"
 }
 
 # ---- stages ----
